@@ -1,0 +1,408 @@
+"""Configuration: YAML (plus a ``conf.d/`` overlay) validated into frozen dataclasses.
+
+Every error names its dotted key path (``queues.sales.strategy: unknown value 'fastest'``);
+unknown keys are errors too. Validation happens once, at start-up; the rest of the code only
+ever sees the frozen result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.dataclasses import dataclass
+
+__all__ = ["Config", "ConfigError", "load", "parse"]
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+NAME = r"^[a-z][a-z0-9_-]{0,31}$"  # queue, menu, agent ... names end up in dialplan extensions
+PROMPT = r"^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9_/-]{0,127}$"  # sound file names, no extension, no ..
+EXTEN = r"^[0-9]{2,15}$"
+DIGIT = r"^[0-9*#]$"
+FEATURE = r"^\*[0-9]{1,4}$"
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class ConfigError(Exception):
+    """Invalid configuration; ``str()`` is one line per problem, each with its dotted key path."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+Prompt = str
+
+
+@dataclass(config=_STRICT)
+class Hours:
+    schedule: str
+    open: Action
+    closed: Action
+
+
+@dataclass(config=_STRICT)
+class Action:
+    """Where a caller goes next: exactly one of the fields is set."""
+
+    menu: str | None = None
+    queue: str | None = None
+    hangup: tuple[Prompt, ...] | None = None  # prompts played before hanging up
+    dial: str | None = Field(default=None, pattern=EXTEN)  # ring one phone extension
+    hours: Hours | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Action:
+        set_ = [k for k in ("menu", "queue", "hangup", "dial", "hours") if getattr(self, k) is not None]
+        if len(set_) != 1:
+            raise ValueError("an action needs exactly one of menu, queue, hangup, dial, hours"
+                             + (f" (got {', '.join(set_)})" if set_ else ""))
+        return self
+
+    @field_validator("hangup")
+    @classmethod
+    def _prompts(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for p in v or ():
+            _check_prompt(p)
+        return v
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("menu", "queue", "hangup", "dial", "hours") if getattr(self, k) is not None)
+
+
+def _check_prompt(p: str) -> str:
+    if not re.match(PROMPT, p):
+        raise ValueError(f"bad prompt name {p!r} (letters, digits, _ - / only; no extension)")
+    return p
+
+
+@dataclass(config=_STRICT)
+class Menu:
+    prompt: tuple[Prompt, ...]
+    options: dict[str, Action]
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    invalid_prompt: Prompt = "pm-invalid-option"
+    timeout_prompt: Prompt | None = None
+    on_failure: Action = Field(default_factory=lambda: Action(hangup=("goodbye",)))
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompts(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for p in v:
+            _check_prompt(p)
+        return v
+
+    @field_validator("invalid_prompt", "timeout_prompt")
+    @classmethod
+    def _prompt(cls, v: str | None) -> str | None:
+        return None if v is None else _check_prompt(v)
+
+    @field_validator("options")
+    @classmethod
+    def _digits(cls, v: dict[str, Action]) -> dict[str, Action]:
+        for d in v:
+            if not re.match(DIGIT, d):
+                raise ValueError(f"option key {d!r} must be one DTMF digit (0-9, *, #)")
+        return v
+
+
+@dataclass(config=_STRICT)
+class HolidayConf:
+    country: str | None = None
+    subdiv: str | None = None
+    dates: tuple[str, ...] = ()
+
+    @field_validator("dates")
+    @classmethod
+    def _dates(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for d in v:
+            if not re.match(r"^\d{4}-\d{2}-\d{2}$", d):
+                raise ValueError(f"date {d!r} is not YYYY-MM-DD")
+        return v
+
+
+@dataclass(config=_STRICT)
+class Schedule:
+    timezone: str = "UTC"
+    weekly: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], tuple[str, ...]] = Field(
+        default_factory=dict)
+    holidays: HolidayConf = Field(default_factory=HolidayConf)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @field_validator("weekly")
+    @classmethod
+    def _ranges(cls, v: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for day, ranges in v.items():
+            for r in ranges:
+                m = re.match(r"^([01]\d|2[0-4]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$", r)
+                if not m or r[:5] >= r[6:]:
+                    raise ValueError(f"{day}: bad time range {r!r} (HH:MM-HH:MM, start before end)")
+        return v
+
+
+@dataclass(config=_STRICT)
+class Phone:
+    secret: str = Field(min_length=8)
+    name: str = ""
+
+
+@dataclass(config=_STRICT)
+class Agent:
+    phone: str = Field(pattern=EXTEN)
+    name: str = ""
+    skills: dict[str, int] = Field(default_factory=dict)
+    team: str | None = None
+
+
+@dataclass(config=_STRICT)
+class Supervisor:
+    phone: str = Field(pattern=EXTEN)
+    pin: str = Field(pattern=r"^[0-9]{4,12}$")
+    teams: tuple[str, ...] = ()
+    name: str = ""
+
+
+@dataclass(config=_STRICT)
+class Trunk:
+    match: tuple[str, ...]  # source addresses (IP or CIDR) Asterisk accepts calls from
+    dids: dict[str, Action]
+    host: str | None = None  # where outbound calls go; None: inbound only
+    port: int = Field(default=5060, ge=1, le=65535)
+
+    @field_validator("dids")
+    @classmethod
+    def _dids(cls, v: dict[str, Action]) -> dict[str, Action]:
+        for did in v:
+            if not re.match(r"^\+?[0-9]{2,15}$", did):
+                raise ValueError(f"DID {did!r} must be digits (optionally a leading +)")
+        return v
+
+
+@dataclass(config=_STRICT)
+class Queue:
+    members: tuple[str, ...]
+    fallback: Action
+    strategy: Literal["longest-idle"] = "longest-idle"
+    ring_timeout_s: float = Field(default=15, gt=0, le=120)
+    max_wait_s: float = Field(default=600, gt=0)
+    wrapup_s: float = Field(default=5, ge=0, le=3600)
+    max_no_answer: int = Field(default=3, ge=0)  # consecutive unanswered offers before auto-pause; 0: never
+    moh_class: str = Field(default="default", pattern=NAME)
+    hook_interval_s: int = Field(default=20, ge=2, le=600)  # how often the wait loop calls the AGI hook
+    announce: tuple[Prompt, ...] = ()  # played at every hook, e.g. queue-periodic-announce
+    announce_position: bool = False
+
+
+@dataclass(config=_STRICT)
+class Ami:
+    secret: str = Field(min_length=8)
+    host: str = "127.0.0.1"
+    port: int = Field(default=5038, ge=1, le=65535)
+    username: str = Field(default="callcenter", pattern=NAME)
+
+
+@dataclass(config=_STRICT)
+class Listen:
+    host: str = "127.0.0.1"
+    port: int = Field(default=4573, ge=1, le=65535)
+
+
+@dataclass(config=_STRICT)
+class Sip:
+    bind: str = "127.0.0.1"
+    port: int = Field(default=5060, ge=1, le=65535)
+    rtp_start: int = Field(default=10000, ge=1024, le=65000)
+    rtp_end: int = Field(default=10999, ge=1024, le=65535)
+
+
+@dataclass(config=_STRICT)
+class Features:
+    login: str = Field(default="*61", pattern=FEATURE)
+    logout: str = Field(default="*62", pattern=FEATURE)
+    pause: str = Field(default="*63", pattern=FEATURE)
+    unpause: str = Field(default="*64", pattern=FEATURE)
+
+
+@dataclass(config=_STRICT)
+class Daemon:
+    database: str = "callcenter.sqlite3"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    reconnect_max_s: float = Field(default=10, gt=0, le=300)
+
+
+@dataclass(config=_STRICT)
+class Config:
+    ami: Ami
+    phones: dict[str, Phone]
+    agents: dict[str, Agent]
+    queues: dict[str, Queue]
+    menus: dict[str, Menu]
+    trunks: dict[str, Trunk]
+    agi: Listen = Field(default_factory=Listen)
+    http: Listen = Field(default_factory=lambda: Listen(port=9180))
+    sip: Sip = Field(default_factory=Sip)
+    features: Features = Field(default_factory=Features)
+    daemon: Daemon = Field(default_factory=Daemon)
+    schedules: dict[str, Schedule] = Field(default_factory=dict)
+    supervisors: dict[str, Supervisor] = Field(default_factory=dict)
+
+    def agent_by_phone(self, phone: str) -> str | None:
+        return next((a for a, ag in self.agents.items() if ag.phone == phone), None)
+
+
+from pydantic.dataclasses import rebuild_dataclass  # noqa: E402
+
+rebuild_dataclass(Hours)
+rebuild_dataclass(Menu)
+
+
+# --------------------------------------------------------------------------- cross references
+
+def _references(cfg: Config) -> list[str]:
+    problems: list[str] = []
+
+    def names(kind: str, d: dict[str, Any]) -> None:
+        for n in d:
+            if not re.match(NAME, n):
+                problems.append(f"{kind}.{n}: bad name (lowercase letters, digits, _ or -, max 32)")
+
+    for kind in ("agents", "queues", "menus", "trunks", "schedules", "supervisors"):
+        names(kind, getattr(cfg, kind))
+    for ext in cfg.phones:
+        if not re.match(EXTEN, ext):
+            problems.append(f"phones.{ext}: extension must be 2-15 digits")
+
+    def action(path: str, a: Action) -> None:
+        if a.menu is not None and a.menu not in cfg.menus:
+            problems.append(f"{path}.menu: unknown menu {a.menu!r}")
+        if a.queue is not None and a.queue not in cfg.queues:
+            problems.append(f"{path}.queue: unknown queue {a.queue!r}")
+        if a.dial is not None and a.dial not in cfg.phones:
+            problems.append(f"{path}.dial: unknown phone {a.dial!r}")
+        if a.hours is not None:
+            if a.hours.schedule not in cfg.schedules:
+                problems.append(f"{path}.hours.schedule: unknown schedule {a.hours.schedule!r}")
+            action(f"{path}.hours.open", a.hours.open)
+            action(f"{path}.hours.closed", a.hours.closed)
+
+    for name, ag in cfg.agents.items():
+        if ag.phone not in cfg.phones:
+            problems.append(f"agents.{name}.phone: unknown phone {ag.phone!r}")
+    seen: dict[str, str] = {}
+    for name, ag in cfg.agents.items():
+        if ag.phone in seen:
+            problems.append(f"agents.{name}.phone: phone {ag.phone!r} already belongs to agent {seen[ag.phone]!r}")
+        seen[ag.phone] = name
+    for name, sv in cfg.supervisors.items():
+        if sv.phone not in cfg.phones:
+            problems.append(f"supervisors.{name}.phone: unknown phone {sv.phone!r}")
+    for name, q in cfg.queues.items():
+        for i, m in enumerate(q.members):
+            if m not in cfg.agents:
+                problems.append(f"queues.{name}.members.{i}: unknown agent {m!r}")
+        action(f"queues.{name}.fallback", q.fallback)
+        if q.fallback.queue == name:
+            problems.append(f"queues.{name}.fallback.queue: a queue cannot fall back to itself")
+    for name, m in cfg.menus.items():
+        for d, a in m.options.items():
+            action(f"menus.{name}.options.{d}", a)
+        action(f"menus.{name}.on_failure", m.on_failure)
+    for name, t in cfg.trunks.items():
+        for did, a in t.dids.items():
+            action(f"trunks.{name}.dids.{did}", a)
+    codes = [getattr(cfg.features, f) for f in ("login", "logout", "pause", "unpause")]
+    if len(set(codes)) != len(codes):
+        problems.append("features: feature codes must differ")
+    if cfg.sip.rtp_start >= cfg.sip.rtp_end:
+        problems.append("sip.rtp_end: must be above sip.rtp_start")
+    return problems
+
+
+# --------------------------------------------------------------------------- loading
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    typ = err["type"]
+    if typ in ("extra_forbidden", "unexpected_keyword_argument"):
+        msg = "unknown key"
+    elif typ == "missing":
+        msg = "required key missing"
+    elif typ in ("literal_error", "enum"):
+        msg = f"unknown value {err['input']!r} (expected {err['ctx'].get('expected', '?')})"
+    elif typ == "value_error":
+        msg = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
+    else:
+        msg = err["msg"][0].lower() + err["msg"][1:]
+    return f"{loc}: {msg}" if loc else msg
+
+
+def parse(data: Any, *, source: str = "<config>") -> Config:
+    """Validate a plain mapping (already merged) into a frozen :class:`Config`."""
+    if not isinstance(data, dict):
+        raise ConfigError([f"{source}: the top level must be a mapping"])
+    try:
+        cfg = Config(**{k: v for k, v in data.items() if isinstance(k, str)})
+    except ValidationError as e:
+        raise ConfigError(sorted({_describe(err) for err in e.errors()})) from None
+    except TypeError as e:  # non-string top-level keys etc.
+        raise ConfigError([f"{source}: {e}"]) from None
+    bad = [k for k in data if not isinstance(k, str)]
+    problems = [f"{k}: unknown key" for k in bad] + _references(cfg)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def _merge(base: Any, over: Any) -> Any:
+    """conf.d overlays: mappings merge key by key; anything else replaces."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = _merge(base[k], v) if k in base else v
+        return out
+    return over
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read ({e.strerror})"]) from None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError([f"{where}: invalid YAML ({getattr(e, 'problem', None) or e})"]) from None
+
+
+def load(path: str | Path) -> Config:
+    """Read ``path`` and every ``conf.d/*.yaml`` beside it (in name order), merge, validate."""
+    path = Path(path)
+    data = _read_yaml(path)
+    overlay = path.parent / "conf.d"
+    if overlay.is_dir():
+        for extra in sorted(overlay.glob("*.yaml")):
+            data = _merge(data, _read_yaml(extra))
+    cfg = parse(data, source=str(path))
+    # A relative database path is relative to the config file, not to the cwd of whoever starts us.
+    db = Path(cfg.daemon.database)
+    if not db.is_absolute():
+        cfg = dataclasses.replace(cfg, daemon=dataclasses.replace(
+            cfg.daemon, database=str((path.parent.resolve() / db))))
+    return cfg

@@ -1,0 +1,123 @@
+"""``callcenter`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from . import config as config_mod
+
+EXIT_CONFIG = 2
+
+
+def _load(path: str) -> config_mod.Config:
+    try:
+        return config_mod.load(path)
+    except config_mod.ConfigError as e:
+        for line in e.problems:
+            print(f"config error: {line}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def cmd_check_config(a: argparse.Namespace) -> int:
+    cfg = _load(a.path)
+    print(f"ok: {len(cfg.queues)} queues, {len(cfg.agents)} agents, {len(cfg.menus)} menus, "
+          f"{sum(len(t.dids) for t in cfg.trunks.values())} DIDs")
+    return 0
+
+
+def cmd_asterisk_config(a: argparse.Namespace) -> int:
+    from .render import render, write
+    cfg = _load(a.config)
+    for p in write(render(cfg), a.out):
+        print(p)
+    return 0
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from .runtime import serve
+    from .telemetry import configure_logging
+    cfg = _load(a.config)
+    configure_logging(cfg.daemon.log_format)
+    asyncio.run(serve(cfg))
+    return 0
+
+
+def cmd_lab(a: argparse.Namespace) -> int:
+    from .lab import Lab, LabError
+    lab = Lab.default()
+    try:
+        if a.action == "up":
+            info = lab.up(a.config)
+        elif a.action == "down":
+            lab.down()
+            info = lab.status()
+        else:
+            info = lab.status()
+    except LabError as e:
+        print(f"lab: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def cmd_status(a: argparse.Namespace) -> int:
+    from .screen import fetch_status, render_text
+    cfg = _load(a.config)
+    st = fetch_status(cfg.http.host, cfg.http.port)
+    print(json.dumps(st, indent=2) if a.json else render_text(st))
+    return 0
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from .demo import main as demo_main
+    return demo_main(a.config, a.duration, a.agents, a.call_every)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    default_cfg = str(Path("config") / "callcenter.yaml")
+    p = argparse.ArgumentParser(prog="callcenter", description="ACD daemon for Asterisk")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("run", help="run the daemon")
+    s.add_argument("--config", default=default_cfg)
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("check-config", help="validate a configuration (exit 2 on error)")
+    s.add_argument("path")
+    s.set_defaults(func=cmd_check_config)
+
+    s = sub.add_parser("asterisk-config", help="render Asterisk's configuration")
+    s.add_argument("--config", default=default_cfg)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_asterisk_config)
+
+    s = sub.add_parser("lab", help="the lab Asterisk for demo and tests")
+    s.add_argument("action", choices=["up", "down", "status"])
+    s.add_argument("--config", default=default_cfg)
+    s.set_defaults(func=cmd_lab)
+
+    s = sub.add_parser("status", help="live queues and agents from a running daemon")
+    s.add_argument("--config", default=default_cfg)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("demo", help="lab Asterisk + daemon + simulated agents and callers + live screen")
+    s.add_argument("--config", default=default_cfg)
+    s.add_argument("--duration", type=float, default=0, help="seconds (0: until Ctrl-C)")
+    s.add_argument("--agents", type=int, default=3)
+    s.add_argument("--call-every", type=float, default=6.0)
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,471 @@
+"""The ACD core: ``step(state, event, now) -> (state, commands)``.
+
+Rules of this module: no I/O, no clock, no asyncio. State is immutable; every change builds a
+new :class:`AcdState`. The adapters turn AMI/AGI traffic into events and carry out the
+commands. Nothing is offered to an agent before the first :class:`Resync` after a
+(re)connect, so a daemon that just started never rings a phone that is already talking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from .agents import AgentState, IllegalTransition, Trigger, transition
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+__all__ = [
+    "Agent", "Call", "AcdState", "initial_state", "step", "next_deadline",
+    # events
+    "Login", "Logout", "Pause", "Unpause", "DeviceState", "CallQueued", "CallerLeft", "OfferAnswered",
+    "OfferFailed", "AgentHungUp", "Tick", "AmiDown", "Resync", "ChannelSnapshot",
+    # commands
+    "Offer", "CancelOffer", "Fallback", "AgentChanged", "CallAnswered", "CallEnded", "Rejected",
+]
+
+UNAVAILABLE_DEVICE = frozenset({"UNAVAILABLE", "INVALID", "INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
+OFFER_GRACE_S = 10.0  # an offer with no answer/failure this long after its ring timeout is given up
+
+
+# --------------------------------------------------------------------------- state
+
+@dataclass(frozen=True)
+class Agent:
+    name: str
+    phone: str
+    queues: tuple[str, ...]
+    state: AgentState = AgentState.LOGGED_OUT
+    idle_since: float = 0.0
+    call_id: str | None = None
+    wrap_until: float | None = None
+    no_answers: int = 0
+    pause_reason: str = ""
+    device: str = "UNKNOWN"
+    calls_taken: int = 0
+
+
+@dataclass(frozen=True)
+class Call:
+    call_id: str
+    queue: str
+    channel: str
+    entered_at: float
+    caller_num: str = ""
+    caller_name: str = ""
+    agent: str | None = None  # offered to / talking with
+    offer_deadline: float | None = None
+    answered_at: float | None = None
+    tried: frozenset[str] = frozenset()  # agents that missed this call in the current round
+
+
+@dataclass(frozen=True)
+class AcdState:
+    agents: Mapping[str, Agent]
+    calls: Mapping[str, Call]  # waiting, being offered, or talking
+    synced: bool = False
+
+    def waiting(self, queue: str | None = None) -> list[Call]:
+        return sorted((c for c in self.calls.values()
+                       if c.agent is None and (queue is None or c.queue == queue)),
+                      key=lambda c: (c.entered_at, c.call_id))
+
+    def position(self, call_id: str) -> int | None:
+        c = self.calls.get(call_id)
+        if c is None or c.agent is not None:
+            return None
+        return 1 + sum(1 for w in self.waiting(c.queue) if (w.entered_at, w.call_id) < (c.entered_at, c.call_id))
+
+
+def _frozen(d: dict) -> Mapping:
+    return MappingProxyType(d)
+
+
+def initial_state(cfg: Config, persisted: Mapping[str, tuple[AgentState, str, float]] | None = None) -> AcdState:
+    """Agents from the config; login/pause state from the journal (``persisted``)."""
+    agents = {}
+    for name, a in cfg.agents.items():
+        queues = tuple(q for q, qc in cfg.queues.items() if name in qc.members)
+        ag = Agent(name=name, phone=a.phone, queues=queues)
+        if persisted and name in persisted:
+            st, reason, since = persisted[name]
+            # Calls in flight are rebuilt by Resync; only the login/pause part survives a restart.
+            if st in (AgentState.PAUSED,):
+                ag = replace(ag, state=st, pause_reason=reason, idle_since=since)
+            elif st != AgentState.LOGGED_OUT:
+                ag = replace(ag, state=AgentState.READY, idle_since=since)
+        agents[name] = ag
+    return AcdState(agents=_frozen(agents), calls=_frozen({}))
+
+
+# --------------------------------------------------------------------------- events
+
+@dataclass(frozen=True)
+class Login:
+    agent: str
+
+
+@dataclass(frozen=True)
+class Logout:
+    agent: str
+
+
+@dataclass(frozen=True)
+class Pause:
+    agent: str
+    reason: str = "break"
+
+
+@dataclass(frozen=True)
+class Unpause:
+    agent: str
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    agent: str
+    state: str
+
+
+@dataclass(frozen=True)
+class CallQueued:
+    call_id: str
+    queue: str
+    channel: str
+    caller_num: str = ""
+    caller_name: str = ""
+    entered_at: float | None = None  # None: now
+
+
+@dataclass(frozen=True)
+class CallerLeft:
+    call_id: str
+
+
+@dataclass(frozen=True)
+class OfferAnswered:
+    call_id: str
+    agent: str
+
+
+@dataclass(frozen=True)
+class OfferFailed:
+    call_id: str
+    agent: str
+    reason: str = "noanswer"
+
+
+@dataclass(frozen=True)
+class AgentHungUp:
+    agent: str
+    call_id: str
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passed (the adapter sleeps until :func:`next_deadline`)."""
+
+
+@dataclass(frozen=True)
+class AmiDown:
+    """The AMI connection is gone: stop offering until the next Resync."""
+
+
+@dataclass(frozen=True)
+class ChannelSnapshot:
+    uniqueid: str
+    channel: str
+    role: str  # CC_ROLE: caller | agent | ''
+    call_id: str
+    agent: str = ""
+    queue: str = ""
+    entered_at: float | None = None
+    up: bool = False
+    bridged: bool = False
+    context: str = ""
+    caller_num: str = ""
+    caller_name: str = ""
+
+
+@dataclass(frozen=True)
+class Resync:
+    """What Asterisk shows after a (re)connect: every live channel and every agent device state."""
+
+    channels: tuple[ChannelSnapshot, ...]
+    devices: Mapping[str, str] = field(default_factory=dict)  # agent -> device state
+
+
+# --------------------------------------------------------------------------- commands
+
+@dataclass(frozen=True)
+class Offer:
+    call_id: str
+    agent: str
+    phone: str
+    caller_channel: str
+    caller_num: str
+    caller_name: str
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class CancelOffer:
+    call_id: str
+    agent: str
+
+
+@dataclass(frozen=True)
+class Fallback:
+    call_id: str
+    channel: str
+    queue: str
+
+
+@dataclass(frozen=True)
+class AgentChanged:
+    agent: Agent
+
+
+@dataclass(frozen=True)
+class CallAnswered:
+    call_id: str
+    agent: str
+    at: float
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    call_id: str
+    outcome: str  # completed | abandoned | fallback
+    at: float
+    agent: str | None = None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An event the core refused (e.g. an illegal agent transition): reported, state unchanged."""
+
+    event: object
+    reason: str
+
+
+Command = Offer | CancelOffer | Fallback | AgentChanged | CallAnswered | CallEnded | Rejected
+
+
+# --------------------------------------------------------------------------- step
+
+class _Tx:
+    """Collects the new state and the commands of one step."""
+
+    def __init__(self, state: AcdState):
+        self.agents = dict(state.agents)
+        self.calls = dict(state.calls)
+        self.synced = state.synced
+        self.out: list[Command] = []
+
+    def agent(self, name: str, trigger: Trigger, **changes: object) -> Agent:
+        a = self.agents[name]
+        new = replace(a, state=transition(a.state, trigger), **changes)
+        self.agents[name] = new
+        self.out.append(AgentChanged(new))
+        return new
+
+    def state(self) -> AcdState:
+        return AcdState(agents=_frozen(self.agents), calls=_frozen(self.calls), synced=self.synced)
+
+
+def step(cfg: Config, state: AcdState, event: object, now: float) -> tuple[AcdState, list[Command]]:
+    tx = _Tx(state)
+    try:
+        _apply(cfg, tx, event, now)
+    except IllegalTransition as e:
+        return state, [Rejected(event, str(e))]
+    _expire(cfg, tx, now)
+    if tx.synced:
+        _dispatch(cfg, tx, now)
+    return tx.state(), tx.out
+
+
+def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
+    match ev:
+        case Login(agent=name) if name in tx.agents:
+            a = tx.agents[name]
+            tx.agent(name, Trigger.LOGIN, idle_since=now if a.state == AgentState.LOGGED_OUT else a.idle_since,
+                     no_answers=0)
+        case Logout(agent=name) if name in tx.agents:
+            tx.agent(name, Trigger.LOGOUT, pause_reason="", wrap_until=None)
+        case Pause(agent=name, reason=reason) if name in tx.agents:
+            tx.agent(name, Trigger.PAUSE, pause_reason=reason, wrap_until=None)
+        case Unpause(agent=name) if name in tx.agents:
+            a = tx.agents[name]
+            tx.agent(name, Trigger.UNPAUSE, pause_reason="", no_answers=0,
+                     idle_since=now if a.state == AgentState.PAUSED else a.idle_since)
+        case DeviceState(agent=name, state=dev) if name in tx.agents:
+            tx.agents[name] = replace(tx.agents[name], device=dev)
+        case CallQueued() if ev.queue in cfg.queues and ev.call_id not in tx.calls:
+            tx.calls[ev.call_id] = Call(ev.call_id, ev.queue, ev.channel,
+                                        now if ev.entered_at is None else ev.entered_at,
+                                        ev.caller_num, ev.caller_name)
+        case CallerLeft(call_id=cid) if cid in tx.calls:
+            c = tx.calls[cid]
+            if c.answered_at is not None:
+                return  # talking: the agent leg's hangup ends it
+            del tx.calls[cid]
+            if c.agent is not None:  # ringing an agent: stop the ringing, free the agent
+                tx.out.append(CancelOffer(cid, c.agent))
+                _release(tx, c.agent, now)
+            tx.out.append(CallEnded(cid, "abandoned", now))
+        case OfferAnswered(call_id=cid, agent=name) if name in tx.agents:
+            c = tx.calls.get(cid)
+            if c is None or c.agent != name or c.answered_at is not None:
+                return
+            tx.calls[cid] = replace(c, answered_at=now, offer_deadline=None)
+            tx.agent(name, Trigger.ANSWER, call_id=cid, no_answers=0,
+                     calls_taken=tx.agents[name].calls_taken + 1)
+            tx.out.append(CallAnswered(cid, name, now))
+        case OfferFailed(call_id=cid, agent=name) if name in tx.agents:
+            c = tx.calls.get(cid)
+            if c is None or c.agent != name or c.answered_at is not None:
+                return
+            _miss(cfg, tx, c, now)
+        case AgentHungUp(agent=name, call_id=cid) if name in tx.agents:
+            a = tx.agents[name]
+            if a.state != AgentState.BUSY or a.call_id != cid:
+                return
+            c = tx.calls.pop(cid, None)
+            wrap = cfg.queues[c.queue].wrapup_s if c is not None else 0.0
+            tx.agent(name, Trigger.HANGUP, call_id=None, wrap_until=now + wrap)
+            tx.out.append(CallEnded(cid, "completed", now, agent=name))
+        case Tick():
+            pass
+        case AmiDown():
+            tx.synced = False
+        case Resync():
+            _resync(cfg, tx, ev, now)
+        case _:
+            pass  # events about unknown agents/calls are stale; ignoring them is the safe answer
+
+
+def _release(tx: _Tx, name: str, now: float) -> None:
+    a = tx.agents[name]
+    if a.state == AgentState.RESERVED:
+        tx.agent(name, Trigger.NO_ANSWER, call_id=None)
+
+
+def _miss(cfg: Config, tx: _Tx, c: Call, now: float) -> None:
+    """The agent did not answer: the call goes back to waiting (never dropped), the agent may be paused."""
+    name = c.agent
+    assert name is not None
+    tx.calls[c.call_id] = replace(c, agent=None, offer_deadline=None, tried=c.tried | {name})
+    a = tx.agents[name]
+    misses = a.no_answers + 1
+    limit = cfg.queues[c.queue].max_no_answer
+    if limit and misses >= limit:
+        tx.agent(name, Trigger.AUTO_PAUSE, call_id=None, no_answers=misses, pause_reason="no-answer")
+    else:
+        tx.agent(name, Trigger.NO_ANSWER, call_id=None, no_answers=misses)
+
+
+def _expire(cfg: Config, tx: _Tx, now: float) -> None:
+    for name, a in list(tx.agents.items()):
+        if a.state == AgentState.WRAPUP and a.wrap_until is not None and a.wrap_until <= now:
+            tx.agent(name, Trigger.WRAP_DONE, wrap_until=None, idle_since=now)
+    for cid, c in list(tx.calls.items()):
+        if c.agent is not None and c.answered_at is None and c.offer_deadline is not None \
+                and c.offer_deadline <= now:
+            tx.out.append(CancelOffer(cid, c.agent))
+            _miss(cfg, tx, c, now)
+        c = tx.calls[cid]
+        if c.agent is None and c.entered_at + cfg.queues[c.queue].max_wait_s <= now:
+            del tx.calls[cid]
+            tx.out.append(Fallback(cid, c.channel, c.queue))
+            tx.out.append(CallEnded(cid, "fallback", now))
+
+
+def _available(a: Agent) -> bool:
+    return a.state == AgentState.READY and a.device not in UNAVAILABLE_DEVICE
+
+
+def _dispatch(cfg: Config, tx: _Tx, now: float) -> None:
+    """Longest-idle: the caller waiting longest gets the free member idle longest."""
+    waiting = sorted((c for c in tx.calls.values() if c.agent is None), key=lambda c: (c.entered_at, c.call_id))
+    for c in waiting:
+        members = cfg.queues[c.queue].members
+        free = [tx.agents[m] for m in members if _available(tx.agents[m])]
+        if not free:
+            continue
+        fresh = [a for a in free if a.name not in c.tried]
+        if not fresh:  # everyone free has missed this call once: start a new round
+            c = replace(c, tried=frozenset())
+            fresh = free
+        best = min(fresh, key=lambda a: (a.idle_since, a.name))
+        timeout = cfg.queues[c.queue].ring_timeout_s
+        tx.calls[c.call_id] = replace(c, agent=best.name, offer_deadline=now + timeout + OFFER_GRACE_S)
+        tx.agent(best.name, Trigger.RESERVE, call_id=c.call_id)
+        tx.out.append(Offer(c.call_id, best.name, best.phone, c.channel, c.caller_num, c.caller_name, timeout))
+
+
+def _resync(cfg: Config, tx: _Tx, ev: Resync, now: float) -> None:
+    """Make our view match Asterisk's after a (re)connect, then allow offers again."""
+    for name, dev in ev.devices.items():
+        if name in tx.agents:
+            tx.agents[name] = replace(tx.agents[name], device=dev)
+    callers = {ch.call_id: ch for ch in ev.channels if ch.role == "caller" and ch.call_id}
+    agent_legs = {ch.agent: ch for ch in ev.channels if ch.role == "agent" and ch.agent in tx.agents}
+
+    # Agent legs: talking ones make the agent Busy; ringing ones from before are cancelled.
+    for name, a in list(tx.agents.items()):
+        leg = agent_legs.get(name)
+        if leg is not None and leg.up and leg.call_id in callers:
+            if a.state != AgentState.BUSY or a.call_id != leg.call_id:
+                tx.agent(name, Trigger.RESYNC_BUSY, call_id=leg.call_id)
+            cal = callers[leg.call_id]
+            old = tx.calls.get(leg.call_id)
+            if old is None or old.answered_at is None:
+                tx.out.append(CallAnswered(leg.call_id, name, now))
+            tx.calls[leg.call_id] = Call(leg.call_id, cal.queue or (old.queue if old else a.queues[0]),
+                                         cal.channel, cal.entered_at or now, cal.caller_num, cal.caller_name,
+                                         agent=name, answered_at=old.answered_at if old and old.answered_at
+                                         else now)
+            continue
+        if leg is not None:  # ringing from an offer whose outcome we can no longer learn
+            tx.out.append(CancelOffer(leg.call_id, name))
+        if a.state == AgentState.RESERVED:
+            tx.agent(name, Trigger.NO_ANSWER, call_id=None)
+        elif a.state == AgentState.BUSY:  # the call ended while we were away
+            if a.call_id:
+                tx.calls.pop(a.call_id, None)
+                tx.out.append(CallEnded(a.call_id, "completed", now, agent=name))
+            tx.agent(name, Trigger.HANGUP, call_id=None, wrap_until=now)
+
+    # Waiting callers: exactly the caller channels in the wait loop that nobody is talking to.
+    talking = {c.call_id for c in tx.calls.values() if c.answered_at is not None}
+    for cid, c in list(tx.calls.items()):
+        if cid in talking:
+            continue
+        if cid not in callers:
+            del tx.calls[cid]
+            tx.out.append(CallEnded(cid, "abandoned", now))
+        elif c.agent is not None:
+            tx.calls[cid] = replace(c, agent=None, offer_deadline=None)
+    for cid, ch in callers.items():
+        if cid in tx.calls or ch.bridged or ch.queue not in cfg.queues or ch.context != "cc-wait":
+            continue
+        tx.calls[cid] = Call(cid, ch.queue, ch.channel, ch.entered_at if ch.entered_at is not None else now,
+                             ch.caller_num, ch.caller_name)
+    tx.synced = True
+
+
+def next_deadline(cfg: Config, state: AcdState) -> float | None:
+    """The earliest time at which :class:`Tick` changes something (wrap-up end, max wait, lost offer)."""
+    times = [a.wrap_until for a in state.agents.values()
+             if a.state == AgentState.WRAPUP and a.wrap_until is not None]
+    for c in state.calls.values():
+        if c.agent is None:
+            times.append(c.entered_at + cfg.queues[c.queue].max_wait_s)
+        elif c.answered_at is None and c.offer_deadline is not None:
+            times.append(c.offer_deadline)
+    return min(times) if times else None

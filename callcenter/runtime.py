@@ -1,0 +1,587 @@
+"""The daemon: wires AMI, FastAGI, HTTP, the SQLite journal and the pure ACD core together.
+
+Data flows one way: socket -> codec -> event -> ``acd.step`` -> commands -> adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from . import config as config_mod
+from .adapters.agi_server import AgiServer, AgiSession, ChannelGone
+from .adapters.ami_client import AmiClient, AmiError, NotConnected
+from .core import acd, ivr
+from .core.agents import AgentState
+from .protocol.ami import Message
+from .store import Store
+from .telemetry import Metrics
+
+__all__ = ["Daemon", "sanitize_caller_id", "originate_headers", "sd_notify"]
+
+log = structlog.get_logger("callcenter")
+DTMF_ESCAPES = "0123456789*#"
+SL_THRESHOLD_S = 20.0  # service level: answered within this many seconds
+
+
+# --------------------------------------------------------------------------- caller-controlled text
+
+_NUM_KEEP = re.compile(r"[^0-9+*#]")
+_NAME_KEEP = re.compile(r"[^\w .,'-]", re.UNICODE)
+
+
+def sanitize_caller_id(name: str, num: str) -> tuple[str, str]:
+    """Caller ID is whatever the far end sent: keep only harmless characters, bounded length."""
+    num = _NUM_KEEP.sub("", num)[:32]
+    name = _NAME_KEEP.sub("", name.replace("\r", " ").replace("\n", " "))[:48].strip()
+    return name, num
+
+
+def originate_headers(offer: acd.Offer, channel_id: str, caller_context: str = "cc-agent") -> list[tuple[str, str]]:
+    """The AMI Originate that rings an agent's phone; the agent leg bridges to the caller when answered."""
+    name, num = sanitize_caller_id(offer.caller_name, offer.caller_num)
+    return [
+        ("Channel", f"PJSIP/{offer.phone}"),
+        ("Context", caller_context),
+        ("Exten", "s"),
+        ("Priority", "1"),
+        ("Timeout", str(int(offer.timeout_s * 1000))),
+        ("CallerID", f'"{name}" <{num}>'),
+        ("ChannelId", channel_id),
+        ("Async", "true"),
+        ("Variable", "CC_ROLE=agent"),
+        ("Variable", f"CC_AGENT={offer.agent}"),
+        ("Variable", f"CC_CALL_ID={offer.call_id}"),
+        ("Variable", f"CC_CALLER={offer.caller_channel}"),
+    ]
+
+
+# --------------------------------------------------------------------------- systemd
+
+def sd_notify(message: str) -> bool:
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return False
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(addr)
+            s.sendall(message.encode())
+        except OSError:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- stats
+
+@dataclass
+class QueueStats:
+    offered: int = 0
+    answered: int = 0
+    answered_in_sl: int = 0
+    abandoned: int = 0
+    wait_total: float = 0.0  # of answered calls
+    talk_total: float = 0.0
+    talks: int = 0
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        done = self.answered + self.abandoned
+        return {
+            "offered": self.offered, "answered": self.answered, "abandoned": self.abandoned,
+            "service_level": round(self.answered_in_sl / done, 4) if done else None,
+            "asa_s": round(self.wait_total / self.answered, 2) if self.answered else None,
+            "aht_s": round(self.talk_total / self.talks, 2) if self.talks else None,
+            "abandon_rate": round(self.abandoned / done, 4) if done else None,
+        }
+
+
+@dataclass
+class Leg:
+    call_id: str
+    agent: str
+    action_id: str
+    channel: str = ""  # learnt from Newchannel
+
+
+@dataclass
+class _Sync:
+    running: bool = False
+    buffered: list[Message] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- daemon
+
+class Daemon:
+    def __init__(self, cfg: config_mod.Config):
+        self.cfg = cfg
+        self.store = Store(cfg.daemon.database)
+        self.metrics = Metrics()
+        self.state = acd.initial_state(cfg, self.store.agents())
+        self.stats: dict[str, QueueStats] = defaultdict(QueueStats)
+        self.legs: dict[str, Leg] = {}  # ChannelId of agent legs we originated
+        self.by_action: dict[str, str] = {}  # Originate ActionID -> ChannelId
+        self._resync_legs: dict[tuple[str, str], str] = {}  # (call_id, agent) -> channel, from the snapshot
+        self._sync = _Sync()
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._ready_sent = False
+        self.stopped = asyncio.Event()
+        self.synced = asyncio.Event()
+        self.ami = AmiClient(cfg.ami.host, cfg.ami.port, cfg.ami.username, cfg.ami.secret,
+                             on_event=self._on_ami_event, on_up=self._on_ami_up, on_down=self._on_ami_down,
+                             max_backoff_s=cfg.daemon.reconnect_max_s)
+        self.agi = AgiServer(cfg.agi.host, cfg.agi.port, {
+            "ivr": self.agi_ivr,
+            "queue-hook": self.agi_queue_hook,
+            "fallback": self.agi_fallback,
+            "agent": self.agi_agent,
+        }, on_session=lambda s, r: self.metrics.agi_sessions.labels(s, r).inc())
+        self._http: web.AppRunner | None = None
+        self._refresh_gauges()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        await self.agi.start()
+        await self._start_http()
+        log.info("daemon.started", agi=f"{self.cfg.agi.host}:{self.cfg.agi.port}",
+                 http=f"{self.cfg.http.host}:{self.cfg.http.port}", database=self.cfg.daemon.database)
+        self._start_watchdog()
+        ami_task = asyncio.create_task(self.ami.run())
+        await self.stopped.wait()
+        sd_notify("STOPPING=1")
+        self.ami.stop()
+        await ami_task
+        await self.agi.close()
+        if self._http is not None:
+            await self._http.cleanup()
+        for t in list(self._tasks):
+            t.cancel()
+        self.store.close()
+        log.info("daemon.stopped")
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def _start_watchdog(self) -> None:
+        usec = os.environ.get("WATCHDOG_USEC")
+        if not usec or not usec.isdigit():
+            return
+        interval = int(usec) / 2e6
+        loop = asyncio.get_running_loop()
+
+        def ping() -> None:  # runs only if the event loop is alive, which is what the watchdog asks
+            sd_notify("WATCHDOG=1")
+            loop.call_later(interval, ping)
+
+        ping()
+
+    def _spawn(self, coro: object) -> None:
+        t = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(t)
+        t.add_done_callback(self._task_done)
+
+    def _task_done(self, t: asyncio.Task[object]) -> None:
+        self._tasks.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            log.error("daemon.task_failed", error=repr(t.exception()))
+
+    # ------------------------------------------------------------------ the core
+    def submit(self, event: object) -> list[acd.Command]:
+        now = time.time()
+        self.state, cmds = acd.step(self.cfg, self.state, event, now)
+        for c in cmds:
+            self._execute(c, now)
+        self._reschedule()
+        self._refresh_gauges()
+        return cmds
+
+    def _reschedule(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        at = acd.next_deadline(self.cfg, self.state)
+        if at is not None:
+            delay = max(0.0, at - time.time()) + 0.005
+            self._timer = asyncio.get_running_loop().call_later(delay, self.submit, acd.Tick())
+
+    def _execute(self, c: acd.Command, now: float) -> None:
+        match c:
+            case acd.Offer():
+                self._spawn(self._originate(c))
+            case acd.CancelOffer():
+                self._spawn(self._cancel(c))
+            case acd.Fallback():
+                self._spawn(self._redirect(c.channel, "cc-fallback"))
+                log.info("call.fallback", call_id=c.call_id, queue=c.queue)
+            case acd.AgentChanged(agent=a):
+                self.store.save_agent(a.name, a.state, a.pause_reason, a.idle_since)
+                log.info("agent.state", agent=a.name, state=str(a.state), reason=a.pause_reason or None,
+                         call_id=a.call_id)
+            case acd.CallAnswered():
+                self.store.call_answered(c.call_id, c.agent, c.at)
+                rec = self.store.call(c.call_id)
+                if rec is not None and rec.queue:
+                    st = self.stats[rec.queue]
+                    wait = c.at - (rec.entered_at or c.at)
+                    st.answered += 1
+                    st.wait_total += wait
+                    st.answered_in_sl += wait <= SL_THRESHOLD_S
+                self.metrics.offers.labels("answered").inc()
+                log.info("call.answered", call_id=c.call_id, agent=c.agent)
+            case acd.CallEnded():
+                self.store.call_ended(c.call_id, c.outcome, c.at)
+                rec = self.store.call(c.call_id)
+                if rec is not None and rec.queue:
+                    st = self.stats[rec.queue]
+                    if c.outcome == "abandoned":
+                        st.abandoned += 1
+                    elif c.outcome == "completed" and rec.answered_at:
+                        st.talks += 1
+                        st.talk_total += c.at - rec.answered_at
+                if c.outcome != "fallback":
+                    self.metrics.calls.labels(c.outcome).inc()
+                log.info("call.ended", call_id=c.call_id, outcome=c.outcome, agent=c.agent)
+            case acd.Rejected():
+                log.warning("core.rejected", event=type(c.event).__name__, reason=c.reason)
+
+    def _refresh_gauges(self) -> None:
+        counts = {s: 0 for s in AgentState}
+        for a in self.state.agents.values():
+            counts[a.state] += 1
+        for s, n in counts.items():
+            self.metrics.agents.labels(str(s)).set(n)
+        for q in self.cfg.queues:
+            self.metrics.waiting.labels(q).set(len(self.state.waiting(q)))
+
+    # ------------------------------------------------------------------ AMI side
+    async def _originate(self, offer: acd.Offer) -> None:
+        cid = f"ccagent-{uuid.uuid4().hex[:20]}"
+        aid = self.ami.new_action_id()
+        self.legs[cid] = Leg(offer.call_id, offer.agent, aid)
+        self.by_action[aid] = cid
+        structlog.contextvars.bind_contextvars(call_id=offer.call_id, agent=offer.agent)
+        log.info("offer.ring", call_id=offer.call_id, agent=offer.agent, phone=offer.phone)
+        try:
+            await self.ami.action("Originate", originate_headers(offer, cid), action_id=aid)
+        except (AmiError, NotConnected, asyncio.TimeoutError) as e:
+            log.warning("offer.originate_failed", call_id=offer.call_id, agent=offer.agent, error=str(e))
+            self.legs.pop(cid, None)
+            self.by_action.pop(aid, None)
+            self.metrics.offers.labels("error").inc()
+            self.submit(acd.OfferFailed(offer.call_id, offer.agent, "originate-error"))
+
+    async def _cancel(self, c: acd.CancelOffer) -> None:
+        leg = next((leg for leg in self.legs.values() if leg.call_id == c.call_id and leg.agent == c.agent), None)
+        channel = leg.channel if leg else ""
+        if not channel:
+            # After a restart we know the leg only from Asterisk's snapshot.
+            channel = self._resync_legs.get((c.call_id, c.agent), "")
+        if channel:
+            with contextlib.suppress(AmiError, NotConnected, asyncio.TimeoutError):
+                await self.ami.action("Hangup", {"Channel": channel, "Cause": "16"})
+
+    async def _redirect(self, channel: str, context: str) -> None:
+        try:
+            await self.ami.action("Redirect", {"Channel": channel, "Context": context, "Exten": "s",
+                                               "Priority": "1"})
+        except (AmiError, NotConnected, asyncio.TimeoutError) as e:
+            log.warning("call.redirect_failed", channel=channel, error=str(e))
+
+    def _on_ami_event(self, msg: Message) -> None:
+        if self._sync.running:
+            self._sync.buffered.append(msg)
+            return
+        self._handle_event(msg)
+
+    def _handle_event(self, msg: Message) -> None:
+        ev = msg.event
+        if ev == "Newchannel":
+            leg = self.legs.get(msg.get("Uniqueid"))
+            if leg is not None:
+                leg.channel = msg.get("Channel")
+        elif ev == "OriginateResponse":
+            cid = self.by_action.pop(msg.action_id, None)
+            leg = self.legs.get(cid) if cid else None
+            if leg is None:
+                return
+            if msg.get("Response").lower() == "success":
+                self.metrics.offers.labels("answered-leg").inc()
+                self.submit(acd.OfferAnswered(leg.call_id, leg.agent))
+            else:
+                self.legs.pop(cid, None)  # type: ignore[arg-type]
+                self.metrics.offers.labels("noanswer").inc()
+                log.info("offer.failed", call_id=leg.call_id, agent=leg.agent, reason=msg.get("Reason"))
+                self.submit(acd.OfferFailed(leg.call_id, leg.agent, msg.get("Reason")))
+        elif ev == "Hangup":
+            v = msg.variables()
+            role, call_id = v.get("CC_ROLE", ""), v.get("CC_CALL_ID", "")
+            if msg.get("Channel").endswith("<ZOMBIE>"):
+                return
+            if role == "caller" and call_id:
+                self.submit(acd.CallerLeft(call_id))
+            elif role == "agent" and call_id:
+                self.legs.pop(msg.get("Uniqueid"), None)
+                self.submit(acd.AgentHungUp(v.get("CC_AGENT", ""), call_id))
+        elif ev == "DeviceStateChange":
+            agent = self._agent_for_device(msg.get("Device"))
+            if agent:
+                self.submit(acd.DeviceState(agent, msg.get("State")))
+
+    def _agent_for_device(self, device: str) -> str | None:
+        if not device.startswith("PJSIP/"):
+            return None
+        return self.cfg.agent_by_phone(device[6:])
+
+    async def _on_ami_up(self) -> None:
+        """After every (re)connect: snapshot Asterisk, rebuild our view, then start acting again."""
+        self.metrics.ami_reconnects.inc()
+        self._sync = _Sync(running=True)
+        try:
+            chans = await self.ami.list_action("CoreShowChannels")
+            devs = await self.ami.list_action("DeviceStateList")
+        except BaseException:
+            self._sync = _Sync()
+            raise
+        snaps = []
+        self._resync_legs = {}
+        for m in chans:
+            v = m.variables()
+            entered = v.get("CC_ENTERED", "")
+            snap = acd.ChannelSnapshot(
+                uniqueid=m.get("Uniqueid"), channel=m.get("Channel"), role=v.get("CC_ROLE", ""),
+                call_id=v.get("CC_CALL_ID", ""), agent=v.get("CC_AGENT", ""), queue=v.get("CC_QUEUE", ""),
+                entered_at=float(entered) if re.match(r"^\d+(\.\d+)?$", entered) else None,
+                up=m.get("ChannelState") == "6", bridged=bool(m.get("BridgeId")), context=m.get("Context"),
+                caller_num=m.get("CallerIDNum"), caller_name=m.get("CallerIDName"))
+            snaps.append(snap)
+            if snap.role == "agent":
+                self._resync_legs[(snap.call_id, snap.agent)] = snap.channel
+        devices = {}
+        for m in devs:
+            agent = self._agent_for_device(m.get("Device"))
+            if agent:
+                devices[agent] = m.get("State")
+        buffered = self._sync.buffered
+        self._sync = _Sync()
+        self.submit(acd.Resync(tuple(snaps), devices))
+        for msg in buffered:  # events that raced the snapshot; the core tolerates stale ones
+            self._handle_event(msg)
+        self.metrics.ami_connected.set(1)
+        self.synced.set()
+        log.info("ami.resynced", channels=len(snaps), devices=len(devices),
+                 waiting=len(self.state.waiting()))
+        if not self._ready_sent:
+            self._ready_sent = sd_notify("READY=1\nSTATUS=AMI logged in and synced")
+            self._ready_sent = True
+
+    def _on_ami_down(self) -> None:
+        self.metrics.ami_connected.set(0)
+        self.synced.clear()
+        self.submit(acd.AmiDown())
+        sd_notify("STATUS=AMI disconnected, reconnecting")
+
+    # ------------------------------------------------------------------ AGI side
+    async def _play(self, s: AgiSession, prompts: tuple[str, ...], escape: str = DTMF_ESCAPES) -> str | None:
+        for p in prompts:
+            r = await s.cmd("STREAM FILE", p, escape)
+            if r.value > 0:
+                return chr(r.value)
+        return None
+
+    async def _menu_input(self, s: AgiSession, play: ivr.Play) -> str | None:
+        digit = await self._play(s, play.prompts)
+        if digit is None:
+            r = await s.cmd("WAIT FOR DIGIT", int(play.timeout_s * 1000))
+            if r.value > 0:
+                digit = chr(r.value)
+        return digit
+
+    async def _run_action(self, s: AgiSession, call_id: str, action: config_mod.Action,
+                          path: tuple[str, ...] = ()) -> None:
+        state, step = ivr.start(self.cfg, action, time.time())
+        step_path = path
+        while isinstance(step, ivr.Play):
+            assert state is not None
+            self.store.call_path(call_id, path + state.path)
+            digit = await self._menu_input(s, step)
+            state, step = ivr.press(self.cfg, state, digit, time.time())
+        step_path = path + step.path
+        self.store.call_path(call_id, step_path)
+        if step.queue is not None:
+            q = self.cfg.queues[step.queue]
+            now = time.time()
+            entered = await s.get_var("CC_ENTERED")
+            entered_at = float(entered) if re.match(r"^\d+(\.\d+)?$", entered) else now
+            for k, val in (("CC_QUEUE", step.queue), ("CC_ENTERED", f"{entered_at:.3f}"),
+                           ("CC_MOH", q.moh_class), ("CC_HOOK", str(q.hook_interval_s)), ("CC_NEXT", "queue")):
+                await s.set_var(k, val)
+            self.store.call_queued(call_id, step.queue, now)
+            self.stats[step.queue].offered += 1
+            log.info("call.queued", call_id=call_id, queue=step.queue)
+            name, num = s.env.values.get("agi_calleridname", ""), s.env.values.get("agi_callerid", "")
+            self.submit(acd.CallQueued(call_id, step.queue, s.channel, num, name, now))
+        elif step.dial is not None:
+            await s.set_var("CC_TARGET", step.dial)
+            await s.set_var("CC_NEXT", "dial")
+            self.store.call_ended(call_id, "dialled", time.time())
+            self.metrics.calls.labels("dialled").inc()
+        else:
+            await s.set_var("CC_NEXT", "hangup")
+            outcome = "ivr-failure" if "failure" in step_path else "ivr-hangup"
+            self.store.call_ended(call_id, outcome, time.time())
+            self.metrics.calls.labels(outcome).inc()
+            await self._play(s, step.hangup or (), escape="")
+            await s.cmd("HANGUP")
+
+    async def agi_ivr(self, s: AgiSession) -> None:
+        """Inbound call: answer, run the DID's menu, then queue / dial / hang up."""
+        did = s.env.args[0] if s.env.args else ""
+        action = next((t.dids[did] for t in self.cfg.trunks.values() if did in t.dids), None)
+        if action is None:
+            log.warning("ivr.unknown_did", did=did[:32])
+            await s.cmd("HANGUP")
+            return
+        call_id = uuid.uuid4().hex[:16]
+        structlog.contextvars.bind_contextvars(call_id=call_id)
+        env = s.env.values
+        self.store.call_started(call_id, s.uniqueid, s.channel, env.get("agi_callerid", ""),
+                                env.get("agi_calleridname", ""), did, time.time())
+        await s.set_var("CC_CALL_ID", call_id)
+        await s.set_var("CC_ROLE", "caller")
+        log.info("call.started", call_id=call_id, did=did)
+        try:
+            await s.cmd("ANSWER")
+            await self._run_action(s, call_id, action)
+        except ChannelGone:
+            self.store.call_ended(call_id, "abandoned-ivr", time.time())
+            self.metrics.calls.labels("abandoned-ivr").inc()
+            raise
+
+    async def agi_queue_hook(self, s: AgiSession) -> None:
+        """Called by the wait loop every ``hook_interval_s``: announcements; re-adopts a caller we lost."""
+        call_id = await s.get_var("CC_CALL_ID")
+        structlog.contextvars.bind_contextvars(call_id=call_id)
+        c = self.state.calls.get(call_id)
+        if c is None:
+            queue = await s.get_var("CC_QUEUE")
+            entered = await s.get_var("CC_ENTERED")
+            if self.state.synced and queue in self.cfg.queues and re.match(r"^[0-9a-f]{16}$", call_id):
+                at = float(entered) if re.match(r"^\d+(\.\d+)?$", entered) else time.time()
+                log.info("call.readopted", call_id=call_id, queue=queue)
+                self.submit(acd.CallQueued(call_id, queue, s.channel, entered_at=at))
+                c = self.state.calls.get(call_id)
+            if c is None:
+                return
+        q = self.cfg.queues[c.queue]
+        if c.agent is not None:
+            return  # being connected right now: stay quiet
+        await self._play(s, q.announce, escape="")
+        pos = self.state.position(call_id)
+        if q.announce_position and pos is not None:
+            if pos == 1:
+                await self._play(s, ("queue-youarenext",), escape="")
+            else:
+                await self._play(s, ("queue-thereare",), escape="")
+                await s.cmd("SAY NUMBER", pos - 1, "")
+                await self._play(s, ("queue-callswaiting",), escape="")
+
+    async def agi_fallback(self, s: AgiSession) -> None:
+        """Max wait reached: the queue's fallback action (menu, another queue, dial, hang-up)."""
+        call_id = await s.get_var("CC_CALL_ID")
+        queue = await s.get_var("CC_QUEUE")
+        if queue not in self.cfg.queues or not re.match(r"^[0-9a-f]{16}$", call_id):
+            await s.cmd("HANGUP")
+            return
+        structlog.contextvars.bind_contextvars(call_id=call_id, queue=queue)
+        self.store.call_outcome(call_id, "fallback")
+        await self._run_action(s, call_id, self.cfg.queues[queue].fallback, ("fallback:" + queue,))
+
+    async def agi_agent(self, s: AgiSession) -> None:
+        """Feature codes from an agent's phone: login, logout, pause [reason], unpause."""
+        args = s.env.args
+        op = args[0] if args else ""
+        endpoint = args[1] if len(args) > 1 else ""
+        agent = self.cfg.agent_by_phone(endpoint)
+        await s.cmd("ANSWER")
+        if agent is None or op not in ("login", "logout", "pause", "unpause"):
+            log.warning("agent.feature_denied", endpoint=endpoint[:20], op=op[:10])
+            await self._play(s, ("agent-incorrect",), escape="")
+            await s.cmd("HANGUP")
+            return
+        structlog.contextvars.bind_contextvars(agent=agent)
+        reason = "break"
+        if op == "pause" and len(args) > 2 and re.match(r"^[0-9]{1,4}$", args[2]):
+            reason = f"code-{args[2]}"
+        ev = {"login": acd.Login(agent), "logout": acd.Logout(agent), "pause": acd.Pause(agent, reason),
+              "unpause": acd.Unpause(agent)}[op]
+        cmds = self.submit(ev)
+        ok = not any(isinstance(c, acd.Rejected) for c in cmds)
+        prompt = {"login": "agent-loginok", "logout": "agent-loggedoff", "pause": "activated",
+                  "unpause": "de-activated"}[op] if ok else "beeperr"
+        await self._play(s, (prompt,), escape="")
+        await s.cmd("HANGUP")
+
+    # ------------------------------------------------------------------ HTTP
+    def status(self) -> dict[str, object]:
+        now = time.time()
+        queues = {}
+        for q in self.cfg.queues:
+            waiting = self.state.waiting(q)
+            talking = [c for c in self.state.calls.values() if c.queue == q and c.answered_at is not None]
+            queues[q] = {"waiting": len(waiting), "talking": len(talking),
+                         "ringing": sum(1 for c in self.state.calls.values()
+                                        if c.queue == q and c.agent and c.answered_at is None),
+                         "longest_wait_s": round(now - waiting[0].entered_at, 1) if waiting else 0.0,
+                         **self.stats[q].as_dict()}
+        agents = {a.name: {"state": str(a.state), "device": a.device, "call_id": a.call_id,
+                           "reason": a.pause_reason, "calls": a.calls_taken,
+                           "idle_s": round(now - a.idle_since, 1) if a.state == AgentState.READY else None}
+                  for a in self.state.agents.values()}
+        calls = [{"call_id": c.call_id, "queue": c.queue, "agent": c.agent,
+                  "state": "talking" if c.answered_at else ("ringing" if c.agent else "waiting"),
+                  "wait_s": round((c.answered_at or now) - c.entered_at, 1)}
+                 for c in self.state.calls.values()]
+        return {"synced": self.state.synced, "queues": queues, "agents": agents, "calls": calls,
+                "outcomes": self.store.outcome_counts()}
+
+    async def _start_http(self) -> None:
+        app = web.Application()
+
+        async def metrics(_: web.Request) -> web.Response:
+            return web.Response(body=generate_latest(self.metrics.registry),
+                                headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        async def status(_: web.Request) -> web.Response:
+            return web.json_response(self.status())
+
+        async def healthz(_: web.Request) -> web.Response:
+            return web.Response(status=200 if self.state.synced else 503,
+                                text="ok\n" if self.state.synced else "ami not synced\n")
+
+        app.router.add_get("/metrics", metrics)
+        app.router.add_get("/status", status)
+        app.router.add_get("/healthz", healthz)
+        self._http = web.AppRunner(app, access_log=None)
+        await self._http.setup()
+        await web.TCPSite(self._http, self.cfg.http.host, self.cfg.http.port, reuse_address=True).start()
+
+
+async def serve(cfg: config_mod.Config) -> None:
+    await Daemon(cfg).run()

@@ -228,6 +228,7 @@ class Daemon:
             case acd.CancelOffer():
                 self._spawn(self._cancel(c))
             case acd.Fallback():
+                self.store.call_outcome(c.call_id, "fallback")
                 self._spawn(self._redirect(c.channel, "cc-fallback"))
                 log.info("call.fallback", call_id=c.call_id, queue=c.queue)
             case acd.AgentChanged(agent=a):
@@ -255,8 +256,7 @@ class Daemon:
                     elif c.outcome == "completed" and rec.answered_at:
                         st.talks += 1
                         st.talk_total += c.at - rec.answered_at
-                if c.outcome != "fallback":
-                    self.metrics.calls.labels(c.outcome).inc()
+                self.metrics.calls.labels(c.outcome).inc()
                 log.info("call.ended", call_id=c.call_id, outcome=c.outcome, agent=c.agent)
             case acd.Rejected():
                 log.warning("core.rejected", event=type(c.event).__name__, reason=c.reason)
@@ -339,6 +339,11 @@ class Daemon:
             elif role == "agent" and call_id:
                 self.legs.pop(msg.get("Uniqueid"), None)
                 self.submit(acd.AgentHungUp(v.get("CC_AGENT", ""), call_id))
+        elif ev == "BridgeEnter":
+            v = msg.variables()
+            if v.get("CC_ROLE") == "agent" and int(msg.get("BridgeNumChannels") or 0) >= 2:
+                log.info("call.bridged", call_id=v.get("CC_CALL_ID"), agent=v.get("CC_AGENT"),
+                         bridge=msg.get("BridgeUniqueid"))
         elif ev == "DeviceStateChange":
             agent = self._agent_for_device(msg.get("Device"))
             if agent:
@@ -416,20 +421,18 @@ class Daemon:
     async def _run_action(self, s: AgiSession, call_id: str, action: config_mod.Action,
                           path: tuple[str, ...] = ()) -> None:
         state, step = ivr.start(self.cfg, action, time.time())
-        step_path = path
         while isinstance(step, ivr.Play):
             assert state is not None
             self.store.call_path(call_id, path + state.path)
+            log.info("ivr.menu", call_id=call_id, menu=state.menu, retry=state.retries)
             digit = await self._menu_input(s, step)
             state, step = ivr.press(self.cfg, state, digit, time.time())
         step_path = path + step.path
         self.store.call_path(call_id, step_path)
         if step.queue is not None:
             q = self.cfg.queues[step.queue]
-            now = time.time()
-            entered = await s.get_var("CC_ENTERED")
-            entered_at = float(entered) if re.match(r"^\d+(\.\d+)?$", entered) else now
-            for k, val in (("CC_QUEUE", step.queue), ("CC_ENTERED", f"{entered_at:.3f}"),
+            now = time.time()  # each queue counts its own wait (max wait, position) from entry
+            for k, val in (("CC_QUEUE", step.queue), ("CC_ENTERED", f"{now:.3f}"),
                            ("CC_MOH", q.moh_class), ("CC_HOOK", str(q.hook_interval_s)), ("CC_NEXT", "queue")):
                 await s.set_var(k, val)
             self.store.call_queued(call_id, step.queue, now)
@@ -444,7 +447,8 @@ class Daemon:
             self.metrics.calls.labels("dialled").inc()
         else:
             await s.set_var("CC_NEXT", "hangup")
-            outcome = "ivr-failure" if "failure" in step_path else "ivr-hangup"
+            outcome = ("fallback" if path[:1] and path[0].startswith("fallback:")
+                       else "ivr-failure" if "failure" in step_path else "ivr-hangup")
             self.store.call_ended(call_id, outcome, time.time())
             self.metrics.calls.labels(outcome).inc()
             await self._play(s, step.hangup or (), escape="")
@@ -510,7 +514,6 @@ class Daemon:
             await s.cmd("HANGUP")
             return
         structlog.contextvars.bind_contextvars(call_id=call_id, queue=queue)
-        self.store.call_outcome(call_id, "fallback")
         await self._run_action(s, call_id, self.cfg.queues[queue].fallback, ("fallback:" + queue,))
 
     async def agi_agent(self, s: AgiSession) -> None:

@@ -239,7 +239,7 @@ class CallAnswered:
 @dataclass(frozen=True)
 class CallEnded:
     call_id: str
-    outcome: str  # completed | abandoned | fallback
+    outcome: str  # completed | abandoned
     at: float
     agent: str | None = None
 
@@ -381,8 +381,7 @@ def _expire(cfg: Config, tx: _Tx, now: float) -> None:
         c = tx.calls[cid]
         if c.agent is None and c.entered_at + cfg.queues[c.queue].max_wait_s <= now:
             del tx.calls[cid]
-            tx.out.append(Fallback(cid, c.channel, c.queue))
-            tx.out.append(CallEnded(cid, "fallback", now))
+            tx.out.append(Fallback(cid, c.channel, c.queue))  # the call goes on: the fallback decides
 
 
 def _available(a: Agent) -> bool:

@@ -24,6 +24,20 @@ CONFIRMED = "CONFIRMED"
 DISCONNECTED = "DISCONNECTED"
 
 
+def _pj(fn: Callable[[], object], attempts: int = 8) -> object:
+    """Call into pj from the main thread. pybind keeps the GIL during the call while pj's worker
+    may hold the call lock and wait for the GIL inside a callback: pj then gives up with
+    PJ_ETIMEDOUT. Sleeping briefly releases the GIL so the callback can finish; then retry."""
+    for i in range(attempts):
+        try:
+            return fn()
+        except RuntimeError as e:
+            if "PJ_ETIMEDOUT" not in str(e) or i == attempts - 1:
+                raise
+            time.sleep(0.02 * (i + 1))
+    return None
+
+
 def _state_name(st: object) -> str:
     return str(st).rsplit(".", 1)[-1].replace("PJSIP_INV_STATE_", "")
 
@@ -39,6 +53,7 @@ class CallHandle:
     last_code: int = 0
     started: float = field(default_factory=time.monotonic)
     confirmed_at: float | None = None
+    media: bool = False  # RTP session up: DTMF (RFC 4733) can be sent
 
     @property
     def state(self) -> str:
@@ -50,14 +65,16 @@ class CallHandle:
 
     def dtmf(self, digits: str) -> None:
         if self.call is not None and not self.ended:
-            self.call.dialDtmf(digits)
+            call = self.call
+            _pj(lambda: call.dialDtmf(digits))
 
     def hangup(self) -> None:
         if self.call is not None and not self.ended:
             op = pj.CallOpParam()
             op.statusCode = pj.StatusCode.DECLINE
+            call = self.call
             try:
-                self.call.hangup(op)
+                _pj(lambda: call.hangup(op))
             except Exception:  # noqa: BLE001 - already gone on the pj side
                 pass
 
@@ -87,6 +104,19 @@ class _Call(pj.Call):
                     h.call = None
                 h.phone.phones.cond.notify_all()
         except Exception:  # noqa: BLE001 - an exception here would abort the process
+            traceback.print_exc()
+
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802 - pj API
+        try:
+            # Feed the (null) capture device into the call: a stream nobody transmits to is not
+            # clocked, and then RFC 4733 DTMF sends its first packet but never the end packets.
+            phones = self.handle.phone.phones
+            phones.ep.audDevManager.captureDevMedia.startTransmit(self.getAudioMedia(-1))
+            with self.handle.phone.phones.cond:
+                self.handle.media = True
+                self.handle.phone.phones.cond.notify_all()
+        except Exception:  # noqa: BLE001
             traceback.print_exc()
 
 
@@ -129,7 +159,8 @@ class Softphone(pj.Account):
         if h.call is not None and not h.ended:
             op = pj.CallOpParam()
             op.statusCode = pj.StatusCode.OK
-            h.call.answer(op)
+            call = h.call
+            _pj(lambda: call.answer(op))
 
     def dial(self, uri: str) -> CallHandle:
         """Place a call (main thread only)."""
@@ -139,7 +170,7 @@ class Softphone(pj.Account):
         with self.phones.cond:
             self.calls.append(h)
         op = pj.CallOpParam(True)
-        c.makeCall(uri, op)
+        _pj(lambda: c.makeCall(uri, op))
         return h
 
     def answer_ringing(self) -> bool:

@@ -1,0 +1,263 @@
+"""Fixtures for tests against the real lab Asterisk, real pjsua2 phones and the real daemon.
+
+When CI=true a missing or broken Asterisk fails these tests; elsewhere they are skipped with
+the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from callcenter import config as config_mod
+from callcenter.lab import Lab, LabError
+
+HERE = Path(__file__).parent
+LAB_CONFIG = HERE / "lab.yaml"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+SIP = "127.0.0.1:5060"
+DID_URI = f"sip:5551000@{SIP}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.asterisk)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[dict[str, object]]:
+    lab = Lab.default()
+    try:
+        info = lab.up(LAB_CONFIG)
+    except (LabError, OSError, subprocess.SubprocessError) as e:
+        if IN_CI:
+            pytest.fail(f"CI=true and no lab Asterisk: {e}")
+        pytest.skip(f"no lab Asterisk: {e}")
+    yield info
+    if os.environ.get("CALLCENTER_KEEP_LAB") != "1":
+        lab.down()
+
+
+@pytest.fixture(scope="session")
+def phones(lab: dict[str, object]) -> Iterator[object]:
+    from callcenter.sim.phones import Phones
+    p = Phones(asterisk=SIP)
+    yield p
+    p.close()
+
+
+# --------------------------------------------------------------------------- the daemon
+
+class DaemonProc:
+    """``callcenter run`` in a subprocess; its JSON log lines are the events tests wait on."""
+
+    def __init__(self, config_path: Path):
+        self.config_path = config_path
+        self.cfg = config_mod.load(config_path)
+        self.events: list[dict[str, object]] = []
+        self.cond = threading.Condition()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> DaemonProc:
+        self.proc = subprocess.Popen([sys.executable, "-m", "callcenter", "run", "--config", str(self.config_path)],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
+        return self
+
+    def _read(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stderr is not None
+        for raw in proc.stderr:
+            line = raw.decode("utf-8", "replace").strip()
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                ev = {"event": "raw", "line": line}
+            with self.cond:
+                self.events.append(ev)
+                self.cond.notify_all()
+        with self.cond:
+            self.events.append({"event": "process.exit", "pid": proc.pid})
+            self.cond.notify_all()
+
+    def find(self, event: str, **fields: object) -> list[dict[str, object]]:
+        with self.cond:
+            return [e for e in self.events if e.get("event") == event
+                    and all(e.get(k) == v for k, v in fields.items())]
+
+    def wait_for(self, event: str, timeout: float = 15, after: int = 0, **fields: object) -> dict[str, object]:
+        """Block until a log event ``event`` with ``fields`` (at index >= ``after``) appears."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for e in self.events[after:]:
+                    if e.get("event") == event and all(e.get(k) == v for k, v in fields.items()):
+                        return e
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    tail = "\n".join(json.dumps(e) for e in self.events[-25:])
+                    raise AssertionError(f"no {event} {fields} within {timeout}s; last log lines:\n{tail}")
+                self.cond.wait(left)
+
+    def mark(self) -> int:
+        with self.cond:
+            return len(self.events)
+
+    async def until(self, event: str, timeout: float = 15, after: int = 0, **fields: object) -> dict[str, object]:
+        return await asyncio.to_thread(self.wait_for, event, timeout, after, **fields)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+    def db(self) -> sqlite3.Connection:
+        c = sqlite3.connect(self.cfg.daemon.database)
+        c.row_factory = sqlite3.Row
+        return c
+
+    def call_record(self, call_id: str) -> sqlite3.Row:
+        with self.db() as c:
+            row = c.execute("SELECT * FROM calls WHERE call_id=?", (call_id,)).fetchone()
+        assert row is not None, f"no call record for {call_id}"
+        return row
+
+
+@pytest.fixture
+def daemon_config(lab: dict[str, object], tmp_path: Path) -> Callable[..., Path]:
+    """Write the lab config with this test's database (and overrides) into tmp_path."""
+    def make(**overrides: object) -> Path:
+        data = yaml.safe_load(LAB_CONFIG.read_text())
+        data["daemon"]["database"] = str(tmp_path / "callcenter.sqlite3")
+        for dotted, value in overrides.items():
+            node = data
+            *parents, leaf = dotted.split("__")
+            for p in parents:
+                node = node[p]
+            node[leaf] = value
+        path = tmp_path / "callcenter.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+    return make
+
+
+@pytest.fixture
+def daemon(daemon_config: Callable[..., Path]) -> Iterator[DaemonProc]:
+    d = DaemonProc(daemon_config()).start()
+    d.wait_for("ami.resynced", 20)
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def floor(phones: object) -> Iterator[Floor]:
+    f = Floor(phones)
+    yield f
+    f.close()
+
+
+class Floor:
+    """The phones one test uses; all their calls are hung up (and agents unregistered) at the end."""
+
+    def __init__(self, phones: object):
+        self.phones = phones
+        self.accounts: list[object] = []
+        self.cfg = config_mod.load(LAB_CONFIG)
+
+    async def wait(self, predicate: Callable[[], bool], timeout: float = 10, what: str = "") -> None:
+        ok = await asyncio.to_thread(self.phones.wait, predicate, timeout)
+        assert ok, f"timed out after {timeout}s waiting for {what or predicate}"
+
+    async def agent(self, name: str, *, auto_answer: bool = True) -> object:
+        ext = self.cfg.agents[name].phone
+        acc = self.phones.agent(ext, self.cfg.phones[ext].secret, auto_answer=auto_answer)
+        self.accounts.append(acc)
+        await self.wait(lambda: acc.registered, 10, f"{ext} registered")
+        return acc
+
+    async def feature(self, acc: object, code: str) -> None:
+        """Dial a feature code from an agent phone and wait until the daemon hangs up."""
+        h = acc.dial(f"sip:{code}@{SIP}")
+        await self.wait(lambda: h.ended, 10, f"feature {code} call to end")
+        assert h.confirmed_at is not None, f"feature code {code} was not answered: {h.states}"
+
+    async def login(self, daemon: DaemonProc, name: str, *, auto_answer: bool = True) -> object:
+        acc = await self.agent(name, auto_answer=auto_answer)
+        mark = daemon.mark()
+        await self.feature(acc, "*61")
+        await daemon.until("agent.state", 10, after=mark, agent=name, state="Ready")
+        return acc
+
+    def caller(self, number: str = "5550123", name: str = "") -> object:
+        acc = self.phones.caller(number, name)
+        self.accounts.append(acc)
+        return acc
+
+    async def call_in(self, number: str = "5550123", name: str = "") -> object:
+        c = self.caller(number, name)
+        h = c.dial(DID_URI)
+        await self.wait(lambda: h.state == "CONFIRMED" and h.media, 10, "the IVR to answer")
+        return h
+
+    async def press(self, daemon: DaemonProc, call: object, digit: str, menu: str, mark: int = 0) -> int:
+        """Press ``digit`` while ``menu``'s prompt plays (as a person would); returns a new log mark."""
+        await daemon.until("ivr.menu", 10, after=mark, menu=menu)
+        new_mark = daemon.mark()
+        await asyncio.sleep(0.3)
+        call.dtmf(digit)
+        return new_mark
+
+    def close(self) -> None:
+        for acc in self.accounts:
+            for h in acc.calls:
+                h.hangup()
+        self.phones.wait(lambda: all(h.call is None for a in self.accounts for h in a.calls), 5)
+        self.phones.pump()
+        for acc in self.accounts:
+            acc.calls.clear()
+            try:
+                acc.shutdown()
+            except Exception:  # noqa: BLE001 - pj already dropped it
+                pass
+        self.phones.accounts = [a for a in self.phones.accounts if a not in self.accounts]
+
+
+# --------------------------------------------------------------------------- an independent AMI witness
+
+@pytest.fixture
+async def witness(lab: dict[str, object]) -> object:
+    """panoramisk's AMI client: checks what Asterisk really shows, independently of our own client."""
+    from panoramisk import Manager
+    cfg = config_mod.load(LAB_CONFIG)
+    m = Manager(loop=asyncio.get_running_loop(), host=cfg.ami.host, port=cfg.ami.port,
+                username=cfg.ami.username, secret=cfg.ami.secret, ping_delay=3600)
+    await m.connect()
+    yield Witness(m)
+    m.close()
+
+
+class Witness:
+    def __init__(self, manager: object):
+        self.m = manager
+
+    async def channels(self) -> list[dict[str, str]]:
+        msgs = await self.m.send_action({"Action": "CoreShowChannels"})
+        return [dict(x) for x in msgs if x.get("Event") == "CoreShowChannel"]
+
+    async def action(self, action: dict[str, str]) -> object:
+        return await self.m.send_action(action)

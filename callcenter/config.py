@@ -202,6 +202,7 @@ class Queue:
     max_wait_s: float = Field(default=600, gt=0)
     wrapup_s: float = Field(default=5, ge=0, le=3600)
     max_no_answer: int = Field(default=3, ge=0)  # consecutive unanswered offers before auto-pause; 0: never
+    retry_s: float = Field(default=5, ge=0, le=300)  # an agent who let a call ring out is not offered again sooner
     moh_class: str = Field(default="default", pattern=NAME)
     hook_interval_s: int = Field(default=20, ge=2, le=600)  # how often the wait loop calls the AGI hook
     announce: tuple[Prompt, ...] = ()  # played at every hook, e.g. queue-periodic-announce

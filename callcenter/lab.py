@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -204,6 +205,8 @@ class Lab:
             (self.root / d).mkdir(parents=True, exist_ok=True)
         _run(["chroot", str(self.root), "chown", "-R", "asterisk:asterisk", "/run/asterisk", "/var/lib/asterisk",
               "/var/log/asterisk", "/var/spool/asterisk", CHROOT_ETC], quiet=True)
+        # Asterisk looks its own host name up at start; without an entry it asks DNS, which we lack.
+        (self.root / "etc/hosts").write_text(f"127.0.0.1 localhost {socket.gethostname()}\n::1 localhost\n")
         for m in ("proc", "dev"):
             target = self.root / m
             if not os.path.ismount(target):

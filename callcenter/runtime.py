@@ -216,7 +216,7 @@ class Daemon:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        at = acd.next_deadline(self.cfg, self.state)
+        at = acd.next_deadline(self.cfg, self.state, time.time())
         if at is not None:
             delay = max(0.0, at - time.time()) + 0.005
             self._timer = asyncio.get_running_loop().call_later(delay, self.submit, acd.Tick())
@@ -484,13 +484,20 @@ class Daemon:
         structlog.contextvars.bind_contextvars(call_id=call_id)
         c = self.state.calls.get(call_id)
         if c is None:
+            if not self.state.synced:
+                return  # just (re)started: the resync will adopt this caller; keep the music going
             queue = await s.get_var("CC_QUEUE")
             entered = await s.get_var("CC_ENTERED")
-            if self.state.synced and queue in self.cfg.queues and re.match(r"^[0-9a-f]{16}$", call_id):
-                at = float(entered) if re.match(r"^\d+(\.\d+)?$", entered) else time.time()
-                log.info("call.readopted", call_id=call_id, queue=queue)
-                self.submit(acd.CallQueued(call_id, queue, s.channel, entered_at=at))
-                c = self.state.calls.get(call_id)
+            rec = self.store.call(call_id) if re.match(r"^[0-9a-f]{16}$", call_id) else None
+            if queue not in self.cfg.queues or rec is None or rec.answered_at or rec.ended_at:
+                # Not ours, or a call we already connected or closed: it must not queue again.
+                log.warning("call.unknown_in_queue", call_id=call_id[:32])
+                await s.cmd("HANGUP")
+                return
+            at = float(entered) if re.match(r"^\d+(\.\d+)?$", entered) else time.time()
+            log.info("call.readopted", call_id=call_id, queue=queue)
+            self.submit(acd.CallQueued(call_id, queue, s.channel, rec.caller_num, rec.caller_name, at))
+            c = self.state.calls.get(call_id)
             if c is None:
                 return
         q = self.cfg.queues[c.queue]

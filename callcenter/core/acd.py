@@ -46,6 +46,7 @@ class Agent:
     pause_reason: str = ""
     device: str = "UNKNOWN"
     calls_taken: int = 0
+    retry_at: float = 0.0  # after an unanswered offer: no new offer before this time
 
 
 @dataclass(frozen=True)
@@ -336,7 +337,8 @@ def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
             if a.state != AgentState.BUSY or a.call_id != cid:
                 return
             c = tx.calls.pop(cid, None)
-            wrap = cfg.queues[c.queue].wrapup_s if c is not None else 0.0
+            q = cfg.queues.get(c.queue) if c is not None else None  # adopted by Resync: queue may be gone
+            wrap = q.wrapup_s if q is not None else 0.0
             tx.agent(name, Trigger.HANGUP, call_id=None, wrap_until=now + wrap)
             tx.out.append(CallEnded(cid, "completed", now, agent=name))
         case Tick():
@@ -363,10 +365,12 @@ def _miss(cfg: Config, tx: _Tx, c: Call, now: float) -> None:
     a = tx.agents[name]
     misses = a.no_answers + 1
     limit = cfg.queues[c.queue].max_no_answer
+    retry_at = now + cfg.queues[c.queue].retry_s
     if limit and misses >= limit:
-        tx.agent(name, Trigger.AUTO_PAUSE, call_id=None, no_answers=misses, pause_reason="no-answer")
+        tx.agent(name, Trigger.AUTO_PAUSE, call_id=None, no_answers=misses, pause_reason="no-answer",
+                 retry_at=retry_at)
     else:
-        tx.agent(name, Trigger.NO_ANSWER, call_id=None, no_answers=misses)
+        tx.agent(name, Trigger.NO_ANSWER, call_id=None, no_answers=misses, retry_at=retry_at)
 
 
 def _expire(cfg: Config, tx: _Tx, now: float) -> None:
@@ -384,8 +388,8 @@ def _expire(cfg: Config, tx: _Tx, now: float) -> None:
             tx.out.append(Fallback(cid, c.channel, c.queue))  # the call goes on: the fallback decides
 
 
-def _available(a: Agent) -> bool:
-    return a.state == AgentState.READY and a.device not in UNAVAILABLE_DEVICE
+def _available(a: Agent, now: float) -> bool:
+    return a.state == AgentState.READY and a.device not in UNAVAILABLE_DEVICE and a.retry_at <= now
 
 
 def _dispatch(cfg: Config, tx: _Tx, now: float) -> None:
@@ -393,7 +397,7 @@ def _dispatch(cfg: Config, tx: _Tx, now: float) -> None:
     waiting = sorted((c for c in tx.calls.values() if c.agent is None), key=lambda c: (c.entered_at, c.call_id))
     for c in waiting:
         members = cfg.queues[c.queue].members
-        free = [tx.agents[m] for m in members if _available(tx.agents[m])]
+        free = [tx.agents[m] for m in members if _available(tx.agents[m], now)]
         if not free:
             continue
         fresh = [a for a in free if a.name not in c.tried]
@@ -458,10 +462,14 @@ def _resync(cfg: Config, tx: _Tx, ev: Resync, now: float) -> None:
     tx.synced = True
 
 
-def next_deadline(cfg: Config, state: AcdState) -> float | None:
-    """The earliest time at which :class:`Tick` changes something (wrap-up end, max wait, lost offer)."""
+def next_deadline(cfg: Config, state: AcdState, now: float | None = None) -> float | None:
+    """The earliest time at which :class:`Tick` changes something: wrap-up end, max wait, a lost
+    offer, or (given ``now``) a no-answer retry delay ending while callers wait."""
     times = [a.wrap_until for a in state.agents.values()
              if a.state == AgentState.WRAPUP and a.wrap_until is not None]
+    if now is not None and any(c.agent is None for c in state.calls.values()):
+        times += [a.retry_at for a in state.agents.values()
+                  if a.state == AgentState.READY and a.retry_at > now]
     for c in state.calls.values():
         if c.agent is None:
             times.append(c.entered_at + cfg.queues[c.queue].max_wait_s)

@@ -137,7 +137,7 @@ def quote(arg: str) -> str:
 
 def encode_command(verb: str, *args: str | int | float) -> bytes:
     """One AGI command line; the verb is a fixed upper-case word, every argument is quoted."""
-    if not _VERB.match(verb):
+    if not _VERB.fullmatch(verb):
         raise UnsafeArgument(f"bad AGI verb {verb!r}")
     parts = [verb] + [quote(str(a)) for a in args]
     return (" ".join(parts) + "\n").encode("utf-8")

@@ -129,7 +129,7 @@ def encode_action(action: str, headers: Mapping[str, str] | Iterable[tuple[str, 
     lines = [("Action", action), *pairs]
     out = []
     for k, v in lines:
-        if not isinstance(k, str) or not _KEY.match(k):
+        if not isinstance(k, str) or not _KEY.fullmatch(k):
             raise UnsafeValue(f"bad AMI header key {k!r}")
         v = str(v)
         if _UNSAFE.search(v):

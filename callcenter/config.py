@@ -8,6 +8,7 @@ ever sees the frozen result.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +27,23 @@ EXTEN = r"^[0-9]{2,15}$"
 DIGIT = r"^[0-9*#]$"
 FEATURE = r"^\*[0-9]{1,4}$"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# Secrets and display names are written into Asterisk .conf files: no whitespace or control
+# characters (a newline would add a line, e.g. a second `write=` to manager.conf), no ';'
+# (starts a comment), no quotes or backslashes.
+SECRET = r"[!#-:<-\[\]-~]{8,128}"
+DISPLAY = r"[A-Za-z0-9 .,_'-]{0,48}"
+
+
+def _check_secret(v: str) -> str:
+    if not re.fullmatch(SECRET, v):
+        raise ValueError("a secret is 8-128 printable characters without spaces, quotes, ';' or '\\'")
+    return v
+
+
+def _check_display(v: str) -> str:
+    if not re.fullmatch(DISPLAY, v):
+        raise ValueError("a display name is up to 48 letters, digits, spaces and . , _ ' -")
+    return v
 
 
 class ConfigError(Exception):
@@ -77,7 +95,7 @@ class Action:
 
 
 def _check_prompt(p: str) -> str:
-    if not re.match(PROMPT, p):
+    if not re.fullmatch(PROMPT, p):
         raise ValueError(f"bad prompt name {p!r} (letters, digits, _ - / only; no extension)")
     return p
 
@@ -108,7 +126,7 @@ class Menu:
     @classmethod
     def _digits(cls, v: dict[str, Action]) -> dict[str, Action]:
         for d in v:
-            if not re.match(DIGIT, d):
+            if not re.fullmatch(DIGIT, d):
                 raise ValueError(f"option key {d!r} must be one DTMF digit (0-9, *, #)")
         return v
 
@@ -123,7 +141,7 @@ class HolidayConf:
     @classmethod
     def _dates(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for d in v:
-            if not re.match(r"^\d{4}-\d{2}-\d{2}$", d):
+            if not re.fullmatch(r"^\d{4}-\d{2}-\d{2}$", d):
                 raise ValueError(f"date {d!r} is not YYYY-MM-DD")
         return v
 
@@ -149,7 +167,7 @@ class Schedule:
     def _ranges(cls, v: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
         for day, ranges in v.items():
             for r in ranges:
-                m = re.match(r"^([01]\d|2[0-4]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$", r)
+                m = re.fullmatch(r"^([01]\d|2[0-4]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$", r)
                 if not m or r[:5] >= r[6:]:
                     raise ValueError(f"{day}: bad time range {r!r} (HH:MM-HH:MM, start before end)")
         return v
@@ -157,8 +175,18 @@ class Schedule:
 
 @dataclass(config=_STRICT)
 class Phone:
-    secret: str = Field(min_length=8)
+    secret: str
     name: str = ""
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, v: str) -> str:
+        return _check_secret(v)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_display(v)
 
 
 @dataclass(config=_STRICT)
@@ -184,11 +212,21 @@ class Trunk:
     host: str | None = None  # where outbound calls go; None: inbound only
     port: int = Field(default=5060, ge=1, le=65535)
 
+    @field_validator("match")
+    @classmethod
+    def _match(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for m in v:
+            try:
+                ipaddress.ip_network(m, strict=False)
+            except ValueError:
+                raise ValueError(f"{m!r} is not an IP address or network") from None
+        return v
+
     @field_validator("dids")
     @classmethod
     def _dids(cls, v: dict[str, Action]) -> dict[str, Action]:
         for did in v:
-            if not re.match(r"^\+?[0-9]{2,15}$", did):
+            if not re.fullmatch(r"^\+?[0-9]{2,15}$", did):
                 raise ValueError(f"DID {did!r} must be digits (optionally a leading +)")
         return v
 
@@ -211,10 +249,15 @@ class Queue:
 
 @dataclass(config=_STRICT)
 class Ami:
-    secret: str = Field(min_length=8)
+    secret: str
     host: str = "127.0.0.1"
     port: int = Field(default=5038, ge=1, le=65535)
     username: str = Field(default="callcenter", pattern=NAME)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, v: str) -> str:
+        return _check_secret(v)
 
 
 @dataclass(config=_STRICT)
@@ -279,13 +322,13 @@ def _references(cfg: Config) -> list[str]:
 
     def names(kind: str, d: dict[str, Any]) -> None:
         for n in d:
-            if not re.match(NAME, n):
+            if not re.fullmatch(NAME, n):
                 problems.append(f"{kind}.{n}: bad name (lowercase letters, digits, _ or -, max 32)")
 
     for kind in ("agents", "queues", "menus", "trunks", "schedules", "supervisors"):
         names(kind, getattr(cfg, kind))
     for ext in cfg.phones:
-        if not re.match(EXTEN, ext):
+        if not re.fullmatch(EXTEN, ext):
             problems.append(f"phones.{ext}: extension must be 2-15 digits")
 
     def action(path: str, a: Action) -> None:

@@ -64,8 +64,9 @@ def phones(lab: dict[str, object]) -> Iterator[object]:
 class DaemonProc:
     """``callcenter run`` in a subprocess; its JSON log lines are the events tests wait on."""
 
-    def __init__(self, config_path: Path):
+    def __init__(self, config_path: Path, env: dict[str, str] | None = None):
         self.config_path = config_path
+        self.env = {**os.environ, **(env or {})}
         self.cfg = config_mod.load(config_path)
         self.events: list[dict[str, object]] = []
         self.cond = threading.Condition()
@@ -73,7 +74,8 @@ class DaemonProc:
 
     def start(self) -> DaemonProc:
         self.proc = subprocess.Popen([sys.executable, "-m", "callcenter", "run", "--config", str(self.config_path)],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     env=self.env)
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
         return self
 

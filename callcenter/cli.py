@@ -42,7 +42,11 @@ def cmd_run(a: argparse.Namespace) -> int:
     from .telemetry import configure_logging
     cfg = _load(a.config)
     configure_logging(cfg.daemon.log_format)
-    asyncio.run(serve(cfg))
+    try:
+        asyncio.run(serve(cfg))
+    except OSError as e:  # typically a port already taken by another daemon
+        print(f"callcenter: cannot start: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

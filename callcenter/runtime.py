@@ -320,6 +320,8 @@ class Daemon:
             cid = self.by_action.pop(msg.action_id, None)
             leg = self.legs.get(cid) if cid else None
             if leg is None:
+                log.info("ami.originate_response_unmatched", action_id=msg.action_id[:40],
+                         response=msg.get("Response"), reason=msg.get("Reason"))
                 return
             if msg.get("Response").lower() == "success":
                 self.metrics.offers.labels("answered-leg").inc()

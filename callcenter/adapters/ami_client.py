@@ -92,7 +92,8 @@ class AmiClient:
             try:
                 await self._session()
             except (OSError, AmiProtocolError, AmiError, asyncio.TimeoutError, asyncio.IncompleteReadError) as e:
-                log.warning("ami.disconnected", error=f"{type(e).__name__}: {e}")
+                if not self._stop.is_set():
+                    log.warning("ami.disconnected", error=f"{type(e).__name__}: {e}")
             finally:
                 was_up = self.logged_in
                 self._teardown()

@@ -429,7 +429,7 @@ def _resync(cfg: Config, tx: _Tx, ev: Resync, now: float) -> None:
             old = tx.calls.get(leg.call_id)
             if old is None or old.answered_at is None:
                 tx.out.append(CallAnswered(leg.call_id, name, now))
-            tx.calls[leg.call_id] = Call(leg.call_id, cal.queue or (old.queue if old else a.queues[0]),
+            tx.calls[leg.call_id] = Call(leg.call_id, cal.queue or (old.queue if old else (a.queues or ("",))[0]),
                                          cal.channel, cal.entered_at or now, cal.caller_num, cal.caller_name,
                                          agent=name, answered_at=old.answered_at if old and old.answered_at
                                          else now)

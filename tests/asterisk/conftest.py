@@ -186,8 +186,14 @@ class Floor:
         assert ok, f"timed out after {timeout}s waiting for {what or predicate}"
 
     async def agent(self, name: str, *, auto_answer: bool = True) -> object:
+        """The agent's desk phone: one account per extension for the whole session (a second
+        account with the same contact would make the phone ambiguous), registered."""
         ext = self.cfg.agents[name].phone
-        acc = self.phones.agent(ext, self.cfg.phones[ext].secret, auto_answer=auto_answer)
+        cache = self.phones.__dict__.setdefault("desk", {})
+        acc = cache.get(ext)
+        if acc is None:
+            acc = cache[ext] = self.phones.agent(ext, self.cfg.phones[ext].secret)
+        acc.auto_answer = auto_answer
         self.accounts.append(acc)
         await self.wait(lambda: acc.registered, 10, f"{ext} registered")
         return acc
@@ -206,7 +212,10 @@ class Floor:
         return acc
 
     def caller(self, number: str = "5550123", name: str = "") -> object:
-        acc = self.phones.caller(number, name)
+        cache = self.phones.__dict__.setdefault("callers", {})
+        acc = cache.get((number, name))
+        if acc is None:
+            acc = cache[(number, name)] = self.phones.caller(number, name)
         self.accounts.append(acc)
         return acc
 
@@ -232,11 +241,6 @@ class Floor:
         self.phones.pump()
         for acc in self.accounts:
             acc.calls.clear()
-            try:
-                acc.shutdown()
-            except Exception:  # noqa: BLE001 - pj already dropped it
-                pass
-        self.phones.accounts = [a for a in self.phones.accounts if a not in self.accounts]
 
 
 # --------------------------------------------------------------------------- an independent AMI witness

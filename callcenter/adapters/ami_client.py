@@ -7,6 +7,7 @@ closes this connection (and we reconnect); it never takes the daemon down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -128,6 +129,8 @@ class AmiClient:
             done, _ = await asyncio.wait({login, reader_task}, return_when=asyncio.FIRST_COMPLETED)
             if reader_task in done:
                 login.cancel()
+                with contextlib.suppress(asyncio.CancelledError, NotConnected):
+                    await login
                 reader_task.result()
                 raise OSError("connection closed during login")
             login.result()
@@ -161,7 +164,9 @@ class AmiClient:
 
     def _route(self, msg: Message) -> None:
         aid = msg.action_id
-        if "Response" in msg and aid in self._pending:
+        # OriginateResponse is an *event* that carries a Response header and the action's
+        # ActionID, and it can beat the action's own response: events are never responses.
+        if "Event" not in msg and "Response" in msg and aid in self._pending:
             fut = self._pending[aid]
             if not fut.done():
                 fut.set_result(msg)

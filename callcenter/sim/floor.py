@@ -42,6 +42,14 @@ def _stopper() -> list[bool]:
     return flag
 
 
+def _settle(phones: Phones, acc: object, stop: list[bool]) -> None:
+    """Forget ended calls, free them on this thread, then sleep until a phone event (or 250 ms:
+    the behaviour's time resolution)."""
+    acc.calls[:] = [c for c in acc.calls if not c.ended]
+    phones.pump()
+    phones.wait(lambda: stop[0], 0.25)
+
+
 def run_agent(sip: str, ext: str, secret: str, login: str, talk: tuple[float, float], seed: int) -> int:
     stop = _stopper()
     rng = random.Random(seed)
@@ -66,10 +74,7 @@ def run_agent(sip: str, ext: str, secret: str, login: str, talk: tuple[float, fl
                     due = hangup_at.setdefault(id(call), now + rng.uniform(*talk))
                     if now >= due:
                         call.hangup()
-            acc.calls[:] = [c for c in acc.calls if not c.ended]
-            phones.pump()
-            # Wake on any phone event, or at the latest when the next hang-up is due.
-            phones.wait(lambda: stop[0], 0.25)
+            _settle(phones, acc, stop)
         return 0
     finally:
         phones.close()
@@ -103,9 +108,7 @@ def run_callers(sip: str, did: str, every: float, patience: tuple[float, float],
                 if now - h.started > c.patience_s:
                     h.hangup()
             calls = [c for c in calls if not c.handle.ended]
-            acc.calls[:] = [c for c in acc.calls if not c.ended]
-            phones.pump()
-            phones.wait(lambda: stop[0], 0.25)
+            _settle(phones, acc, stop)
         return 0
     finally:
         phones.close()
@@ -127,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
     if args.role == "agent":
-        return run_agent(args.sip, args.ext, args.secret, args.login, (6.0, 25.0), args.seed)
+        return run_agent(args.sip, args.ext, args.secret, args.login, (5.0, 15.0), args.seed)
     return run_callers(args.sip, args.did, args.every, (25.0, 90.0), args.seed)
 
 

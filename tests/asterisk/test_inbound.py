@@ -116,6 +116,7 @@ async def test_unanswered_agent_is_skipped_and_paused(daemon: DaemonProc, floor:
     await daemon.until("agent.state", 5, after=mark, agent="alice", state="Paused", reason="no-answer")
     await daemon.until("call.bridged", 10, after=mark, call_id=call_id, agent="bob")
     assert not call.ended, "the caller was dropped"
+    await floor.wait(lambda: any(h.state == "CONFIRMED" for h in bob.calls[1:]), 5, "bob talking")
     assert _bridged_pair(await witness.channels(), "2002") is not None
     assert daemon.call_record(call_id)["agent"] == "bob"
 

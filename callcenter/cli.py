@@ -81,6 +81,21 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return demo_main(a.config, a.duration, a.agents, a.call_every)
 
 
+# Subcommands with their own argument parsers, each in its own module: ``main(argv) -> int``.
+EXTENSIONS = {
+    "bench": ("callcenter.bench", "performance benchmarks, each a ratio against a baseline in one run"),
+    "amd": ("callcenter.amd_cli", "answering-machine detection (offline classification)"),
+    "dialer": ("callcenter.dialer_cli", "predictive dialer tools (simulation)"),
+    "campaign": ("callcenter.campaign_cli", "dialer campaigns"),
+}
+
+
+def cmd_extension(a: argparse.Namespace) -> int:
+    import importlib
+    module = importlib.import_module(EXTENSIONS[a.cmd][0])
+    return int(module.main(a.rest) or 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     default_cfg = str(Path("config") / "callcenter.yaml")
     p = argparse.ArgumentParser(prog="callcenter", description="ACD daemon for Asterisk")
@@ -115,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--agents", type=int, default=3)
     s.add_argument("--call-every", type=float, default=6.0)
     s.set_defaults(func=cmd_demo)
+
+    for name, (_, help_) in EXTENSIONS.items():
+        s = sub.add_parser(name, help=help_, add_help=False)
+        s.add_argument("rest", nargs=argparse.REMAINDER)
+        s.set_defaults(func=cmd_extension)
     return p
 
 

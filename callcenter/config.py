@@ -73,6 +73,9 @@ class Action:
     hangup: tuple[Prompt, ...] | None = None  # prompts played before hanging up
     dial: str | None = Field(default=None, pattern=EXTEN)  # ring one phone extension
     hours: Hours | None = None
+    # With `queue` only: what this caller needs (skill -> minimum level) and their priority.
+    skills: dict[str, int] | None = None
+    priority: int | None = Field(default=None, ge=0, le=100)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Action:
@@ -80,6 +83,10 @@ class Action:
         if len(set_) != 1:
             raise ValueError("an action needs exactly one of menu, queue, hangup, dial, hours"
                              + (f" (got {', '.join(set_)})" if set_ else ""))
+        if self.queue is None and (self.skills is not None or self.priority is not None):
+            raise ValueError("skills and priority go with a queue action only")
+        for skill, level in (self.skills or {}).items():
+            _check_level(skill, level)
         return self
 
     @field_validator("hangup")
@@ -92,6 +99,13 @@ class Action:
     @property
     def kind(self) -> str:
         return next(k for k in ("menu", "queue", "hangup", "dial", "hours") if getattr(self, k) is not None)
+
+
+def _check_level(skill: str, level: int) -> None:
+    if not re.fullmatch(NAME, skill):
+        raise ValueError(f"bad skill name {skill!r} (lowercase letters, digits, _ or -)")
+    if not 0 <= level <= 10:
+        raise ValueError(f"skill {skill!r}: level {level} is outside 0..10")
 
 
 def _check_prompt(p: str) -> str:
@@ -193,8 +207,15 @@ class Phone:
 class Agent:
     phone: str = Field(pattern=EXTEN)
     name: str = ""
-    skills: dict[str, int] = Field(default_factory=dict)
+    skills: dict[str, int] = Field(default_factory=dict)  # skill -> proficiency 1..10
     team: str | None = None
+
+    @field_validator("skills")
+    @classmethod
+    def _levels(cls, v: dict[str, int]) -> dict[str, int]:
+        for skill, level in v.items():
+            _check_level(skill, level)
+        return v
 
 
 @dataclass(config=_STRICT)
@@ -232,10 +253,21 @@ class Trunk:
 
 
 @dataclass(config=_STRICT)
+class PenaltyRule:
+    after_s: float = Field(ge=0)
+    max_penalty: int = Field(ge=0)
+
+
+@dataclass(config=_STRICT)
 class Queue:
     members: tuple[str, ...]
     fallback: Action
-    strategy: Literal["longest-idle"] = "longest-idle"
+    strategy: Literal["longest-idle", "skills", "leastrecent", "fewestcalls", "random", "rrmemory",
+                      "rrordered", "linear", "wrandom"] = "longest-idle"
+    penalties: dict[str, int] = Field(default_factory=dict)  # member -> penalty (default 0)
+    max_penalty: int | None = Field(default=None, ge=0)  # members above it wait for penalty_rules
+    penalty_rules: tuple[PenaltyRule, ...] = ()  # as callers wait, the maximum penalty changes
+    skills: dict[str, int] = Field(default_factory=dict)  # required of every agent for every call
     ring_timeout_s: float = Field(default=15, gt=0, le=120)
     max_wait_s: float = Field(default=600, gt=0)
     wrapup_s: float = Field(default=5, ge=0, le=3600)
@@ -359,6 +391,16 @@ def _references(cfg: Config) -> list[str]:
         for i, m in enumerate(q.members):
             if m not in cfg.agents:
                 problems.append(f"queues.{name}.members.{i}: unknown agent {m!r}")
+        for m, pen in q.penalties.items():
+            if m not in q.members:
+                problems.append(f"queues.{name}.penalties.{m}: not a member of the queue")
+            if pen < 0:
+                problems.append(f"queues.{name}.penalties.{m}: must be >= 0")
+        for skill, level in q.skills.items():
+            try:
+                _check_level(skill, level)
+            except ValueError as e:
+                problems.append(f"queues.{name}.skills.{skill}: {e}")
         action(f"queues.{name}.fallback", q.fallback)
         if q.fallback.queue == name:
             problems.append(f"queues.{name}.fallback.queue: a queue cannot fall back to itself")

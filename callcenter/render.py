@@ -18,7 +18,7 @@ __all__ = ["render", "write", "AMI_READ", "AMI_WRITE", "CHANNEL_VARS"]
 # events with it, and the daemon must wait for FullyBooted after every (re)connect.
 AMI_READ = "system,call,agent,user,dtmf,reporting"
 AMI_WRITE = "call,originate,reporting"
-CHANNEL_VARS = "CC_ROLE,CC_CALL_ID,CC_AGENT,CC_QUEUE,CC_ENTERED"
+CHANNEL_VARS = "CC_ROLE,CC_CALL_ID,CC_AGENT,CC_QUEUE,CC_ENTERED,CC_SKILLS,CC_PRIORITY"
 
 
 def _dialplan_source() -> str:

@@ -68,6 +68,20 @@ def originate_headers(offer: acd.Offer, channel_id: str, caller_context: str = "
     ]
 
 
+def encode_skills(skills: tuple[tuple[str, int], ...]) -> str:
+    """``(("spanish", 3),)`` -> ``spanish:3`` (config names only: safe in a channel variable)."""
+    return ",".join(f"{s}:{lv}" for s, lv in skills)
+
+
+def decode_skills(text: str) -> tuple[tuple[str, int], ...]:
+    out = []
+    for part in text.split(","):
+        m = re.fullmatch(r"([a-z][a-z0-9_-]{0,31}):(\d{1,2})", part)
+        if m:
+            out.append((m[1], int(m[2])))
+    return tuple(out)
+
+
 # --------------------------------------------------------------------------- systemd
 
 def sd_notify(message: str) -> bool:
@@ -224,6 +238,7 @@ class Daemon:
     def _execute(self, c: acd.Command, now: float) -> None:
         match c:
             case acd.Offer():
+                self.store.call_route(c.call_id, c.explain)
                 self._spawn(self._originate(c))
             case acd.CancelOffer():
                 self._spawn(self._cancel(c))
@@ -277,7 +292,7 @@ class Daemon:
         self.legs[cid] = Leg(offer.call_id, offer.agent, aid)
         self.by_action[aid] = cid
         structlog.contextvars.bind_contextvars(call_id=offer.call_id, agent=offer.agent)
-        log.info("offer.ring", call_id=offer.call_id, agent=offer.agent, phone=offer.phone)
+        log.info("offer.ring", call_id=offer.call_id, agent=offer.agent, phone=offer.phone, why=offer.explain)
         try:
             await self.ami.action("Originate", originate_headers(offer, cid), action_id=aid)
         except (AmiError, NotConnected, asyncio.TimeoutError) as e:
@@ -376,7 +391,9 @@ class Daemon:
                 call_id=v.get("CC_CALL_ID", ""), agent=v.get("CC_AGENT", ""), queue=v.get("CC_QUEUE", ""),
                 entered_at=float(entered) if re.match(r"^\d+(\.\d+)?$", entered) else None,
                 up=m.get("ChannelState") == "6", bridged=bool(m.get("BridgeId")), context=m.get("Context"),
-                caller_num=m.get("CallerIDNum"), caller_name=m.get("CallerIDName"))
+                caller_num=m.get("CallerIDNum"), caller_name=m.get("CallerIDName"),
+                priority=int(v["CC_PRIORITY"]) if v.get("CC_PRIORITY", "").isdigit() else 0,
+                skills=decode_skills(v.get("CC_SKILLS", "")))
             snaps.append(snap)
             if snap.role == "agent":
                 self._resync_legs[(snap.call_id, snap.agent)] = snap.channel
@@ -435,13 +452,14 @@ class Daemon:
             q = self.cfg.queues[step.queue]
             now = time.time()  # each queue counts its own wait (max wait, position) from entry
             for k, val in (("CC_QUEUE", step.queue), ("CC_ENTERED", f"{now:.3f}"),
+                           ("CC_SKILLS", encode_skills(step.skills)), ("CC_PRIORITY", str(step.priority)),
                            ("CC_MOH", q.moh_class), ("CC_HOOK", str(q.hook_interval_s)), ("CC_NEXT", "queue")):
                 await s.set_var(k, val)
             self.store.call_queued(call_id, step.queue, now)
             self.stats[step.queue].offered += 1
             log.info("call.queued", call_id=call_id, queue=step.queue)
             name, num = s.env.values.get("agi_calleridname", ""), s.env.values.get("agi_callerid", "")
-            self.submit(acd.CallQueued(call_id, step.queue, s.channel, num, name, now))
+            self.submit(acd.CallQueued(call_id, step.queue, s.channel, num, name, now, step.priority, step.skills))
         elif step.dial is not None:
             await s.set_var("CC_TARGET", step.dial)
             await s.set_var("CC_NEXT", "dial")

@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS calls (
     answered_at REAL,
     ended_at    REAL,
     agent       TEXT,
-    outcome     TEXT
+    outcome     TEXT,
+    route       TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS calls_started ON calls(started_at);
 CREATE TABLE IF NOT EXISTS agents (
@@ -58,6 +59,7 @@ class CallRecord:
     ended_at: float | None
     agent: str | None
     outcome: str | None
+    route: str = ""  # the routing decision's explanation (strategy, score, candidates)
 
 
 class Store:
@@ -70,6 +72,9 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
+        cols = {r[1] for r in self.db.execute("PRAGMA table_info(calls)")}
+        if "route" not in cols:  # journals from before routing explanations
+            self.db.execute("ALTER TABLE calls ADD COLUMN route TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self.db.close()
@@ -97,6 +102,9 @@ class Store:
         stages as they update; ``ended`` is written only once the caller is really gone)."""
         self.db.execute("UPDATE calls SET outcome=?, ended_at=? WHERE call_id=? AND ended_at IS NULL",
                         (outcome, at, call_id))
+
+    def call_route(self, call_id: str, explain: str) -> None:
+        self.db.execute("UPDATE calls SET route=? WHERE call_id=?", (explain, call_id))
 
     def call_outcome(self, call_id: str, outcome: str) -> None:
         self.db.execute("UPDATE calls SET outcome=? WHERE call_id=?", (outcome, call_id))

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from . import routing
 from .agents import AgentState, IllegalTransition, Trigger, transition
 
 if TYPE_CHECKING:
@@ -61,6 +64,9 @@ class Call:
     offer_deadline: float | None = None
     answered_at: float | None = None
     tried: frozenset[str] = frozenset()  # agents that missed this call in the current round
+    priority: int = 0
+    skills: tuple[tuple[str, int], ...] = ()  # required skill -> minimum level (beyond the queue's)
+    route: str = field(default="", compare=False)  # why the current/last offer went where it went
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,7 @@ class AcdState:
     agents: Mapping[str, Agent]
     calls: Mapping[str, Call]  # waiting, being offered, or talking
     synced: bool = False
+    rr_last: Mapping[str, int] = field(default_factory=dict)  # queue -> member position that last answered
 
     def waiting(self, queue: str | None = None) -> list[Call]:
         return sorted((c for c in self.calls.values()
@@ -139,6 +146,8 @@ class CallQueued:
     caller_num: str = ""
     caller_name: str = ""
     entered_at: float | None = None  # None: now
+    priority: int = 0
+    skills: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -189,6 +198,8 @@ class ChannelSnapshot:
     context: str = ""
     caller_num: str = ""
     caller_name: str = ""
+    priority: int = 0
+    skills: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -210,6 +221,7 @@ class Offer:
     caller_num: str
     caller_name: str
     timeout_s: float
+    explain: str = field(default="", compare=False)  # diagnostics, not identity
 
 
 @dataclass(frozen=True)
@@ -265,6 +277,7 @@ class _Tx:
         self.agents = dict(state.agents)
         self.calls = dict(state.calls)
         self.synced = state.synced
+        self.rr_last = state.rr_last
         self.out: list[Command] = []
 
     def agent(self, name: str, trigger: Trigger, **changes: object) -> Agent:
@@ -275,7 +288,8 @@ class _Tx:
         return new
 
     def state(self) -> AcdState:
-        return AcdState(agents=_frozen(self.agents), calls=_frozen(self.calls), synced=self.synced)
+        return AcdState(agents=_frozen(self.agents), calls=_frozen(self.calls), synced=self.synced,
+                        rr_last=self.rr_last)
 
 
 def step(cfg: Config, state: AcdState, event: object, now: float) -> tuple[AcdState, list[Command]]:
@@ -309,7 +323,8 @@ def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
         case CallQueued() if ev.queue in cfg.queues and ev.call_id not in tx.calls:
             tx.calls[ev.call_id] = Call(ev.call_id, ev.queue, ev.channel,
                                         now if ev.entered_at is None else ev.entered_at,
-                                        ev.caller_num, ev.caller_name)
+                                        ev.caller_num, ev.caller_name, priority=ev.priority,
+                                        skills=ev.skills)
         case CallerLeft(call_id=cid) if cid in tx.calls:
             c = tx.calls[cid]
             if c.answered_at is not None:
@@ -326,6 +341,9 @@ def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
             tx.calls[cid] = replace(c, answered_at=now, offer_deadline=None)
             tx.agent(name, Trigger.ANSWER, call_id=cid, no_answers=0,
                      calls_taken=tx.agents[name].calls_taken + 1)
+            q = cfg.queues.get(c.queue)
+            if q is not None and name in q.members:  # round-robin strategies remember who answered
+                tx.rr_last = {**tx.rr_last, c.queue: q.members.index(name)}
             tx.out.append(CallAnswered(cid, name, now))
         case OfferFailed(call_id=cid, agent=name) if name in tx.agents:
             c = tx.calls.get(cid)
@@ -393,22 +411,117 @@ def _available(a: Agent, now: float) -> bool:
 
 
 def _dispatch(cfg: Config, tx: _Tx, now: float) -> None:
-    """Longest-idle: the caller waiting longest gets the free member idle longest."""
+    """Route every waiting call it can, in one vectorised pass (see :mod:`.routing`)."""
+    # Sorted so that equal entry times fall back to the call id: deterministic, whatever the arrival order.
     waiting = sorted((c for c in tx.calls.values() if c.agent is None), key=lambda c: (c.entered_at, c.call_id))
-    for c in waiting:
-        members = cfg.queues[c.queue].members
-        free = [tx.agents[m] for m in members if _available(tx.agents[m], now)]
-        if not free:
-            continue
-        fresh = [a for a in free if a.name not in c.tried]
-        if not fresh:  # everyone free has missed this call once: start a new round
+    if not waiting:
+        return
+    st = _static(cfg)
+    free = np.fromiter((_available(tx.agents[n], now) for n in st.agents), dtype=bool, count=len(st.agents))
+    if not free.any():
+        return
+    agents, calls, exclude = _arrays(cfg, st, tx, waiting, free, now)
+    rr_last = np.array([tx.rr_last.get(q, -1) for q in st.queues], dtype=np.int64)
+    seed = int(now * 1000) & 0xFFFFFFFF
+    for asg in routing.assign(agents, calls, st.strategies, rr_last, seed, st.skills_strategy, exclude):
+        c = waiting[asg.call]
+        best = tx.agents[st.agents[asg.agent]]
+        q = cfg.queues[c.queue]
+        explain = (f"strategy={q.strategy} agent={best.name} key={asg.key} "
+                   f"candidates={asg.candidates} free={int(free.sum())}")
+        if c.tried and best.name in c.tried:  # everyone eligible has missed it once: a new round
             c = replace(c, tried=frozenset())
-            fresh = free
-        best = min(fresh, key=lambda a: (a.idle_since, a.name))
-        timeout = cfg.queues[c.queue].ring_timeout_s
-        tx.calls[c.call_id] = replace(c, agent=best.name, offer_deadline=now + timeout + OFFER_GRACE_S)
+        tx.calls[c.call_id] = replace(c, agent=best.name, offer_deadline=now + q.ring_timeout_s + OFFER_GRACE_S,
+                                      route=explain)
         tx.agent(best.name, Trigger.RESERVE, call_id=c.call_id)
-        tx.out.append(Offer(c.call_id, best.name, best.phone, c.channel, c.caller_num, c.caller_name, timeout))
+        tx.out.append(Offer(c.call_id, best.name, best.phone, c.channel, c.caller_num, c.caller_name,
+                            q.ring_timeout_s, explain))
+
+
+@dataclass(frozen=True)
+class _Static:
+    """What routing needs from the configuration, as arrays (built once per configuration)."""
+
+    agents: tuple[str, ...]
+    queues: tuple[str, ...]
+    skill_index: Mapping[str, int]
+    skills: np.ndarray
+    penalty: np.ndarray
+    member_pos: np.ndarray
+    strategies: tuple[str, ...]
+    skills_strategy: np.ndarray
+
+
+_STATIC: dict[int, tuple[Config, _Static]] = {}
+
+
+def _static(cfg: Config) -> _Static:
+    hit = _STATIC.get(id(cfg))
+    if hit is not None and hit[0] is cfg:
+        return hit[1]
+    agents = tuple(cfg.agents)
+    queues = tuple(cfg.queues)
+    names = sorted({s for a in cfg.agents.values() for s in a.skills} | {s for q in cfg.queues.values() for s in q.skills})
+    skill_index = {s: i for i, s in enumerate(names)}
+    skills = np.zeros((len(agents), max(len(names), 1)), dtype=np.int8)
+    for i, a in enumerate(agents):
+        for s, lv in cfg.agents[a].skills.items():
+            skills[i, skill_index[s]] = lv
+    penalty = np.full((len(queues), len(agents)), routing.NOT_MEMBER, dtype=np.int32)
+    member_pos = np.full((len(queues), len(agents)), -1, dtype=np.int32)
+    pos = {a: i for i, a in enumerate(agents)}
+    for qi, q in enumerate(queues):
+        for k, m in enumerate(cfg.queues[q].members):
+            penalty[qi, pos[m]] = cfg.queues[q].penalties.get(m, 0)
+            member_pos[qi, pos[m]] = k
+    strategies = tuple("longest-idle" if cfg.queues[q].strategy == "longest-idle" else cfg.queues[q].strategy
+                       for q in queues)
+    st = _Static(agents, queues, MappingProxyType(skill_index), skills, penalty, member_pos, strategies,
+                 np.array([s == "skills" for s in strategies], dtype=np.int64))
+    _STATIC.clear()
+    _STATIC[id(cfg)] = (cfg, st)
+    return st
+
+
+def _arrays(cfg: Config, st: _Static, tx: _Tx, waiting: list[Call], free: np.ndarray,
+            now: float) -> tuple[routing.AgentArrays, routing.CallArrays, list[tuple[int, int]]]:
+    a_n, q_n = len(st.agents), len(st.queues)
+    idle = np.fromiter((tx.agents[n].idle_since for n in st.agents), dtype=np.float64, count=a_n)
+    taken = np.fromiter((tx.agents[n].calls_taken for n in st.agents), dtype=np.int64, count=a_n)
+    # Per-queue history is approximated by the agent's overall figures for now.
+    agents = routing.AgentArrays(free=free, skills=st.skills, penalty=st.penalty, idle_since=idle,
+                                 last_end=np.broadcast_to(idle, (q_n, a_n)),
+                                 calls=np.broadcast_to(taken, (q_n, a_n)), member_pos=st.member_pos)
+    qidx = {q: i for i, q in enumerate(st.queues)}
+    reqs = []
+    for c in waiting:
+        need = dict(cfg.queues[c.queue].skills)
+        for s, lv in c.skills:
+            need[s] = max(lv, need.get(s, 0))
+        reqs.append([(st.skill_index.get(s, -2), lv) for s, lv in need.items() if lv > 0])
+    k = max((len(r) for r in reqs), default=0) or 1
+    req_skill = np.full((len(waiting), k), -1, dtype=np.int32)
+    req_level = np.zeros((len(waiting), k), dtype=np.int8)
+    max_pen = np.empty(len(waiting), dtype=np.int32)
+    for i, (c, r) in enumerate(zip(waiting, reqs)):
+        for j, (s, lv) in enumerate(r):
+            if s == -2:  # a skill no agent has: nobody is eligible
+                max_pen[i] = -1
+            req_skill[i, j], req_level[i, j] = max(s, 0), lv
+        q = cfg.queues[c.queue]
+        if not any(s == -2 for s, _ in r):
+            initial = routing.NOT_MEMBER - 1 if q.max_penalty is None else q.max_penalty
+            max_pen[i] = routing.max_penalty(tuple((pr.after_s, pr.max_penalty) for pr in q.penalty_rules),
+                                             initial, now - c.entered_at)
+    calls = routing.CallArrays(
+        queue=np.array([qidx[c.queue] for c in waiting], dtype=np.int32),
+        priority=np.array([c.priority for c in waiting], dtype=np.int32),
+        entered=np.array([c.entered_at for c in waiting], dtype=np.float64),
+        req_skill=req_skill, req_level=req_level, max_penalty=max_pen)
+    apos = {n: i for i, n in enumerate(st.agents)}
+    exclude = [(i, apos[a]) for i, c in enumerate(waiting) for a in c.tried if a in apos]
+    # An agent who missed this call is skipped while anyone else eligible is free (a "round").
+    return agents, calls, exclude
 
 
 def _resync(cfg: Config, tx: _Tx, ev: Resync, now: float) -> None:
@@ -458,7 +571,7 @@ def _resync(cfg: Config, tx: _Tx, ev: Resync, now: float) -> None:
         if cid in tx.calls or ch.bridged or ch.queue not in cfg.queues or ch.context != "cc-wait":
             continue
         tx.calls[cid] = Call(cid, ch.queue, ch.channel, ch.entered_at if ch.entered_at is not None else now,
-                             ch.caller_num, ch.caller_name)
+                             ch.caller_num, ch.caller_name, priority=ch.priority, skills=ch.skills)
     tx.synced = True
 
 

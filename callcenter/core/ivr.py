@@ -51,6 +51,8 @@ class Route:
     queue: str | None = None
     dial: str | None = None
     hangup: tuple[str, ...] | None = None
+    skills: tuple[tuple[str, int], ...] = ()  # with queue: what the caller needs
+    priority: int = 0
 
 
 def start(cfg: Config, action: Action, now: float) -> tuple[IvrState | None, Play | Route]:
@@ -83,7 +85,8 @@ def _resolve(cfg: Config, action: Action, now: float, path: tuple[str, ...]) -> 
             m = cfg.menus[action.menu]
             return IvrState(action.menu, 0, path + (action.menu,)), Play(m.prompt, m.timeout_s)
         if action.queue is not None:
-            return None, Route(path + ("queue:" + action.queue,), queue=action.queue)
+            return None, Route(path + ("queue:" + action.queue,), queue=action.queue,
+                               skills=tuple(sorted((action.skills or {}).items())), priority=action.priority or 0)
         if action.dial is not None:
             return None, Route(path + ("dial:" + action.dial,), dial=action.dial)
         return None, Route(path + ("hangup",), hangup=tuple(action.hangup or ()))

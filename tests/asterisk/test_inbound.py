@@ -220,3 +220,21 @@ async def test_ami_cut_reconnects_resyncs_and_keeps_routing(daemon_config, floor
     finally:
         d.stop()
         proxy.close()
+
+
+async def test_spanish_caller_reaches_the_spanish_speaking_agent(daemon: DaemonProc, floor: Floor,
+                                                                 witness: Witness) -> None:
+    """Choosing Spanish sales routes to the agent with the skill, though another agent idles longer."""
+    await floor.login(daemon, "alice")  # idle longest, but no Spanish
+    bob = await floor.login(daemon, "bob")
+    mark = daemon.mark()
+    call = await floor.call_in()
+    await floor.press(daemon, call, "4", "main", mark)
+    call_id = await _queued(daemon, mark, "sales")
+    ring = await daemon.until("offer.ring", 5, after=mark, call_id=call_id)
+    assert ring["agent"] == "bob", ring
+    await daemon.until("call.bridged", 10, after=mark, call_id=call_id, agent="bob")
+    await floor.wait(lambda: any(h.state == "CONFIRMED" for h in bob.calls[1:]), 5, "bob talking")
+    assert _bridged_pair(await witness.channels(), "2002") is not None
+    rec = daemon.call_record(call_id)
+    assert rec["agent"] == "bob" and "agent=bob" in rec["route"] and "candidates=1" in rec["route"]

@@ -76,6 +76,41 @@ def cmd_status(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stats(a: argparse.Namespace) -> int:
+    import sqlite3
+    import time
+
+    from . import stats
+    cfg = _load(a.config)
+    try:
+        db = sqlite3.connect(f"file:{cfg.daemon.database}?mode=ro", uri=True)
+        since = time.time() - a.window
+        queues = {q: stats.queue_figures(db, since, cfg.queues[q].service_level_s).get(q) for q in cfg.queues}
+        agents = stats.agent_figures(db, since)
+    except sqlite3.Error as e:
+        print(f"stats: cannot read {cfg.daemon.database}: {e}", file=sys.stderr)
+        return 1
+    out = {"window_s": a.window,
+           "queues": {q: (f.as_dict() if f else None) for q, f in queues.items()},
+           "agents": {n: agents[n].as_dict() for n in cfg.agents if n in agents}}
+    if a.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"last {a.window:.0f} s")
+    hdr = f"{'':<12} {'OFFERED':>7} {'ANSW':>5} {'ABND':>5} {'SL':>5} {'ASA':>7} {'AHT':>7} {'ABND%':>6}"
+    for title, rows in (("QUEUE", out["queues"]), ("AGENT", out["agents"])):
+        print("\n" + title + hdr[len(title):])
+        for name, f in rows.items():
+            if f is None:
+                print(f"{name:<12} {'no calls':>7}")
+                continue
+            pct = lambda v: "-" if v is None else f"{v * 100:.0f}%"  # noqa: E731
+            sec = lambda v: "-" if v is None else f"{v:.1f}s"  # noqa: E731
+            print(f"{name:<12} {f['offered']:>7} {f['answered']:>5} {f['abandoned']:>5} {pct(f['service_level']):>5} "
+                  f"{sec(f['asa_s']):>7} {sec(f['aht_s']):>7} {pct(f['abandon_rate']):>6}")
+    return 0
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     from .demo import main as demo_main
     return demo_main(a.config, a.duration, a.agents, a.call_every)
@@ -123,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", default=default_cfg)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("stats", help="service level, ASA, AHT, abandon rate per queue and agent (from the journal)")
+    s.add_argument("--config", default=default_cfg)
+    s.add_argument("--window", type=float, default=3600.0, help="seconds of history (default 3600)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_stats)
 
     s = sub.add_parser("demo", help="lab Asterisk + daemon + simulated agents and callers + live screen")
     s.add_argument("--config", default=default_cfg)

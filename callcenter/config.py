@@ -277,6 +277,8 @@ class Queue:
     hook_interval_s: int = Field(default=20, ge=2, le=600)  # how often the wait loop calls the AGI hook
     announce: tuple[Prompt, ...] = ()  # played at every hook, e.g. queue-periodic-announce
     announce_position: bool = False
+    announce_holdtime: bool = False  # expected wait from live statistics (position x AHT / agents)
+    service_level_s: float = Field(default=20, gt=0)  # "answered within" threshold of the service level
 
 
 @dataclass(config=_STRICT)
@@ -319,6 +321,7 @@ class Daemon:
     database: str = "callcenter.sqlite3"
     log_format: Literal["auto", "json", "console"] = "auto"
     reconnect_max_s: float = Field(default=10, gt=0, le=300)
+    stats_window_s: float = Field(default=3600, gt=0)  # live statistics cover this much recent time
 
 
 @dataclass(config=_STRICT)

@@ -13,7 +13,6 @@ import signal
 import socket
 import time
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import structlog
@@ -21,19 +20,21 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import config as config_mod
+from . import stats as stats_mod
 from .adapters.agi_server import AgiServer, AgiSession, ChannelGone
 from .adapters.ami_client import AmiClient, AmiError, NotConnected
 from .core import acd, ivr
 from .core.agents import AgentState
 from .protocol.ami import Message
 from .store import Store
-from .telemetry import Metrics
+from .telemetry import Metrics, StatsCollector
 
 __all__ = ["Daemon", "sanitize_caller_id", "originate_headers", "sd_notify"]
 
+EMPTY = stats_mod.Figures(0, 0, 0, 0, None, None, None)
+
 log = structlog.get_logger("callcenter")
 DTMF_ESCAPES = "0123456789*#"
-SL_THRESHOLD_S = 20.0  # service level: answered within this many seconds
 
 
 # --------------------------------------------------------------------------- caller-controlled text
@@ -99,29 +100,6 @@ def sd_notify(message: str) -> bool:
     return True
 
 
-# --------------------------------------------------------------------------- stats
-
-@dataclass
-class QueueStats:
-    offered: int = 0
-    answered: int = 0
-    answered_in_sl: int = 0
-    abandoned: int = 0
-    wait_total: float = 0.0  # of answered calls
-    talk_total: float = 0.0
-    talks: int = 0
-
-    def as_dict(self) -> dict[str, float | int | None]:
-        done = self.answered + self.abandoned
-        return {
-            "offered": self.offered, "answered": self.answered, "abandoned": self.abandoned,
-            "service_level": round(self.answered_in_sl / done, 4) if done else None,
-            "asa_s": round(self.wait_total / self.answered, 2) if self.answered else None,
-            "aht_s": round(self.talk_total / self.talks, 2) if self.talks else None,
-            "abandon_rate": round(self.abandoned / done, 4) if done else None,
-        }
-
-
 @dataclass
 class Leg:
     call_id: str
@@ -144,7 +122,6 @@ class Daemon:
         self.store = Store(cfg.daemon.database)
         self.metrics = Metrics()
         self.state = acd.initial_state(cfg, self.store.agents())
-        self.stats: dict[str, QueueStats] = defaultdict(QueueStats)
         self.legs: dict[str, Leg] = {}  # ChannelId of agent legs we originated
         self.by_action: dict[str, str] = {}  # Originate ActionID -> ChannelId
         self._resync_legs: dict[tuple[str, str], str] = {}  # (call_id, agent) -> channel, from the snapshot
@@ -164,6 +141,7 @@ class Daemon:
             "agent": self.agi_agent,
         }, on_session=lambda s, r: self.metrics.agi_sessions.labels(s, r).inc())
         self._http: web.AppRunner | None = None
+        self.metrics.registry.register(StatsCollector(self.status))
         self._refresh_gauges()
 
     # ------------------------------------------------------------------ lifecycle
@@ -252,25 +230,10 @@ class Daemon:
                          call_id=a.call_id)
             case acd.CallAnswered():
                 self.store.call_answered(c.call_id, c.agent, c.at)
-                rec = self.store.call(c.call_id)
-                if rec is not None and rec.queue:
-                    st = self.stats[rec.queue]
-                    wait = c.at - (rec.entered_at or c.at)
-                    st.answered += 1
-                    st.wait_total += wait
-                    st.answered_in_sl += wait <= SL_THRESHOLD_S
                 self.metrics.offers.labels("answered").inc()
                 log.info("call.answered", call_id=c.call_id, agent=c.agent)
             case acd.CallEnded():
                 self.store.call_ended(c.call_id, c.outcome, c.at)
-                rec = self.store.call(c.call_id)
-                if rec is not None and rec.queue:
-                    st = self.stats[rec.queue]
-                    if c.outcome == "abandoned":
-                        st.abandoned += 1
-                    elif c.outcome == "completed" and rec.answered_at:
-                        st.talks += 1
-                        st.talk_total += c.at - rec.answered_at
                 self.metrics.calls.labels(c.outcome).inc()
                 log.info("call.ended", call_id=c.call_id, outcome=c.outcome, agent=c.agent)
             case acd.Rejected():
@@ -456,7 +419,6 @@ class Daemon:
                            ("CC_MOH", q.moh_class), ("CC_HOOK", str(q.hook_interval_s)), ("CC_NEXT", "queue")):
                 await s.set_var(k, val)
             self.store.call_queued(call_id, step.queue, now)
-            self.stats[step.queue].offered += 1
             log.info("call.queued", call_id=call_id, queue=step.queue)
             name, num = s.env.values.get("agi_calleridname", ""), s.env.values.get("agi_callerid", "")
             self.submit(acd.CallQueued(call_id, step.queue, s.channel, num, name, now, step.priority, step.skills))
@@ -525,13 +487,26 @@ class Daemon:
             return  # being connected right now: stay quiet
         await self._play(s, q.announce, escape="")
         pos = self.state.position(call_id)
+        if q.announce_holdtime and pos is not None:
+            staffed = sum(1 for m in q.members if self.state.agents[m].state not in
+                          (AgentState.LOGGED_OUT, AgentState.PAUSED))
+            fig = self.queue_figures(time.time()).get(c.queue)
+            ewt = stats_mod.expected_wait(pos, staffed, fig.aht_s if fig else None)
+            minutes = max(1, round(ewt / 60))
+            log.info("queue.holdtime", call_id=call_id, queue=c.queue, position=pos, staffed=staffed,
+                     expected_wait_s=round(ewt, 1))
+            await self._play(s, ("queue-holdtime",), escape="")
+            await s.cmd("SAY NUMBER", minutes, "")
+            await self._play(s, ("queue-minute" if minutes == 1 else "queue-minutes",), escape="")
         if q.announce_position and pos is not None:
+            log.info("queue.position", call_id=call_id, queue=c.queue, position=pos)
             if pos == 1:
                 await self._play(s, ("queue-youarenext",), escape="")
             else:
                 await self._play(s, ("queue-thereare",), escape="")
-                await s.cmd("SAY NUMBER", pos - 1, "")
+                said = await s.cmd("SAY NUMBER", pos - 1, "")
                 await self._play(s, ("queue-callswaiting",), escape="")
+                log.info("queue.position_announced", call_id=call_id, ahead=pos - 1, ok=said.code == 200)
 
     async def agi_fallback(self, s: AgiSession) -> None:
         """Max wait reached: the queue's fallback action (menu, another queue, dial, hang-up)."""
@@ -569,8 +544,19 @@ class Daemon:
         await s.cmd("HANGUP")
 
     # ------------------------------------------------------------------ HTTP
+    def queue_figures(self, now: float) -> dict[str, stats_mod.Figures]:
+        """Per-queue figures over the statistics window, each queue with its own service-level threshold."""
+        since = now - self.cfg.daemon.stats_window_s
+        out: dict[str, stats_mod.Figures] = {}
+        for t in {q.service_level_s for q in self.cfg.queues.values()}:
+            figs = stats_mod.queue_figures(self.store.db, since, t)
+            out.update({q: f for q, f in figs.items() if q in self.cfg.queues
+                        and self.cfg.queues[q].service_level_s == t})
+        return out
+
     def status(self) -> dict[str, object]:
         now = time.time()
+        figures = self.queue_figures(now)
         queues = {}
         for q in self.cfg.queues:
             waiting = self.state.waiting(q)
@@ -579,8 +565,12 @@ class Daemon:
                          "ringing": sum(1 for c in self.state.calls.values()
                                         if c.queue == q and c.agent and c.answered_at is None),
                          "longest_wait_s": round(now - waiting[0].entered_at, 1) if waiting else 0.0,
-                         **self.stats[q].as_dict()}
+                         **figures.get(q, EMPTY).as_dict()}
+        per_agent = stats_mod.agent_figures(self.store.db, now - self.cfg.daemon.stats_window_s)
         agents = {a.name: {"state": str(a.state), "device": a.device, "call_id": a.call_id,
+                           "answered": per_agent[a.name].answered if a.name in per_agent else 0,
+                           "aht_s": (round(per_agent[a.name].aht_s, 1)
+                                     if a.name in per_agent and per_agent[a.name].aht_s else None),
                            "reason": a.pause_reason, "calls": a.calls_taken,
                            "idle_s": round(now - a.idle_since, 1) if a.state == AgentState.READY else None}
                   for a in self.state.agents.values()}

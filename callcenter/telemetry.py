@@ -6,7 +6,12 @@ import logging
 import sys
 
 import structlog
+from collections.abc import Callable, Iterator
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 __all__ = ["configure_logging", "Metrics"]
 
@@ -42,3 +47,40 @@ class Metrics:
         self.ami_reconnects = Counter("callcenter_ami_reconnects", "AMI (re)connections", registry=r)
         self.agi_sessions = Counter("callcenter_agi_sessions", "FastAGI sessions, by script and result",
                                     ["script", "result"], registry=r)
+
+
+class StatsCollector(Collector):
+    """Queue and agent statistics computed at scrape time (labels: configured queues and agents only)."""
+
+    def __init__(self, source: Callable[[], dict[str, Any]]):
+        self.source = source
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        st = self.source()
+        fams = {
+            "service_level": GaugeMetricFamily("callcenter_queue_service_level",
+                                               "Share answered within the queue's threshold (window)", labels=["queue"]),
+            "asa_s": GaugeMetricFamily("callcenter_queue_asa_seconds", "Average speed of answer (window)",
+                                       labels=["queue"]),
+            "aht_s": GaugeMetricFamily("callcenter_queue_aht_seconds", "Average handle time (window)",
+                                       labels=["queue"]),
+            "abandon_rate": GaugeMetricFamily("callcenter_queue_abandon_rate", "Abandoned / (answered + abandoned)",
+                                              labels=["queue"]),
+            "longest_wait_s": GaugeMetricFamily("callcenter_queue_longest_wait_seconds",
+                                                "Longest current wait", labels=["queue"]),
+        }
+        for q, fig in st["queues"].items():
+            for key, fam in fams.items():
+                if fig.get(key) is not None:
+                    fam.add_metric([q], float(fig[key]))
+        answered = GaugeMetricFamily("callcenter_agent_answered", "Calls answered by the agent (window)",
+                                     labels=["agent"])
+        aht = GaugeMetricFamily("callcenter_agent_aht_seconds", "The agent's average handle time (window)",
+                                labels=["agent"])
+        for a, fig in st["agents"].items():
+            answered.add_metric([a], float(fig["answered"]))
+            if fig.get("aht_s") is not None:
+                aht.add_metric([a], float(fig["aht_s"]))
+        yield from fams.values()
+        yield answered
+        yield aht

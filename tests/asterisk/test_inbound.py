@@ -238,3 +238,24 @@ async def test_spanish_caller_reaches_the_spanish_speaking_agent(daemon: DaemonP
     assert _bridged_pair(await witness.channels(), "2002") is not None
     rec = daemon.call_record(call_id)
     assert rec["agent"] == "bob" and "agent=bob" in rec["route"] and "candidates=1" in rec["route"]
+
+
+async def test_position_and_expected_wait_are_announced(daemon: DaemonProc, floor: Floor) -> None:
+    """Waiting callers hear their place and the expected wait from live statistics at each hook."""
+    alice = await floor.login(daemon, "alice")
+    await floor.feature(alice, "*63")  # on a break: staffed, but nobody answers for now
+    mark = daemon.mark()
+    first = await floor.call_in("5550201")
+    await floor.press(daemon, first, "1", "main", mark)
+    c1 = await _queued(daemon, mark, "sales")
+    mark2 = daemon.mark()
+    second = await floor.call_in("5550202")
+    await floor.press(daemon, second, "1", "main", mark2)
+    c2 = await _queued(daemon, mark2, "sales")
+    ev = await daemon.until("queue.position_announced", 15, after=mark2, call_id=c2)
+    assert ev["ahead"] == 1 and ev["ok"] is True
+    pos1 = await daemon.until("queue.position", 10, after=mark, call_id=c1)
+    assert pos1["position"] == 1
+    hold = await daemon.until("queue.holdtime", 10, after=mark2, call_id=c2)
+    assert hold["position"] == 2 and hold["expected_wait_s"] > 0
+    assert not first.ended and not second.ended

@@ -105,6 +105,7 @@ async def test_metrics_and_status_endpoints(daemon: DaemonProc, floor: Floor) ->
     assert 'callcenter_queue_waiting{queue="empty"} 1.0' in text
     assert 'callcenter_agents{state="Ready"} 1.0' in text
     assert "callcenter_ami_connected 1.0" in text
+    assert 'callcenter_queue_longest_wait_seconds{queue="empty"}' in text
     st = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2))
     assert st["queues"]["empty"]["waiting"] == 1 and st["agents"]["bob"]["state"] == "Ready"
     call.hangup()

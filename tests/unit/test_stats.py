@@ -1,0 +1,92 @@
+"""Live statistics from the journal: service level, ASA, AHT, abandon rate, expected wait."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from callcenter import stats
+from callcenter.store import Store
+
+NOW = 1_800_000_000.0
+
+
+def _journal(store: Store) -> None:
+    # (call, queue, entered, answered, ended, agent, outcome)
+    rows = [
+        ("c1", "sales", NOW - 100, NOW - 95, NOW - 35, "alice", "completed"),   # 5 s wait, 60 s talk
+        ("c2", "sales", NOW - 90, NOW - 60, NOW - 20, "bob", "completed"),      # 30 s wait, 40 s talk
+        ("c3", "sales", NOW - 80, None, NOW - 70, None, "abandoned"),
+        ("c4", "sales", NOW - 10, NOW - 5, None, "alice", None),                # talking: answered, no AHT
+        ("c5", "support", NOW - 50, NOW - 49, NOW - 19, "carol", "completed"),
+        ("old", "sales", NOW - 9000, NOW - 8990, NOW - 8900, "bob", "completed"),  # outside the window
+    ]
+    for cid, q, ent, ans, end, agent, outcome in rows:
+        store.call_started(cid, "u-" + cid, "PJSIP/x", "555", "", "5551000", ent - 3)
+        store.call_queued(cid, q, ent)
+        if ans:
+            store.call_answered(cid, agent, ans)
+        if end:
+            store.call_ended(cid, outcome, end)
+
+
+def test_queue_figures_follow_the_definitions():
+    """SL counts answers within the threshold over answered+abandoned; ASA/AHT average the right spans."""
+    s = Store(":memory:")
+    _journal(s)
+    f = stats.queue_figures(s.db, NOW - 3600, 20.0)
+    sales = f["sales"]
+    assert (sales.offered, sales.answered, sales.abandoned) == (4, 3, 1)
+    assert sales.answered_in_sl == 2  # c1 (5 s) and c4 (5 s); c2 waited 30 s
+    assert sales.service_level == pytest.approx(2 / 4)
+    assert sales.abandon_rate == pytest.approx(1 / 4)
+    assert sales.asa_s == pytest.approx((5 + 30 + 5) / 3)
+    assert sales.aht_s == pytest.approx((60 + 40) / 2)
+    assert f["support"].service_level == 1.0 and f["support"].aht_s == pytest.approx(30)
+
+
+def test_agent_figures_and_window():
+    """Per-agent figures count only calls that entered inside the window."""
+    s = Store(":memory:")
+    _journal(s)
+    a = stats.agent_figures(s.db, NOW - 3600)
+    assert a["alice"].answered == 2 and a["bob"].answered == 1
+    assert a["bob"].aht_s == pytest.approx(40)
+    assert stats.agent_figures(s.db, NOW - 10_000)["bob"].answered == 2
+
+
+def test_expected_wait_scales_with_position_and_staff():
+    """position x AHT / staffed agents; no AHT yet falls back to the default."""
+    assert stats.expected_wait(3, 2, 120.0) == pytest.approx(180.0)
+    assert stats.expected_wait(1, 4, None, default_aht_s=200) == pytest.approx(50.0)
+    assert stats.expected_wait(2, 0, 60.0) == pytest.approx(120.0)
+    assert stats.expected_wait(0, 3, 60.0) == 0.0
+
+
+def test_stats_cli_reads_the_journal(tmp_path: Path):
+    """`callcenter stats --json` reports per-queue and per-agent figures from the database."""
+    cfg = yaml.safe_load(Path("tests/asterisk/lab.yaml").read_text())
+    cfg["daemon"]["database"] = str(tmp_path / "cc.sqlite3")
+    (tmp_path / "cc.yaml").write_text(yaml.safe_dump(cfg))
+    s = Store(tmp_path / "cc.sqlite3")
+    now = time.time()
+    s.call_started("c1", "u", "PJSIP/x", "555", "", "5551000", now - 60)
+    s.call_queued("c1", "sales", now - 50)
+    s.call_answered("c1", "alice", now - 45)
+    s.call_ended("c1", "completed", now - 15)
+    s.close()
+    out = subprocess.run([sys.executable, "-m", "callcenter", "stats", "--config", str(tmp_path / "cc.yaml"), "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    data = json.loads(out)
+    assert data["queues"]["sales"]["answered"] == 1 and data["queues"]["empty"] is None
+    assert data["queues"]["sales"]["asa_s"] == pytest.approx(5, abs=0.01)
+    assert data["agents"]["alice"]["aht_s"] == pytest.approx(30, abs=0.01)
+    table = subprocess.run([sys.executable, "-m", "callcenter", "stats", "--config", str(tmp_path / "cc.yaml")],
+                           capture_output=True, text=True, check=True).stdout
+    assert "sales" in table and "100%" in table

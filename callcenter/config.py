@@ -253,6 +253,19 @@ class Trunk:
 
 
 @dataclass(config=_STRICT)
+class Overflow:
+    queue: str
+    after_s: float | None = Field(default=None, gt=0)  # move callers who waited this long here
+    expected_wait_s: float | None = Field(default=None, gt=0)  # ... or whose expected wait exceeds this
+
+    @model_validator(mode="after")
+    def _threshold(self) -> Overflow:
+        if self.after_s is None and self.expected_wait_s is None:
+            raise ValueError("an overflow needs after_s or expected_wait_s")
+        return self
+
+
+@dataclass(config=_STRICT)
 class PenaltyRule:
     after_s: float = Field(ge=0)
     max_penalty: int = Field(ge=0)
@@ -278,6 +291,10 @@ class Queue:
     announce: tuple[Prompt, ...] = ()  # played at every hook, e.g. queue-periodic-announce
     announce_position: bool = False
     announce_holdtime: bool = False  # expected wait from live statistics (position x AHT / agents)
+    max_length: int = Field(default=0, ge=0)  # callers waiting at most (0: no limit); more go to fallback
+    join_empty: bool = True  # False: with no agent logged in and unpaused, callers go straight to fallback
+    leave_when_empty: bool = False  # True: waiting callers go to fallback when the last agent leaves
+    overflow: Overflow | None = None
     service_level_s: float = Field(default=20, gt=0)  # "answered within" threshold of the service level
 
 
@@ -405,6 +422,10 @@ def _references(cfg: Config) -> list[str]:
             except ValueError as e:
                 problems.append(f"queues.{name}.skills.{skill}: {e}")
         action(f"queues.{name}.fallback", q.fallback)
+        if q.overflow is not None and q.overflow.queue not in cfg.queues:
+            problems.append(f"queues.{name}.overflow.queue: unknown queue {q.overflow.queue!r}")
+        elif q.overflow is not None and q.overflow.queue == name:
+            problems.append(f"queues.{name}.overflow.queue: a queue cannot overflow to itself")
         if q.fallback.queue == name:
             problems.append(f"queues.{name}.fallback.queue: a queue cannot fall back to itself")
     for name, m in cfg.menus.items():

@@ -222,8 +222,13 @@ class Daemon:
                 self._spawn(self._cancel(c))
             case acd.Fallback():
                 self.store.call_outcome(c.call_id, "fallback")
-                self._spawn(self._redirect(c.channel, "cc-fallback"))
-                log.info("call.fallback", call_id=c.call_id, queue=c.queue)
+                log.info("call.fallback", call_id=c.call_id, queue=c.queue, reason=c.reason)
+                if not c.immediate:  # refused at entry: the IVR session still holds the caller
+                    self._spawn(self._redirect(c.channel, "cc-fallback"))
+            case acd.Requeue():
+                self.store.call_overflow(c.call_id, c.queue)
+                log.info("call.overflow", call_id=c.call_id, queue=c.queue, reason=c.reason)
+                self._spawn(self._setvar(c.channel, "CC_QUEUE", c.queue))
             case acd.AgentChanged(agent=a):
                 self.store.save_agent(a.name, a.state, a.pause_reason, a.idle_since)
                 log.info("agent.state", agent=a.name, state=str(a.state), reason=a.pause_reason or None,
@@ -274,6 +279,13 @@ class Daemon:
         if channel:
             with contextlib.suppress(AmiError, NotConnected, asyncio.TimeoutError):
                 await self.ami.action("Hangup", {"Channel": channel, "Cause": "16"})
+
+    async def _setvar(self, channel: str, name: str, value: str) -> None:
+        """Keep the channel's own record right (a restarted daemon reads it back)."""
+        try:
+            await self.ami.action("Setvar", {"Channel": channel, "Variable": name, "Value": value})
+        except (AmiError, NotConnected, asyncio.TimeoutError) as e:
+            log.warning("call.setvar_failed", channel=channel, variable=name, error=str(e))
 
     async def _redirect(self, channel: str, context: str) -> None:
         try:
@@ -421,7 +433,12 @@ class Daemon:
             self.store.call_queued(call_id, step.queue, now)
             log.info("call.queued", call_id=call_id, queue=step.queue)
             name, num = s.env.values.get("agi_calleridname", ""), s.env.values.get("agi_callerid", "")
-            self.submit(acd.CallQueued(call_id, step.queue, s.channel, num, name, now, step.priority, step.skills))
+            cmds = self.submit(acd.CallQueued(call_id, step.queue, s.channel, num, name, now, step.priority,
+                                              step.skills))
+            refused = next((c for c in cmds if isinstance(c, acd.Fallback) and c.call_id == call_id), None)
+            if refused is not None:  # full, or nobody to answer: the queue's fallback, right here
+                await s.set_var("CC_NEXT", "")
+                await self._run_action(s, call_id, q.fallback, step_path + (f"{refused.reason}:{step.queue}",))
         elif step.dial is not None:
             await s.set_var("CC_TARGET", step.dial)
             await s.set_var("CC_NEXT", "dial")
@@ -487,17 +504,22 @@ class Daemon:
             return  # being connected right now: stay quiet
         await self._play(s, q.announce, escape="")
         pos = self.state.position(call_id)
-        if q.announce_holdtime and pos is not None:
+        wants_ewt = q.announce_holdtime or (q.overflow is not None and q.overflow.expected_wait_s is not None)
+        if wants_ewt and pos is not None:
             staffed = sum(1 for m in q.members if self.state.agents[m].state not in
                           (AgentState.LOGGED_OUT, AgentState.PAUSED))
             fig = self.queue_figures(time.time()).get(c.queue)
             ewt = stats_mod.expected_wait(pos, staffed, fig.aht_s if fig else None)
-            minutes = max(1, round(ewt / 60))
-            log.info("queue.holdtime", call_id=call_id, queue=c.queue, position=pos, staffed=staffed,
-                     expected_wait_s=round(ewt, 1))
-            await self._play(s, ("queue-holdtime",), escape="")
-            await s.cmd("SAY NUMBER", minutes, "")
-            await self._play(s, ("queue-minute" if minutes == 1 else "queue-minutes",), escape="")
+            if q.overflow is not None and q.overflow.expected_wait_s is not None and ewt > q.overflow.expected_wait_s:
+                self.submit(acd.Overflow(call_id))
+                return
+            if q.announce_holdtime:
+                minutes = max(1, round(ewt / 60))
+                log.info("queue.holdtime", call_id=call_id, queue=c.queue, position=pos, staffed=staffed,
+                         expected_wait_s=round(ewt, 1))
+                await self._play(s, ("queue-holdtime",), escape="")
+                await s.cmd("SAY NUMBER", minutes, "")
+                await self._play(s, ("queue-minute" if minutes == 1 else "queue-minutes",), escape="")
         if q.announce_position and pos is not None:
             log.info("queue.position", call_id=call_id, queue=c.queue, position=pos)
             if pos == 1:

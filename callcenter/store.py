@@ -103,6 +103,11 @@ class Store:
         self.db.execute("UPDATE calls SET outcome=?, ended_at=? WHERE call_id=? AND ended_at IS NULL",
                         (outcome, at, call_id))
 
+    def call_overflow(self, call_id: str, queue: str) -> None:
+        """Overflow to another queue: the record follows the caller; the path keeps the trail."""
+        self.db.execute("UPDATE calls SET queue=?, ivr_path=json_insert(ivr_path, '$[#]', ?) WHERE call_id=?",
+                        (queue, "overflow:" + queue, call_id))
+
     def call_route(self, call_id: str, explain: str) -> None:
         self.db.execute("UPDATE calls SET route=? WHERE call_id=?", (explain, call_id))
 

@@ -25,9 +25,9 @@ __all__ = [
     "Agent", "Call", "AcdState", "initial_state", "step", "next_deadline",
     # events
     "Login", "Logout", "Pause", "Unpause", "DeviceState", "CallQueued", "CallerLeft", "OfferAnswered",
-    "OfferFailed", "AgentHungUp", "Tick", "AmiDown", "Resync", "ChannelSnapshot",
+    "OfferFailed", "AgentHungUp", "Tick", "AmiDown", "Resync", "ChannelSnapshot", "Overflow",
     # commands
-    "Offer", "CancelOffer", "Fallback", "AgentChanged", "CallAnswered", "CallEnded", "Rejected",
+    "Offer", "CancelOffer", "Fallback", "Requeue", "AgentChanged", "CallAnswered", "CallEnded", "Rejected",
 ]
 
 UNAVAILABLE_DEVICE = frozenset({"UNAVAILABLE", "INVALID", "INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
@@ -66,6 +66,7 @@ class Call:
     tried: frozenset[str] = frozenset()  # agents that missed this call in the current round
     priority: int = 0
     skills: tuple[tuple[str, int], ...] = ()  # required skill -> minimum level (beyond the queue's)
+    queue_entered_at: float | None = None  # entry into the current queue (overflow moves it); None: entered_at
     route: str = field(default="", compare=False)  # why the current/last offer went where it went
 
 
@@ -175,6 +176,13 @@ class AgentHungUp:
 
 
 @dataclass(frozen=True)
+class Overflow:
+    """The adapter saw the call's expected wait exceed its queue's overflow limit."""
+
+    call_id: str
+
+
+@dataclass(frozen=True)
 class Tick:
     """Time passed (the adapter sleeps until :func:`next_deadline`)."""
 
@@ -235,6 +243,18 @@ class Fallback:
     call_id: str
     channel: str
     queue: str
+    reason: str = "max-wait"  # max-wait | full | empty
+    immediate: bool = False  # refused at entry: the caller is still in the IVR's hands
+
+
+@dataclass(frozen=True)
+class Requeue:
+    """Overflow: the waiting caller now belongs to ``queue`` (seniority kept)."""
+
+    call_id: str
+    channel: str
+    queue: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -265,7 +285,7 @@ class Rejected:
     reason: str
 
 
-Command = Offer | CancelOffer | Fallback | AgentChanged | CallAnswered | CallEnded | Rejected
+Command = Offer | CancelOffer | Fallback | Requeue | AgentChanged | CallAnswered | CallEnded | Rejected
 
 
 # --------------------------------------------------------------------------- step
@@ -321,10 +341,20 @@ def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
         case DeviceState(agent=name, state=dev) if name in tx.agents:
             tx.agents[name] = replace(tx.agents[name], device=dev)
         case CallQueued() if ev.queue in cfg.queues and ev.call_id not in tx.calls:
+            q = cfg.queues[ev.queue]
+            if not q.join_empty and not _staffed(cfg, tx, ev.queue):
+                tx.out.append(Fallback(ev.call_id, ev.channel, ev.queue, "empty", immediate=True))
+                return
+            if q.max_length and sum(1 for c in tx.calls.values()
+                                    if c.queue == ev.queue and c.agent is None) >= q.max_length:
+                tx.out.append(Fallback(ev.call_id, ev.channel, ev.queue, "full", immediate=True))
+                return
             tx.calls[ev.call_id] = Call(ev.call_id, ev.queue, ev.channel,
                                         now if ev.entered_at is None else ev.entered_at,
                                         ev.caller_num, ev.caller_name, priority=ev.priority,
                                         skills=ev.skills)
+        case Overflow(call_id=cid) if cid in tx.calls and tx.calls[cid].agent is None:
+            _overflow(cfg, tx, tx.calls[cid], now, "expected-wait")
         case CallerLeft(call_id=cid) if cid in tx.calls:
             c = tx.calls[cid]
             if c.answered_at is not None:
@@ -401,9 +431,30 @@ def _expire(cfg: Config, tx: _Tx, now: float) -> None:
             tx.out.append(CancelOffer(cid, c.agent))
             _miss(cfg, tx, c, now)
         c = tx.calls[cid]
-        if c.agent is None and c.entered_at + cfg.queues[c.queue].max_wait_s <= now:
+        if c.agent is not None:
+            continue
+        q = cfg.queues[c.queue]
+        since = c.queue_entered_at if c.queue_entered_at is not None else c.entered_at
+        if q.overflow is not None and q.overflow.after_s is not None and since + q.overflow.after_s <= now:
+            _overflow(cfg, tx, c, now, "after")
+        elif since + q.max_wait_s <= now:
             del tx.calls[cid]
             tx.out.append(Fallback(cid, c.channel, c.queue))  # the call goes on: the fallback decides
+        elif q.leave_when_empty and not _staffed(cfg, tx, c.queue):
+            del tx.calls[cid]
+            tx.out.append(Fallback(cid, c.channel, c.queue, "empty"))
+
+
+def _staffed(cfg: Config, tx: _Tx, queue: str) -> bool:
+    """Someone logged in and not on a break could still take this queue's calls."""
+    return any(tx.agents[m].state not in (AgentState.LOGGED_OUT, AgentState.PAUSED) for m in cfg.queues[queue].members)
+
+
+def _overflow(cfg: Config, tx: _Tx, c: Call, now: float, reason: str) -> None:
+    target = cfg.queues[c.queue].overflow
+    assert target is not None
+    tx.calls[c.call_id] = replace(c, queue=target.queue, queue_entered_at=now, tried=frozenset())
+    tx.out.append(Requeue(c.call_id, c.channel, target.queue, reason))
 
 
 def _available(a: Agent, now: float) -> bool:
@@ -585,7 +636,11 @@ def next_deadline(cfg: Config, state: AcdState, now: float | None = None) -> flo
                   if a.state == AgentState.READY and a.retry_at > now]
     for c in state.calls.values():
         if c.agent is None:
-            times.append(c.entered_at + cfg.queues[c.queue].max_wait_s)
+            q = cfg.queues[c.queue]
+            since = c.queue_entered_at if c.queue_entered_at is not None else c.entered_at
+            times.append(since + q.max_wait_s)
+            if q.overflow is not None and q.overflow.after_s is not None:
+                times.append(since + q.overflow.after_s)
         elif c.answered_at is None and c.offer_deadline is not None:
             times.append(c.offer_deadline)
     return min(times) if times else None

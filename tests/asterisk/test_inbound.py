@@ -259,3 +259,22 @@ async def test_position_and_expected_wait_are_announced(daemon: DaemonProc, floo
     hold = await daemon.until("queue.holdtime", 10, after=mark2, call_id=c2)
     assert hold["position"] == 2 and hold["expected_wait_s"] > 0
     assert not first.ended and not second.ended
+
+
+async def test_overflow_moves_the_caller_to_another_queue(daemon: DaemonProc, floor: Floor, witness: Witness) -> None:
+    """A caller waiting in an unstaffed queue overflows after 2 s to sales and reaches its agent."""
+    alice = await floor.login(daemon, "alice")
+    mark = daemon.mark()
+    call = await floor.call_in()
+    await floor.press(daemon, call, "5", "main", mark)
+    call_id = await _queued(daemon, mark, "spill")
+    ev = await daemon.until("call.overflow", 10, after=mark, call_id=call_id)
+    assert ev["queue"] == "sales" and ev["reason"] == "after"
+    await daemon.until("call.bridged", 10, after=mark, call_id=call_id, agent="alice")
+    await floor.wait(lambda: any(h.state == "CONFIRMED" for h in alice.calls[1:]), 5, "alice talking")
+    chans = await witness.channels()
+    caller = [c for c in chans if c["Channel"].startswith("PJSIP/trunk-pstn-")]
+    assert caller and caller[0].get("BridgeId")
+    rec = daemon.call_record(call_id)
+    assert rec["queue"] == "sales" and rec["agent"] == "alice"
+    assert json.loads(rec["ivr_path"])[-2:] == ["queue:spill", "overflow:sales"]

@@ -85,7 +85,7 @@ def test_initial_state_agents_from_config():
     assert {n: (a.phone, a.queues, a.state) for n, a in st0.agents.items()} == {
         "alice": ("2001", ("sales",), S.LOGGED_OUT),
         "bob": ("2002", ("sales",), S.LOGGED_OUT),
-        "carol": ("2003", ("empty",), S.LOGGED_OUT),
+        "carol": ("2003", ("spill", "empty"), S.LOGGED_OUT),
     }
 
 

@@ -27,12 +27,15 @@ lab-down: venv
 venv: $(VENV)/.installed
 
 # System packages: venv support, debootstrap (builds the lab Asterisk when the host has none),
-# SIPp (sip-tester) for SIP-level tests. Installed only when missing.
+# SIPp (sip-tester) for SIP-level tests, espeak-ng and sox for the AMD test corpus.
+# Installed only when missing.
 sysdeps:
 	@missing=""; \
 	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
 	command -v debootstrap >/dev/null || command -v asterisk >/dev/null || missing="$$missing debootstrap"; \
 	command -v sipp >/dev/null || missing="$$missing sip-tester"; \
+	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	command -v sox >/dev/null || missing="$$missing sox"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

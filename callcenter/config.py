@@ -356,6 +356,8 @@ class Config:
     daemon: Daemon = Field(default_factory=Daemon)
     schedules: dict[str, Schedule] = Field(default_factory=dict)
     supervisors: dict[str, Supervisor] = Field(default_factory=dict)
+    # *63<code> pauses with a named reason; *63 alone is "break". Reason names label metrics.
+    pause_reasons: dict[str, str] = Field(default_factory=lambda: {"1": "lunch", "2": "training", "3": "meeting"})
 
     def agent_by_phone(self, phone: str) -> str | None:
         return next((a for a, ag in self.agents.items() if ag.phone == phone), None)
@@ -435,6 +437,11 @@ def _references(cfg: Config) -> list[str]:
     for name, t in cfg.trunks.items():
         for did, a in t.dids.items():
             action(f"trunks.{name}.dids.{did}", a)
+    for code, reason in cfg.pause_reasons.items():
+        if not re.fullmatch(r"[0-9]{1,4}", code):
+            problems.append(f"pause_reasons.{code}: a reason code is 1-4 digits")
+        if not re.fullmatch(NAME, reason):
+            problems.append(f"pause_reasons.{code}: bad reason name {reason!r} (lowercase letters, digits, _ or -)")
     codes = [getattr(cfg.features, f) for f in ("login", "logout", "pause", "unpause")]
     if len(set(codes)) != len(codes):
         problems.append("features: feature codes must differ")

@@ -88,7 +88,8 @@ def render(cfg: Config, *, agi_host: str | None = None) -> dict[str, str]:
         f"exten => {f.login},1,AGI(${{CC_AGI}}/agent,login,${{CHANNEL(endpoint)}})",
         f"exten => {f.logout},1,AGI(${{CC_AGI}}/agent,logout,${{CHANNEL(endpoint)}})",
         f"exten => {f.pause},1,AGI(${{CC_AGI}}/agent,pause,${{CHANNEL(endpoint)}})",
-        f"exten => _{f.pause}X.,1,AGI(${{CC_AGI}}/agent,pause,${{CHANNEL(endpoint)}},${{EXTEN:{len(f.pause)}}})",
+        *(f"exten => _{f.pause}{'X' * n},1,AGI(${{CC_AGI}}/agent,pause,${{CHANNEL(endpoint)}},${{EXTEN:{len(f.pause)}}})"
+          for n in range(1, 5)),  # pause reason codes of 1-4 digits
         f"exten => {f.unpause},1,AGI(${{CC_AGI}}/agent,unpause,${{CHANNEL(endpoint)}})",
         "; phone to phone (explicit extensions only: no dial patterns, no toll fraud)",
     ]

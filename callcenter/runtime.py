@@ -125,6 +125,8 @@ class Daemon:
         self.legs: dict[str, Leg] = {}  # ChannelId of agent legs we originated
         self.by_action: dict[str, str] = {}  # Originate ActionID -> ChannelId
         self._resync_legs: dict[tuple[str, str], str] = {}  # (call_id, agent) -> channel, from the snapshot
+        self._pause_reason: dict[str, str | None] = {
+            a.name: (a.pause_reason if a.state == AgentState.PAUSED else None) for a in self.state.agents.values()}
         self._sync = _Sync()
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[object]] = set()
@@ -231,6 +233,11 @@ class Daemon:
                 self._spawn(self._setvar(c.channel, "CC_QUEUE", c.queue))
             case acd.AgentChanged(agent=a):
                 self.store.save_agent(a.name, a.state, a.pause_reason, a.idle_since)
+                before = self._pause_reason.get(a.name)
+                now_reason = a.pause_reason if a.state == AgentState.PAUSED else None
+                if now_reason != before:  # pause intervals per reason, for durations in the statistics
+                    self.store.pause_changed(a.name, now_reason, now)
+                    self._pause_reason[a.name] = now_reason
                 log.info("agent.state", agent=a.name, state=str(a.state), reason=a.pause_reason or None,
                          call_id=a.call_id)
             case acd.CallAnswered():
@@ -554,8 +561,14 @@ class Daemon:
             return
         structlog.contextvars.bind_contextvars(agent=agent)
         reason = "break"
-        if op == "pause" and len(args) > 2 and re.match(r"^[0-9]{1,4}$", args[2]):
-            reason = f"code-{args[2]}"
+        if op == "pause" and len(args) > 2:
+            code = args[2]
+            if code not in self.cfg.pause_reasons:  # an unknown code changes nothing
+                log.warning("agent.unknown_pause_code", code=code[:8])
+                await self._play(s, ("beeperr",), escape="")
+                await s.cmd("HANGUP")
+                return
+            reason = self.cfg.pause_reasons[code]
         ev = {"login": acd.Login(agent), "logout": acd.Logout(agent), "pause": acd.Pause(agent, reason),
               "unpause": acd.Unpause(agent)}[op]
         cmds = self.submit(ev)
@@ -589,8 +602,10 @@ class Daemon:
                          "longest_wait_s": round(now - waiting[0].entered_at, 1) if waiting else 0.0,
                          **figures.get(q, EMPTY).as_dict()}
         per_agent = stats_mod.agent_figures(self.store.db, now - self.cfg.daemon.stats_window_s)
+        paused = self.store.pause_seconds(now - self.cfg.daemon.stats_window_s, now)
         agents = {a.name: {"state": str(a.state), "device": a.device, "call_id": a.call_id,
                            "answered": per_agent[a.name].answered if a.name in per_agent else 0,
+                           "paused_s": paused.get(a.name, {}),
                            "aht_s": (round(per_agent[a.name].aht_s, 1)
                                      if a.name in per_agent and per_agent[a.name].aht_s else None),
                            "reason": a.pause_reason, "calls": a.calls_taken,

@@ -34,6 +34,13 @@ CREATE TABLE IF NOT EXISTS calls (
     route       TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS calls_started ON calls(started_at);
+CREATE TABLE IF NOT EXISTS pauses (
+    agent      TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    ended_at   REAL
+);
+CREATE INDEX IF NOT EXISTS pauses_agent ON pauses(agent, started_at);
 CREATE TABLE IF NOT EXISTS agents (
     agent      TEXT PRIMARY KEY,
     state      TEXT NOT NULL,
@@ -131,6 +138,23 @@ class Store:
         self.db.execute("INSERT INTO agents(agent, state, reason, since) VALUES (?,?,?,?)"
                         " ON CONFLICT(agent) DO UPDATE SET state=excluded.state, reason=excluded.reason,"
                         " since=excluded.since", (agent, str(state), reason, since))
+
+    def pause_changed(self, agent: str, reason: str | None, at: float) -> None:
+        """Close the agent's open pause (if any) and open a new one when ``reason`` is given."""
+        self.db.execute("UPDATE pauses SET ended_at=? WHERE agent=? AND ended_at IS NULL", (at, agent))
+        if reason is not None:
+            self.db.execute("INSERT INTO pauses(agent, reason, started_at) VALUES (?,?,?)", (agent, reason, at))
+
+    def pause_seconds(self, since: float, now: float) -> dict[str, dict[str, float]]:
+        """agent -> reason -> seconds paused within [since, now] (open pauses count up to now)."""
+        rows = self.db.execute(
+            "SELECT agent, reason, SUM(MIN(COALESCE(ended_at, :now), :now) - MAX(started_at, :since))"
+            " FROM pauses WHERE COALESCE(ended_at, :now) > :since GROUP BY agent, reason",
+            {"since": since, "now": now}).fetchall()
+        out: dict[str, dict[str, float]] = {}
+        for agent, reason, secs in rows:
+            out.setdefault(agent, {})[reason] = round(max(secs or 0.0, 0.0), 1)
+        return out
 
     def agents(self) -> dict[str, tuple[AgentState, str, float]]:
         return {a: (AgentState(s), r, t) for a, s, r, t in self.db.execute("SELECT * FROM agents")}

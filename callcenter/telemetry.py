@@ -81,6 +81,13 @@ class StatsCollector(Collector):
             answered.add_metric([a], float(fig["answered"]))
             if fig.get("aht_s") is not None:
                 aht.add_metric([a], float(fig["aht_s"]))
+        paused = GaugeMetricFamily("callcenter_agent_paused_seconds",
+                                   "Time paused in the window, by reason (configured reasons only)",
+                                   labels=["agent", "reason"])
+        for a, fig in st["agents"].items():
+            for reason, secs in fig.get("paused_s", {}).items():
+                paused.add_metric([a, reason], float(secs))
         yield from fams.values()
         yield answered
         yield aht
+        yield paused

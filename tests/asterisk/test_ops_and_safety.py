@@ -114,3 +114,23 @@ async def test_metrics_and_status_endpoints(daemon: DaemonProc, floor: Floor) ->
     assert 'callcenter_calls_total{outcome="abandoned"} 1.0' in text
     assert 'callcenter_queue_waiting{queue="empty"} 0.0' in text
     assert os.path.exists(daemon.cfg.daemon.database)
+
+
+async def test_pause_reason_codes_and_their_durations(daemon: DaemonProc, floor: Floor) -> None:
+    """*63<code> pauses with the configured reason, an unknown code changes nothing, durations are kept."""
+    bob = await floor.login(daemon, "bob")
+    mark = daemon.mark()
+    await floor.feature(bob, "*632")
+    await daemon.until("agent.state", 10, after=mark, agent="bob", state="Paused", reason="training")
+    mark = daemon.mark()
+    await floor.feature(bob, "*639")  # not a configured code
+    await daemon.until("agent.unknown_pause_code", 10, after=mark, code="9")
+    assert not daemon.find("agent.state", agent="bob", state="Paused", reason="code-9")
+    await asyncio.sleep(1.0)
+    await floor.feature(bob, "*64")
+    await daemon.until("agent.state", 10, after=mark, agent="bob", state="Ready")
+    st = json.load(urllib.request.urlopen(f"http://127.0.0.1:{daemon.cfg.http.port}/status", timeout=2))
+    assert 1.0 <= st["agents"]["bob"]["paused_s"]["training"] < 10
+    with daemon.db() as c:
+        rows = c.execute("SELECT reason, ended_at IS NOT NULL FROM pauses WHERE agent='bob'").fetchall()
+    assert [tuple(r) for r in rows] == [("training", 1)]

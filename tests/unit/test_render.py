@@ -168,7 +168,8 @@ def test_feature_codes_in_phones_context():
     assert f"{f.logout},1,AGI(${{CC_AGI}}/agent,logout,${{CHANNEL(endpoint)}})" in ctx
     assert f"{f.pause},1,AGI(${{CC_AGI}}/agent,pause,${{CHANNEL(endpoint)}})" in ctx
     assert f"{f.unpause},1,AGI(${{CC_AGI}}/agent,unpause,${{CHANNEL(endpoint)}})" in ctx
-    assert "_*63X.,1,AGI(${CC_AGI}/agent,pause,${CHANNEL(endpoint)},${EXTEN:3})" in ctx
+    for n in range(1, 5):
+        assert f"_*63{'X' * n},1,AGI(${{CC_AGI}}/agent,pause,${{CHANNEL(endpoint)}},${{EXTEN:3}})" in ctx
 
 
 def test_every_phone_is_a_literal_extension():
@@ -193,10 +194,10 @@ def test_no_catch_all_patterns():
     """The only pattern extension rendered is pause-with-reason; no '_X.'-style catch-alls anywhere."""
     patterns = [e for _, kv in sections(OUT["extensions.conf"]) for e in kv.get("exten", [])
                 if e.startswith("_")]
-    assert [p.split(",", 1)[0] for p in patterns] == ["_*63X."]
+    assert [p.split(",", 1)[0] for p in patterns] == ["_*63X", "_*63XX", "_*63XXX", "_*63XXXX"]
     text = OUT["extensions.conf"] + OUT["callcenter-dialplan.conf"]
-    assert not re.search(r"exten\s*=>\s*_(?!\*63X\.)", text)
-    assert "_X." not in text and "_." not in text.replace("_*63X.", "")
+    assert not re.search(r"exten\s*=>\s*_(?!\*63X{1,4},)", text)
+    assert "_X." not in text and "_." not in text and "X." not in text
 
 
 def test_dialplan_globals_and_include():

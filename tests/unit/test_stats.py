@@ -90,3 +90,15 @@ def test_stats_cli_reads_the_journal(tmp_path: Path):
     table = subprocess.run([sys.executable, "-m", "callcenter", "stats", "--config", str(tmp_path / "cc.yaml")],
                            capture_output=True, text=True, check=True).stdout
     assert "sales" in table and "100%" in table
+
+
+def test_pause_durations_by_reason_within_the_window():
+    """Closed and open pauses are summed per agent and reason, clipped to the window."""
+    s = Store(":memory:")
+    s.pause_changed("alice", "lunch", NOW - 4000)   # starts before the window
+    s.pause_changed("alice", None, NOW - 3000)      # 600 s of it inside [NOW-3600, NOW]
+    s.pause_changed("alice", "training", NOW - 100)
+    s.pause_changed("alice", "break", NOW - 40)     # switching reason closes training (60 s)
+    s.pause_changed("bob", "lunch", NOW - 30)       # still open: counts up to now
+    got = s.pause_seconds(NOW - 3600, NOW)
+    assert got == {"alice": {"lunch": 600.0, "training": 60.0, "break": 40.0}, "bob": {"lunch": 30.0}}

@@ -121,7 +121,6 @@ EXTENSIONS = {
     "bench": ("callcenter.bench", "performance benchmarks, each a ratio against a baseline in one run"),
     "amd": ("callcenter.amd_cli", "answering-machine detection (offline classification)"),
     "dialer": ("callcenter.dialer_cli", "predictive dialer tools (simulation)"),
-    "campaign": ("callcenter.campaign_cli", "dialer campaigns"),
 }
 
 

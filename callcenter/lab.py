@@ -158,11 +158,15 @@ class Lab:
             return None
         return pid
 
-    def up(self, config_path: str | Path) -> dict[str, object]:
+    def up(self, config_path: str | Path, extra: dict[str, str] | None = None) -> dict[str, object]:
+        """Start (or keep) the lab Asterisk with ``config_path`` rendered; ``extra`` maps file name to
+        text appended to (or creating) a rendered file, e.g. app_queue for a benchmark."""
         cfg = config_mod.load(config_path)
         self.provision()
         self.state.mkdir(parents=True, exist_ok=True)
         files = self._files(cfg)
+        for name, text in (extra or {}).items():
+            files[name] = files.get(name, "") + "\n" + text
         digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
         hash_file = self.state / "config.sha256"
         if self.pid() is not None:

@@ -10,10 +10,13 @@ one never polls.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pjsua2 as pj
@@ -36,6 +39,21 @@ def _pj(fn: Callable[[], object], attempts: int = 8) -> object:
                 raise
             time.sleep(0.02 * (i + 1))
     return None
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Point file descriptor 1 at /dev/null for a moment (C code writing there directly)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _state_name(st: object) -> str:
@@ -192,7 +210,8 @@ class Phones:
         self.dead: list[_Call] = []
         self.accounts: list[Softphone] = []
         self.ep = pj.Endpoint()
-        self.ep.libCreate()
+        with _quiet_stdout():  # pjlib prints a banner to stdout before its log level applies
+            self.ep.libCreate()
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 1
         cfg.uaConfig.mainThreadOnly = False

@@ -80,7 +80,7 @@ def max_penalty(rules: tuple[tuple[float, int], ...], initial: int, waited: floa
 
 
 def strategy_ranks(strategies: tuple[str, ...], agents: AgentArrays, rr_last: np.ndarray, seed: int,
-                   subset: np.ndarray | None = None) -> np.ndarray:
+                   subset: np.ndarray | None = None, needed: np.ndarray | None = None) -> np.ndarray:
     """(Q, A) int64 rank of each agent under each queue's strategy (0 = first choice).
 
     With ``subset`` (agent indices, e.g. the free ones) the result is (Q, len(subset)): ranks
@@ -93,6 +93,8 @@ def strategy_ranks(strategies: tuple[str, ...], agents: AgentArrays, rr_last: np
     full_n = agents.penalty.shape[1]
     out = np.zeros((len(strategies), a_n), dtype=np.int64)
     groups = _groups(strategies)
+    if needed is not None:  # only the queues that have calls to decide (rows of others stay 0)
+        groups = {k: v[needed[v]] for k, v in groups.items()}
     idle_rank = _rank(idle)
     out[groups["idle"]] = idle_rank
     qs = groups["leastrecent"]
@@ -110,13 +112,20 @@ def strategy_ranks(strategies: tuple[str, ...], agents: AgentArrays, rr_last: np
     if len(qs):
         pos = agents.member_pos[qs][:, sel]
         out[qs] = np.where(pos >= 0, pos, full_n)
-    if len(groups["random"]) or len(groups["wrandom"]):
+    all_groups = _groups(strategies)
+    if len(all_groups["random"]) or len(all_groups["wrandom"]):
         rng = np.random.default_rng(seed)
-    for q in groups["random"]:
-        out[q] = _rank(rng.permutation(full_n)[sel])
-    for q in groups["wrandom"]:  # random, weighted by penalty: higher penalty, later on average
-        pen = np.minimum(agents.penalty[q], 1000).astype(np.float64)
-        out[q] = _rank((rng.random(full_n) * (1.0 + pen))[sel])
+    # Random draws are made for every queue of the family, needed or not, so that a queue's
+    # draw does not depend on which other queues have calls (the reference draws them all).
+    for q in all_groups["random"]:
+        perm = rng.permutation(full_n)
+        if q in groups["random"]:
+            out[q] = _rank(perm[sel])
+    for q in all_groups["wrandom"]:  # random, weighted by penalty: higher penalty, later on average
+        draw = rng.random(full_n)
+        if q in groups["wrandom"]:
+            pen = np.minimum(agents.penalty[q], 1000).astype(np.float64)
+            out[q] = _rank((draw * (1.0 + pen))[sel])
     return out
 
 
@@ -147,12 +156,12 @@ def _rank(values: np.ndarray) -> np.ndarray:
 
 
 def _keys(agents: AgentArrays, calls: CallArrays, ranks: np.ndarray, skills_strategy: np.ndarray,
-          free_idx: np.ndarray) -> np.ndarray:
+          free_idx: np.ndarray, pen_free: np.ndarray | None = None) -> np.ndarray:
     """(C, F) int64 score of each free agent for each call; INF where not eligible.
 
-    ``ranks`` is (Q, F): strategy ranks among the free agents."""
+    ``ranks`` is (Q, F): strategy ranks among the free agents; ``pen_free`` the (Q, F) penalties."""
     a_n = len(agents.free)
-    pen = agents.penalty[:, free_idx][calls.queue]  # (C, F)
+    pen = (agents.penalty[:, free_idx] if pen_free is None else pen_free)[calls.queue]  # (C, F)
     eligible = pen <= calls.max_penalty[:, None]
     skills_t = agents.skills[free_idx].T  # (S, F)
     level_sum = np.zeros(pen.shape, dtype=np.int32)
@@ -179,15 +188,26 @@ def assign(agents: AgentArrays, calls: CallArrays, strategies: tuple[str, ...], 
     free_idx = np.flatnonzero(agents.free)
     if len(free_idx) == 0 or len(calls.queue) == 0:
         return []
-    ranks = strategy_ranks(strategies, agents, rr_last, seed, subset=free_idx)
-    order = np.lexsort((np.arange(len(calls.queue)), calls.entered, -calls.priority))
-    keys = _keys(agents, calls, ranks, skills_strategy, free_idx)
+    pen_free = agents.penalty[:, free_idx]  # (Q, F)
+    has_free = (pen_free < NOT_MEMBER).any(axis=1)  # queues with a free member
+    cidx = np.flatnonzero(has_free[calls.queue])  # only their calls can be decided now
+    if len(cidx) == 0:
+        return []
+    if len(cidx) < len(calls.queue):
+        calls = CallArrays(calls.queue[cidx], calls.priority[cidx], calls.entered[cidx], calls.req_skill[cidx],
+                           calls.req_level[cidx], calls.max_penalty[cidx])
+    ranks = strategy_ranks(strategies, agents, rr_last, seed, subset=free_idx, needed=has_free)
+    keys = _keys(agents, calls, ranks, skills_strategy, free_idx, pen_free)
     if exclude:
         col = {int(a): i for i, a in enumerate(free_idx)}
+        row = {int(c): i for i, c in enumerate(cidx)}
         for c, a in exclude:
-            if a in col and keys[c, col[a]] < INF:
-                keys[c, col[a]] += EXCLUDED
-    keys = keys[order]  # rows in rank order
+            if a in col and c in row and keys[row[c], col[a]] < INF:
+                keys[row[c], col[a]] += EXCLUDED
+    # Rank order; ties on entry time fall back to the caller's original index.
+    order = np.lexsort((cidx, calls.entered, -calls.priority))
+    keys = keys[order]
+    order = cidx[order]  # back to the caller's call indices
     eligible_count = (keys < INF).sum(axis=1)
     out: list[Assignment] = []
     # Only calls with an eligible agent matter, and never more of them than there are agents.

@@ -36,7 +36,8 @@ def test_shipped_config_loads():
     cfg = load(SHIPPED)
     assert list(cfg.queues) == ["sales", "support"]
     assert cfg.queues["sales"].members == ("alice", "bob", "dave")
-    assert cfg.queues["sales"].strategy == "longest-idle"
+    assert cfg.queues["sales"].strategy == "skills"
+    assert cfg.queues["sales"].penalties == {"dave": 2}
     assert cfg.queues["support"].fallback.queue == "sales"
     assert list(cfg.agents) == ["alice", "bob", "carol", "dave"]
     assert set(cfg.menus) == {"main", "support"}
@@ -161,8 +162,14 @@ def test_duplicate_phone_among_agents():
 
 def test_unknown_queue_member():
     """A queue member that is not an agent is reported with its list index."""
-    assert problems_of(lambda d: d["queues"]["sales"].update(members=["alice", "zed"])) == [
-        "queues.sales.members.1: unknown agent 'zed'"]
+    assert problems_of(lambda d: d["queues"]["sales"].update(members=["alice", "dave", "zed"])) == [
+        "queues.sales.members.2: unknown agent 'zed'"]
+
+
+def test_penalty_for_a_non_member():
+    """A penalty for an agent who is not in the queue is reported with its key path."""
+    assert problems_of(lambda d: d["queues"]["sales"].update(members=["alice", "bob"])) == [
+        "queues.sales.penalties.dave: not a member of the queue"]
 
 
 def test_queue_fallback_to_itself():
@@ -285,13 +292,13 @@ def test_conf_d_order_and_list_replacement(tmp_path):
     path = _copy_shipped(tmp_path)
     d = tmp_path / "conf.d"
     d.mkdir()
-    (d / "20-b.yaml").write_text("queues: {sales: {wrapup_s: 9, members: [bob]}}\n")
+    (d / "20-b.yaml").write_text("queues: {sales: {wrapup_s: 9, members: [dave, bob]}}\n")
     (d / "10-a.yaml").write_text("queues: {sales: {wrapup_s: 7}}\n")
     (d / "30-c.yml").write_text("queues: {sales: {wrapup_s: 1000}}\n")  # not *.yaml: ignored
     (d / "README").write_text("not yaml: [")
     cfg = load(path)
     assert cfg.queues["sales"].wrapup_s == 9
-    assert cfg.queues["sales"].members == ("bob",)
+    assert cfg.queues["sales"].members == ("dave", "bob")
 
 
 def test_conf_d_overlay_error_has_key_path(tmp_path):

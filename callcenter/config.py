@@ -350,6 +350,8 @@ class Config:
     menus: dict[str, Menu]
     trunks: dict[str, Trunk]
     agi: Listen = Field(default_factory=Listen)
+    audiosocket: Listen = Field(default_factory=lambda: Listen(port=9093))  # live AMD audio from Asterisk
+    amd: dict[str, int | float] = Field(default_factory=dict)  # detector parameters (callcenter.core.amd.AmdParams)
     http: Listen = Field(default_factory=lambda: Listen(port=9180))
     sip: Sip = Field(default_factory=Sip)
     features: Features = Field(default_factory=Features)
@@ -442,6 +444,11 @@ def _references(cfg: Config) -> list[str]:
             problems.append(f"pause_reasons.{code}: a reason code is 1-4 digits")
         if not re.fullmatch(NAME, reason):
             problems.append(f"pause_reasons.{code}: bad reason name {reason!r} (lowercase letters, digits, _ or -)")
+    try:
+        from .core.amd import AmdConfigError, AmdParams
+        AmdParams.from_mapping(cfg.amd, prefix="amd")
+    except AmdConfigError as e:
+        problems.append(str(e))
     codes = [getattr(cfg.features, f) for f in ("login", "logout", "pause", "unpause")]
     if len(set(codes)) != len(codes):
         problems.append("features: feature codes must differ")

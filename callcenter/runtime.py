@@ -22,8 +22,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from . import config as config_mod
 from . import stats as stats_mod
 from .adapters.agi_server import AgiServer, AgiSession, ChannelGone
+from .adapters.amd_server import AmdServer, Verdict
 from .adapters.ami_client import AmiClient, AmiError, NotConnected
 from .core import acd, ivr
+from .core.amd import AmdParams
 from .core.agents import AgentState
 from .protocol.ami import Message
 from .store import Store
@@ -141,8 +143,12 @@ class Daemon:
             "queue-hook": self.agi_queue_hook,
             "fallback": self.agi_fallback,
             "agent": self.agi_agent,
+            "amd-result": self.agi_amd_result,
         }, on_session=lambda s, r: self.metrics.agi_sessions.labels(s, r).inc())
         self._http: web.AppRunner | None = None
+        self.amd_verdicts: dict[str, Verdict] = {}  # AudioSocket UUID -> final verdict, until the AGI takes it
+        self.amd = AmdServer(cfg.audiosocket.host, cfg.audiosocket.port, AmdParams.from_mapping(cfg.amd),
+                             self._amd_final)
         self.metrics.registry.register(StatsCollector(self.status))
         self._refresh_gauges()
 
@@ -153,6 +159,7 @@ class Daemon:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
         await self.agi.start()
+        await self.amd.start()
         await self._start_http()
         log.info("daemon.started", agi=f"{self.cfg.agi.host}:{self.cfg.agi.port}",
                  http=f"{self.cfg.http.host}:{self.cfg.http.port}", database=self.cfg.daemon.database)
@@ -163,6 +170,7 @@ class Daemon:
         self.ami.stop()
         await ami_task
         await self.agi.close()
+        await self.amd.close()
         if self._http is not None:
             await self._http.cleanup()
         for t in list(self._tasks):
@@ -577,6 +585,20 @@ class Daemon:
                   "unpause": "de-activated"}[op] if ok else "beeperr"
         await self._play(s, (prompt,), escape="")
         await s.cmd("HANGUP")
+
+    def _amd_final(self, call_uuid: str, v: Verdict) -> None:
+        self.amd_verdicts[call_uuid] = v
+        self.metrics.amd.labels(v.verdict).inc()
+        log.info("amd.verdict", uuid=call_uuid, verdict=v.verdict, decided_ms=v.decided_ms, beep_ms=v.beep_ms)
+
+    async def agi_amd_result(self, s: AgiSession) -> None:
+        """After AudioSocket() returns: hand the verdict to the dialplan (NOTSURE if none)."""
+        key = s.env.args[0] if s.env.args else ""
+        v = self.amd_verdicts.pop(key, None) or Verdict("NOTSURE", 0)
+        await s.set_var("CC_AMD", v.verdict)
+        await s.set_var("CC_AMD_MS", str(v.decided_ms))
+        await s.set_var("CC_AMD_BEEP_MS", "" if v.beep_ms is None else str(v.beep_ms))
+        log.info("amd.result_delivered", uuid=key[:40], verdict=v.verdict)
 
     # ------------------------------------------------------------------ HTTP
     def queue_figures(self, now: float) -> dict[str, stats_mod.Figures]:

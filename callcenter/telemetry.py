@@ -45,6 +45,7 @@ class Metrics:
         self.offers = Counter("callcenter_offers", "Calls offered to agents, by result", ["result"], registry=r)
         self.ami_connected = Gauge("callcenter_ami_connected", "1 while AMI is logged in and synced", registry=r)
         self.ami_reconnects = Counter("callcenter_ami_reconnects", "AMI (re)connections", registry=r)
+        self.amd = Counter("callcenter_amd_verdicts", "Live AMD verdicts", ["verdict"], registry=r)
         self.agi_sessions = Counter("callcenter_agi_sessions", "FastAGI sessions, by script and result",
                                     ["script", "result"], registry=r)
 

@@ -30,6 +30,19 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 SIP = "127.0.0.1:5060"
 DID_URI = f"sip:5551000@{SIP}"
 
+# Test-only dialplan: a "remote party" that answers and plays a recording (then silence, as a
+# line does), connected through a Local channel to the production AMD subroutine.
+LAB_EXTRA = {"extensions.conf": """
+[cc-amd-test]
+exten => play,1,Answer()
+ same => n,Playback(${FILE}&silence/10&silence/10&silence/10&silence/10)
+ same => n,Hangup()
+exten => detect,1,Answer()
+ same => n,Gosub(cc-amd,s,1)
+ same => n,UserEvent(CCAmdTest,Verdict: ${CC_AMD},Beep: ${CC_AMD_BEEP_MS})
+ same => n,Hangup()
+"""}
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
@@ -41,7 +54,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def lab() -> Iterator[dict[str, object]]:
     lab = Lab.default()
     try:
-        info = lab.up(LAB_CONFIG)
+        info = lab.up(LAB_CONFIG, extra=LAB_EXTRA)
     except (LabError, OSError, subprocess.SubprocessError) as e:
         if IN_CI:
             pytest.fail(f"CI=true and no lab Asterisk: {e}")

@@ -1,0 +1,65 @@
+"""The live AMD server over real loopback TCP: AudioSocket frames in, a final verdict out."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+
+import numpy as np
+
+from callcenter.adapters.amd_server import AmdServer, Verdict
+from callcenter.core.amd import AmdParams
+from callcenter.protocol.audiosocket import encode_audio, encode_uuid
+from tests.unit.test_amd import _greeting, _hello
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _stream(port: int, call: uuid.UUID, pcm: np.ndarray, closed: list[bool]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(encode_uuid(call))
+    # Like Asterisk, keep streaming (silence) after the recording until the server hangs up.
+    pcm = np.concatenate([pcm, np.zeros(8000 * 40, dtype=np.int16)])
+    for i in range(0, len(pcm), 160):  # 20 ms frames, faster than real time
+        if reader.at_eof():
+            break
+        try:
+            writer.write(encode_audio(pcm[i:i + 160]))
+            await writer.drain()
+        except ConnectionError:  # the server decided and hung up while we were still sending
+            break
+        await asyncio.sleep(0)
+    try:
+        closed.append(await reader.read() == b"")  # the server hangs up once it has decided
+    except ConnectionError:
+        closed.append(True)
+    writer.close()
+
+
+async def test_live_sessions_get_final_verdicts_and_are_released():
+    """A hello is HUMAN and a long greeting MACHINE; each socket is closed by the server; garbage
+    on a third connection closes only that one."""
+    finals: dict[str, Verdict] = {}
+    port = _free_port()
+    srv = AmdServer("127.0.0.1", port, AmdParams(), lambda u, v: finals.__setitem__(u, v))
+    await srv.start()
+    human, machine = uuid.uuid4(), uuid.uuid4()
+    silence = np.zeros(8000 * 3, dtype=np.int16)
+    closed: list[bool] = []
+    bad_r, bad_w = await asyncio.open_connection("127.0.0.1", port)
+    bad_w.write(b"\x42\x00\x01x")  # unknown frame type
+    pcm16 = lambda x: np.clip(x, -32768, 32767).astype(np.int16)  # noqa: E731
+    await asyncio.gather(_stream(port, human, pcm16(np.concatenate([_hello(), silence])), closed),
+                         _stream(port, machine, pcm16(np.concatenate([_greeting(), silence])), closed))
+    assert await asyncio.wait_for(bad_r.read(), 5) == b""
+    bad_w.close()
+    await srv.close()
+    assert finals[str(human)].verdict == "HUMAN"
+    assert finals[str(machine)].verdict == "MACHINE"
+    assert closed == [True, True]
+    assert not srv.engine.sessions

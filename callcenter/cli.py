@@ -179,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .telemetry import configure_logging
+    configure_logging("auto")  # logs go to stderr, so --json output on stdout stays clean
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -144,6 +144,7 @@ class Daemon:
             "fallback": self.agi_fallback,
             "agent": self.agi_agent,
             "amd-result": self.agi_amd_result,
+            "outbound-answered": self.agi_outbound_answered,
         }, on_session=lambda s, r: self.metrics.agi_sessions.labels(s, r).inc())
         self._http: web.AppRunner | None = None
         self.amd_verdicts: dict[str, Verdict] = {}  # AudioSocket UUID -> final verdict, until the AGI takes it
@@ -599,6 +600,25 @@ class Daemon:
         await s.set_var("CC_AMD_MS", str(v.decided_ms))
         await s.set_var("CC_AMD_BEEP_MS", "" if v.beep_ms is None else str(v.beep_ms))
         log.info("amd.result_delivered", uuid=key[:40], verdict=v.verdict)
+
+    async def agi_outbound_answered(self, s: AgiSession) -> None:
+        """A person (or NOTSURE) answered an outbound call: straight into its queue for an agent."""
+        queue = await s.get_var("CC_QUEUE")
+        if queue not in self.cfg.queues:
+            log.warning("outbound.unknown_queue", queue=queue[:32])
+            await s.cmd("HANGUP")
+            return
+        call_id = uuid.uuid4().hex[:16]
+        structlog.contextvars.bind_contextvars(call_id=call_id, queue=queue)
+        env = s.env.values
+        self.store.call_started(call_id, s.uniqueid, s.channel, env.get("agi_callerid", ""),
+                                env.get("agi_calleridname", ""), "outbound", time.time())
+        await s.set_var("CC_CALL_ID", call_id)
+        await s.set_var("CC_ROLE", "caller")
+        amd_verdict = await s.get_var("CC_AMD")
+        log.info("outbound.answered", call_id=call_id, queue=queue, amd=amd_verdict)
+        # Priority 10: a dialled person must reach an agent within seconds (the 2-second rule).
+        await self._run_action(s, call_id, config_mod.Action(queue=queue, priority=10), ("amd:" + amd_verdict,))
 
     # ------------------------------------------------------------------ HTTP
     def queue_figures(self, now: float) -> dict[str, stats_mod.Figures]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 
 from .conftest import DaemonProc, Witness
@@ -29,3 +32,29 @@ async def test_recorded_greeting_is_classified_through_the_live_path(daemon: Dae
     assert delivered["verdict"] == expected and delivered["uuid"] == ev["uuid"]
     if expected == "HUMAN":
         assert ev["decided_ms"] < 2500  # "hello" is short: decided soon after it ends
+
+
+async def test_answered_outbound_call_is_steered_by_the_verdict(daemon: DaemonProc, floor, witness: Witness) -> None:
+    """A person who answers goes to an agent; a machine gets the message after its beep, no agent."""
+    alice = await floor.login(daemon, "alice")
+    mark = daemon.mark()
+    await witness.action({"Action": "Originate", "Channel": "Local/play@cc-amd-test/n", "Context": "cc-outbound",
+                          "Exten": "s", "Priority": "1", "Async": "true",
+                          "Variable": "_FILE=hello,CC_QUEUE=sales,CC_VM_MESSAGE=vm-goodbye"})
+    ev = await daemon.until("outbound.answered", 20, after=mark)
+    assert ev["amd"] == "HUMAN" and ev["queue"] == "sales"
+    await daemon.until("call.bridged", 10, after=mark, call_id=ev["call_id"], agent="alice")
+    await floor.wait(lambda: any(h.state == "CONFIRMED" for h in alice.calls[1:]), 5, "alice talking")
+    assert json.loads(daemon.call_record(ev["call_id"])["ivr_path"])[:2] == ["amd:HUMAN", "queue:sales"]
+    for h in alice.calls:
+        h.hangup()
+    await daemon.until("call.ended", 10, after=mark, call_id=ev["call_id"])
+
+    mark = daemon.mark()
+    await witness.action({"Action": "Originate", "Channel": "Local/play@cc-amd-test/n", "Context": "cc-outbound",
+                          "Exten": "s", "Priority": "1", "Async": "true",
+                          "Variable": "_FILE=vm-intro&vm-nobodyavail&beep,CC_QUEUE=sales,CC_VM_MESSAGE=vm-goodbye"})
+    v = await daemon.until("amd.verdict", 30, after=mark)
+    assert v["verdict"] == "MACHINE" and v["beep_ms"] is not None
+    await asyncio.sleep(1.0)
+    assert len(daemon.find("outbound.answered")) == 1, "a machine reached the queue"

@@ -352,6 +352,7 @@ class Config:
     agi: Listen = Field(default_factory=Listen)
     audiosocket: Listen = Field(default_factory=lambda: Listen(port=9093))  # live AMD audio from Asterisk
     amd: dict[str, int | float] = Field(default_factory=dict)  # detector parameters (callcenter.core.amd.AmdParams)
+    amd_profiles: dict[str, dict[str, int | float]] = Field(default_factory=dict)  # per campaign: name -> parameters
     http: Listen = Field(default_factory=lambda: Listen(port=9180))
     sip: Sip = Field(default_factory=Sip)
     features: Features = Field(default_factory=Features)
@@ -449,6 +450,13 @@ def _references(cfg: Config) -> list[str]:
         AmdParams.from_mapping(cfg.amd, prefix="amd")
     except AmdConfigError as e:
         problems.append(str(e))
+    for name, prof in cfg.amd_profiles.items():
+        if not re.fullmatch(NAME, name):
+            problems.append(f"amd_profiles.{name}: bad name (lowercase letters, digits, _ or -)")
+        try:
+            AmdParams.from_mapping({**cfg.amd, **prof}, prefix=f"amd_profiles.{name}")
+        except AmdConfigError as e:
+            problems.append(str(e))
     codes = [getattr(cfg.features, f) for f in ("login", "logout", "pause", "unpause")]
     if len(set(codes)) != len(codes):
         problems.append("features: feature codes must differ")

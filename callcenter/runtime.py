@@ -144,12 +144,14 @@ class Daemon:
             "fallback": self.agi_fallback,
             "agent": self.agi_agent,
             "amd-result": self.agi_amd_result,
+            "amd-start": self.agi_amd_start,
             "outbound-answered": self.agi_outbound_answered,
         }, on_session=lambda s, r: self.metrics.agi_sessions.labels(s, r).inc())
         self._http: web.AppRunner | None = None
         self.amd_verdicts: dict[str, Verdict] = {}  # AudioSocket UUID -> final verdict, until the AGI takes it
         self.amd = AmdServer(cfg.audiosocket.host, cfg.audiosocket.port, AmdParams.from_mapping(cfg.amd),
-                             self._amd_final)
+                             self._amd_final, {name: AmdParams.from_mapping({**cfg.amd, **prof})
+                                               for name, prof in cfg.amd_profiles.items()})
         self.metrics.registry.register(StatsCollector(self.status))
         self._refresh_gauges()
 
@@ -591,6 +593,14 @@ class Daemon:
         self.amd_verdicts[call_uuid] = v
         self.metrics.amd.labels(v.verdict).inc()
         log.info("amd.verdict", uuid=call_uuid, verdict=v.verdict, decided_ms=v.decided_ms, beep_ms=v.beep_ms)
+
+    async def agi_amd_start(self, s: AgiSession) -> None:
+        """Before the stream: which detector profile (campaign) this call uses, from CC_AMD_PROFILE."""
+        key = s.env.args[0] if s.env.args else ""
+        profile = await s.get_var("CC_AMD_PROFILE")
+        if profile and not self.amd.expect(key, profile):
+            log.warning("amd.unknown_profile", profile=profile[:32])
+        log.info("amd.start", uuid=key[:40], profile=profile or "default")
 
     async def agi_amd_result(self, s: AgiSession) -> None:
         """After AudioSocket() returns: hand the verdict to the dialplan (NOTSURE if none)."""

@@ -99,11 +99,25 @@ class AmdEngine:
 
 
 class AmdServer:
+    """``params`` is the default detector; ``profiles`` are named ones (one per campaign), each its
+    own vectorised state. The dialplan names a call's profile before streaming (:meth:`expect`)."""
+
     def __init__(self, host: str, port: int, params: amd.AmdParams,
-                 on_final: Callable[[str, Verdict], None]):
+                 on_final: Callable[[str, Verdict], None], profiles: dict[str, amd.AmdParams] | None = None):
         self.host, self.port = host, port
         self.engine = AmdEngine(params, on_final)
+        self.engines = {name: AmdEngine(p, on_final) for name, p in (profiles or {}).items()}
+        self._expected: dict[str, str] = {}  # call UUID -> profile, until its stream arrives
         self._server: asyncio.base_events.Server | None = None
+
+    def expect(self, call_uuid: str, profile: str) -> bool:
+        """The stream for ``call_uuid`` is to use ``profile``; False if there is no such profile."""
+        if profile not in self.engines:
+            return False
+        if len(self._expected) > 10_000:  # streams that never came: forget the oldest
+            self._expected.pop(next(iter(self._expected)))
+        self._expected[call_uuid] = profile
+        return True
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, self.host, self.port, reuse_address=True)
@@ -116,6 +130,7 @@ class AmdServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         parser = AudioSocketParser()
         session: _Session | None = None
+        engine = self.engine
         try:
             while True:
                 read = asyncio.ensure_future(reader.read(4096))
@@ -131,12 +146,13 @@ class AmdServer:
                 for ev in parser.feed(data):
                     if isinstance(ev, Uuid):
                         if session is None:
-                            session = self.engine.open(str(ev.value))
+                            engine = self.engines.get(self._expected.pop(str(ev.value), ""), self.engine)
+                            session = engine.open(str(ev.value))
                     elif isinstance(ev, Audio) and session is not None:
                         session.buf += ev.data
                     elif isinstance(ev, Hangup):
                         return
-                self.engine.pump()
+                engine.pump()
                 if session is not None and session.done.is_set():
                     return
         except (AudioSocketProtocolError, ValueError) as e:
@@ -145,5 +161,5 @@ class AmdServer:
             pass
         finally:
             if session is not None:
-                self.engine.close(session)
+                engine.close(session)
             writer.close()

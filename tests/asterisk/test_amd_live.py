@@ -58,3 +58,16 @@ async def test_answered_outbound_call_is_steered_by_the_verdict(daemon: DaemonPr
     assert v["verdict"] == "MACHINE" and v["beep_ms"] is not None
     await asyncio.sleep(1.0)
     assert len(daemon.find("outbound.answered")) == 1, "a machine reached the queue"
+
+
+async def test_campaign_profile_selects_its_own_detector(daemon: DaemonProc, witness: Witness) -> None:
+    """CC_AMD_PROFILE picks the campaign's detector parameters: the same hello is MACHINE for a
+    profile that allows only 0.2 s of greeting."""
+    mark = daemon.mark()
+    await witness.action({"Action": "Originate", "Channel": "Local/play@cc-amd-test/n", "Context": "cc-amd-test",
+                          "Exten": "detect", "Priority": "1", "Async": "true",
+                          "Variable": "_FILE=hello,CC_AMD_PROFILE=impatient"})
+    start = await daemon.until("amd.start", 20, after=mark)
+    assert start["profile"] == "impatient"
+    ev = await daemon.until("amd.verdict", 20, after=mark)
+    assert ev["verdict"] == "MACHINE" and ev["uuid"] == start["uuid"]

@@ -359,3 +359,15 @@ def test_cli_check_config_error(tmp_path):
     assert r.stdout == ""
     assert r.stderr.startswith("config error: queues.sales.strategy: unknown value 'fastest'")
     assert "Traceback" not in r.stderr
+
+
+def test_amd_profile_errors_name_the_key():
+    """A bad AMD profile parameter is reported under amd_profiles.<name>."""
+    import copy
+    import yaml as _yaml
+    d = _yaml.safe_load(open("tests/asterisk/lab.yaml"))
+    d = copy.deepcopy(d)
+    d["amd_profiles"] = {"fast": {"no_such_param": 1}}
+    with pytest.raises(ConfigError) as ei:
+        parse(d)
+    assert ei.value.problems == ["amd_profiles.fast.no_such_param: unknown key"]

@@ -121,6 +121,7 @@ EXTENSIONS = {
     "bench": ("callcenter.bench", "performance benchmarks, each a ratio against a baseline in one run"),
     "amd": ("callcenter.amd_cli", "answering-machine detection (offline classification)"),
     "dialer": ("callcenter.dialer_cli", "predictive dialer tools (simulation)"),
+    "campaign": ("callcenter.campaign_cli", "dialer campaigns: create, import, start/pause/stop, status, DNC"),
 }
 
 
@@ -181,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from .telemetry import configure_logging
     configure_logging("auto")  # logs go to stderr, so --json output on stdout stays clean
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in EXTENSIONS:  # their own parsers get every argument, options included
+        return cmd_extension(argparse.Namespace(cmd=argv[0], rest=argv[1:]))
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -209,6 +209,21 @@ def within_window(lead: Lead, now: float | dt.datetime, start: str | dt.time = "
 
 # --------------------------------------------------------------------------- the store
 
+# A campaign's life, as a table; anything else is an IllegalCampaignTransition.
+CAMPAIGN_TRANSITIONS: dict[str, dict[str, str]] = {
+    "created": {"start": "running", "stop": "stopped"},
+    "running": {"pause": "paused", "stop": "stopped"},
+    "paused": {"start": "running", "stop": "stopped"},
+    "stopped": {},
+}
+
+
+class IllegalCampaignTransition(Exception):
+    def __init__(self, name: str, state: str, trigger: str):
+        self.state, self.trigger = state, trigger
+        super().__init__(f"campaign {name!r} is {state}: cannot {trigger}")
+
+
 class LeadStore:
     """One SQLite connection. Use one store per thread/process (SQLite serialises writers)."""
 
@@ -222,6 +237,8 @@ class LeadStore:
             self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
         self.db.executescript(_SCHEMA)
+        if "state" not in {r[1] for r in self.db.execute("PRAGMA table_info(campaigns)")}:
+            self.db.execute("ALTER TABLE campaigns ADD COLUMN state TEXT NOT NULL DEFAULT 'created'")
 
     def close(self) -> None:
         self.db.close()
@@ -452,6 +469,30 @@ class LeadStore:
         if r is None:
             raise KeyError(f"no lead {lead_id}")
         return _lead(r)
+
+    def campaign_id(self, name: str) -> int:
+        r = self.db.execute("SELECT id FROM campaigns WHERE name = ?", (name,)).fetchone()
+        if r is None:
+            raise KeyError(f"no campaign named {name!r}")
+        return int(r[0])
+
+    def campaign_state(self, campaign_id: int) -> str:
+        return str(self.db.execute("SELECT state FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()[0])
+
+    def change_campaign(self, campaign_id: int, trigger: str) -> str:
+        """Apply start/pause/stop by the transition table, atomically; the new state."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self.db.execute("SELECT name, state FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+            new = CAMPAIGN_TRANSITIONS[row["state"]].get(trigger)
+            if new is None:
+                raise IllegalCampaignTransition(row["name"], row["state"], trigger)
+            self.db.execute("UPDATE campaigns SET state = ? WHERE id = ?", (new, campaign_id))
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+        return new
 
     def counts(self, campaign_id: int) -> dict[str, int]:
         return {r[0]: r[1] for r in self.db.execute(

@@ -464,8 +464,8 @@ class Daemon:
             self.metrics.calls.labels("dialled").inc()
         else:
             await s.set_var("CC_NEXT", "hangup")
-            outcome = ("fallback" if path[:1] and path[0].startswith("fallback:")
-                       else "ivr-failure" if "failure" in step_path else "ivr-hangup")
+            fell_back = any(p.startswith(("fallback:", "full:", "empty:")) for p in path)
+            outcome = "fallback" if fell_back else "ivr-failure" if "failure" in step_path else "ivr-hangup"
             self.store.call_ended(call_id, outcome, time.time())
             self.metrics.calls.labels(outcome).inc()
             await self._play(s, step.hangup or (), escape="")

@@ -275,7 +275,7 @@ class PenaltyRule:
 class Queue:
     members: tuple[str, ...]
     fallback: Action
-    strategy: Literal["longest-idle", "skills", "leastrecent", "fewestcalls", "random", "rrmemory",
+    strategy: Literal["longest-idle", "skills", "ringall", "leastrecent", "fewestcalls", "random", "rrmemory",
                       "rrordered", "linear", "wrandom"] = "longest-idle"
     penalties: dict[str, int] = Field(default_factory=dict)  # member -> penalty (default 0)
     max_penalty: int | None = Field(default=None, ge=0)  # members above it wait for penalty_rules

@@ -144,6 +144,7 @@ class Daemon:
             "fallback": self.agi_fallback,
             "agent": self.agi_agent,
             "amd-result": self.agi_amd_result,
+            "agent-claim": self.agi_agent_claim,
             "amd-start": self.agi_amd_start,
             "outbound-answered": self.agi_outbound_answered,
         }, on_session=lambda s, r: self.metrics.agi_sessions.labels(s, r).inc())
@@ -593,6 +594,19 @@ class Daemon:
         self.amd_verdicts[call_uuid] = v
         self.metrics.amd.labels(v.verdict).inc()
         log.info("amd.verdict", uuid=call_uuid, verdict=v.verdict, decided_ms=v.decided_ms, beep_ms=v.beep_ms)
+
+    async def agi_agent_claim(self, s: AgiSession) -> None:
+        """An agent leg answered: it may bridge only if the call is still this agent's to take
+        (decided here, in one step of the core: the first of several ringing phones wins)."""
+        call_id = await s.get_var("CC_CALL_ID")
+        agent = await s.get_var("CC_AGENT")
+        c = self.state.calls.get(call_id)
+        if c is not None and agent in self.cfg.agents and c.answered_at is None and self.state.synced:
+            self.submit(acd.OfferAnswered(call_id, agent))
+            c = self.state.calls.get(call_id)
+        ok = c is not None and c.agent == agent and c.answered_at is not None
+        await s.set_var("CC_CLAIM", "ok" if ok else "no")
+        log.info("offer.claim", call_id=call_id[:32], agent=agent[:32], ok=ok)
 
     async def agi_amd_start(self, s: AgiSession) -> None:
         """Before the stream: which detector profile (campaign) this call uses, from CC_AMD_PROFILE."""

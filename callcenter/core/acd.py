@@ -67,6 +67,7 @@ class Call:
     priority: int = 0
     skills: tuple[tuple[str, int], ...] = ()  # required skill -> minimum level (beyond the queue's)
     queue_entered_at: float | None = None  # entry into the current queue (overflow moves it); None: entered_at
+    ringing: frozenset[str] = frozenset()  # ringall: the other agents rung for this call besides `agent`
     route: str = field(default="", compare=False)  # why the current/last offer went where it went
 
 
@@ -360,15 +361,18 @@ def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
             if c.answered_at is not None:
                 return  # talking: the agent leg's hangup ends it
             del tx.calls[cid]
-            if c.agent is not None:  # ringing an agent: stop the ringing, free the agent
-                tx.out.append(CancelOffer(cid, c.agent))
-                _release(tx, c.agent, now)
+            for name in ({c.agent} | c.ringing) - {None}:  # ringing: stop it, free the agents
+                tx.out.append(CancelOffer(cid, name))
+                _release(tx, name, now)
             tx.out.append(CallEnded(cid, "abandoned", now))
         case OfferAnswered(call_id=cid, agent=name) if name in tx.agents:
             c = tx.calls.get(cid)
-            if c is None or c.agent != name or c.answered_at is not None:
+            if c is None or (c.agent != name and name not in c.ringing) or c.answered_at is not None:
                 return
-            tx.calls[cid] = replace(c, answered_at=now, offer_deadline=None)
+            for other in ({c.agent} | c.ringing) - {name, None}:  # ringall: the first to answer wins
+                tx.out.append(CancelOffer(cid, other))
+                _release(tx, other, now)
+            tx.calls[cid] = replace(c, agent=name, ringing=frozenset(), answered_at=now, offer_deadline=None)
             tx.agent(name, Trigger.ANSWER, call_id=cid, no_answers=0,
                      calls_taken=tx.agents[name].calls_taken + 1)
             q = cfg.queues.get(c.queue)
@@ -377,9 +381,14 @@ def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
             tx.out.append(CallAnswered(cid, name, now))
         case OfferFailed(call_id=cid, agent=name) if name in tx.agents:
             c = tx.calls.get(cid)
-            if c is None or c.agent != name or c.answered_at is not None:
+            if c is None or (c.agent != name and name not in c.ringing) or c.answered_at is not None:
                 return
-            _miss(cfg, tx, c, now)
+            if c.ringing:  # ringall: the others still ring; this agent's miss counts
+                rest = sorted(({c.agent} | c.ringing) - {name, None})
+                tx.calls[cid] = replace(c, agent=rest[0], ringing=frozenset(rest[1:]))
+                _count_miss(cfg, tx, name, c.queue, now)
+            else:
+                _miss(cfg, tx, c, now)
         case AgentHungUp(agent=name, call_id=cid) if name in tx.agents:
             a = tx.agents[name]
             if a.state != AgentState.BUSY or a.call_id != cid:
@@ -409,11 +418,16 @@ def _miss(cfg: Config, tx: _Tx, c: Call, now: float) -> None:
     """The agent did not answer: the call goes back to waiting (never dropped), the agent may be paused."""
     name = c.agent
     assert name is not None
-    tx.calls[c.call_id] = replace(c, agent=None, offer_deadline=None, tried=c.tried | {name})
+    tx.calls[c.call_id] = replace(c, agent=None, offer_deadline=None, tried=c.tried | {name}, ringing=frozenset())
+    _count_miss(cfg, tx, name, c.queue, now)
+
+
+def _count_miss(cfg: Config, tx: _Tx, name: str, queue: str, now: float) -> None:
+    """An unanswered offer: back to Ready after the retry delay, or paused after too many in a row."""
     a = tx.agents[name]
     misses = a.no_answers + 1
-    limit = cfg.queues[c.queue].max_no_answer
-    retry_at = now + cfg.queues[c.queue].retry_s
+    limit = cfg.queues[queue].max_no_answer
+    retry_at = now + cfg.queues[queue].retry_s
     if limit and misses >= limit:
         tx.agent(name, Trigger.AUTO_PAUSE, call_id=None, no_answers=misses, pause_reason="no-answer",
                  retry_at=retry_at)
@@ -428,6 +442,9 @@ def _expire(cfg: Config, tx: _Tx, now: float) -> None:
     for cid, c in list(tx.calls.items()):
         if c.agent is not None and c.answered_at is None and c.offer_deadline is not None \
                 and c.offer_deadline <= now:
+            for other in sorted(c.ringing):
+                tx.out.append(CancelOffer(cid, other))
+                _count_miss(cfg, tx, other, c.queue, now)
             tx.out.append(CancelOffer(cid, c.agent))
             _miss(cfg, tx, c, now)
         c = tx.calls[cid]
@@ -474,6 +491,7 @@ def _dispatch(cfg: Config, tx: _Tx, now: float) -> None:
     agents, calls, exclude = _arrays(cfg, st, tx, waiting, free, now)
     rr_last = np.array([tx.rr_last.get(q, -1) for q in st.queues], dtype=np.int64)
     seed = int(now * 1000) & 0xFFFFFFFF
+    ring_more: list[str] = []
     for asg in routing.assign(agents, calls, st.strategies, rr_last, seed, st.skills_strategy, exclude):
         c = waiting[asg.call]
         best = tx.agents[st.agents[asg.agent]]
@@ -487,6 +505,34 @@ def _dispatch(cfg: Config, tx: _Tx, now: float) -> None:
         tx.agent(best.name, Trigger.RESERVE, call_id=c.call_id)
         tx.out.append(Offer(c.call_id, best.name, best.phone, c.channel, c.caller_num, c.caller_name,
                             q.ring_timeout_s, explain))
+        if q.strategy == "ringall":
+            ring_more.append(c.call_id)
+    for cid in ring_more:  # ringall: every other free eligible member rings too (after all first picks)
+        c = tx.calls[cid]
+        q = cfg.queues[c.queue]
+        others = [m for m in q.members if m != c.agent and _available(tx.agents[m], now)
+                  and _can_serve(cfg, m, c, now)]
+        for m in others:
+            tx.agent(m, Trigger.RESERVE, call_id=cid)
+            a = tx.agents[m]
+            tx.out.append(Offer(cid, m, a.phone, c.channel, c.caller_num, c.caller_name, q.ring_timeout_s,
+                                f"strategy=ringall agent={m} with={c.agent}"))
+        tx.calls[cid] = replace(c, ringing=frozenset(others))
+
+
+def _can_serve(cfg: Config, agent: str, c: Call, now: float) -> bool:
+    """Eligibility of one agent for one call (penalty within the current maximum, skills)."""
+    q = cfg.queues[c.queue]
+    initial = routing.NOT_MEMBER - 1 if q.max_penalty is None else q.max_penalty
+    limit = routing.max_penalty(tuple((r.after_s, r.max_penalty) for r in q.penalty_rules), initial,
+                                now - (c.queue_entered_at if c.queue_entered_at is not None else c.entered_at))
+    if q.penalties.get(agent, 0) > limit:
+        return False
+    need = dict(q.skills)
+    for s, lv in c.skills:
+        need[s] = max(lv, need.get(s, 0))
+    have = cfg.agents[agent].skills
+    return all(have.get(s, 0) >= lv for s, lv in need.items())
 
 
 @dataclass(frozen=True)
@@ -525,8 +571,8 @@ def _static(cfg: Config) -> _Static:
         for k, m in enumerate(cfg.queues[q].members):
             penalty[qi, pos[m]] = cfg.queues[q].penalties.get(m, 0)
             member_pos[qi, pos[m]] = k
-    strategies = tuple("longest-idle" if cfg.queues[q].strategy == "longest-idle" else cfg.queues[q].strategy
-                       for q in queues)
+    # ringall rings everyone; its first pick (the call's primary offer) follows the member order
+    strategies = tuple("linear" if cfg.queues[q].strategy == "ringall" else cfg.queues[q].strategy for q in queues)
     st = _Static(agents, queues, MappingProxyType(skill_index), skills, penalty, member_pos, strategies,
                  np.array([s == "skills" for s in strategies], dtype=np.int64))
     _STATIC.clear()
@@ -617,7 +663,7 @@ def _resync(cfg: Config, tx: _Tx, ev: Resync, now: float) -> None:
             del tx.calls[cid]
             tx.out.append(CallEnded(cid, "abandoned", now))
         elif c.agent is not None:
-            tx.calls[cid] = replace(c, agent=None, offer_deadline=None)
+            tx.calls[cid] = replace(c, agent=None, offer_deadline=None, ringing=frozenset())
     for cid, ch in callers.items():
         if cid in tx.calls or ch.bridged or ch.queue not in cfg.queues or ch.context != "cc-wait":
             continue

@@ -278,3 +278,27 @@ async def test_overflow_moves_the_caller_to_another_queue(daemon: DaemonProc, fl
     rec = daemon.call_record(call_id)
     assert rec["queue"] == "sales" and rec["agent"] == "alice"
     assert json.loads(rec["ivr_path"])[-2:] == ["queue:spill", "overflow:sales"]
+
+
+async def test_ringall_first_phone_to_answer_takes_the_call(daemon_config, floor: Floor, witness: Witness) -> None:
+    """ringall: both agents' phones ring; the one that answers gets the caller, the other stops
+    ringing without counting as a missed call."""
+    d = DaemonProc(daemon_config(queues__sales__strategy="ringall")).start()
+    try:
+        await d.until("ami.resynced", 20)
+        alice = await floor.login(d, "alice", auto_answer=False)  # rings, never answers
+        bob = await floor.login(d, "bob")
+        mark = d.mark()
+        call = await floor.call_in()
+        await floor.press(d, call, "1", "main", mark)
+        call_id = await _queued(d, mark, "sales")
+        rung = {(await d.until("offer.ring", 5, after=mark, call_id=call_id, agent=n))["agent"] for n in ("alice", "bob")}
+        assert rung == {"alice", "bob"}
+        await d.until("call.bridged", 10, after=mark, call_id=call_id, agent="bob")
+        await floor.wait(lambda: len(alice.calls) > 1 and alice.calls[-1].ended, 5, "alice's phone to stop ringing")
+        assert alice.calls[-1].confirmed_at is None
+        await floor.wait(lambda: any(h.state == "CONFIRMED" for h in bob.calls[1:]), 5, "bob talking")
+        assert not d.find("agent.state", agent="alice", state="Paused")  # max_no_answer is 1 in sales
+        assert _bridged_pair(await witness.channels(), "2002") is not None
+    finally:
+        d.stop()

@@ -105,3 +105,51 @@ def test_overflow_config_errors_name_the_key():
         assert any(p.startswith("queues.spill.overflow: an overflow needs after_s or expected_wait_s") for p in e.problems)
     else:
         raise AssertionError("accepted an overflow without threshold")
+
+
+def test_ringall_rings_every_free_member_and_the_first_answer_wins():
+    """ringall: all free eligible members ring; the first to answer takes the call, the others
+    stop ringing and are Ready again without a missed-offer count."""
+    cfg = cfg_with(sales={"strategy": "ringall", "max_no_answer": 1})
+    state = synced(cfg)
+    for i, name in enumerate(("alice", "bob")):
+        state, _ = acd.step(cfg, state, acd.Login(name), 1.0 + i)
+    state, cmds = acd.step(cfg, state, acd.CallQueued("c1", "sales", "PJSIP/x-1"), 3.0)
+    assert sorted(o.agent for o in of(cmds, acd.Offer)) == ["alice", "bob"]
+    assert {a.state for a in state.agents.values() if a.name in ("alice", "bob")} == {AgentState.RESERVED}
+    state, cmds = acd.step(cfg, state, acd.OfferAnswered("c1", "bob"), 4.0)
+    assert of(cmds, acd.CancelOffer) == [acd.CancelOffer("c1", "alice")]
+    assert state.agents["bob"].state == AgentState.BUSY and state.calls["c1"].agent == "bob"
+    assert state.agents["alice"].state == AgentState.READY and state.agents["alice"].no_answers == 0
+    # a late answer from alice changes nothing
+    state2, cmds = acd.step(cfg, state, acd.OfferAnswered("c1", "alice"), 4.1)
+    assert state2.calls["c1"].agent == "bob" and not of(cmds, acd.CallAnswered)
+
+
+def test_ringall_keeps_ringing_the_others_when_one_phone_fails():
+    """One member's phone failing counts as its miss, the call stays with the phones still ringing."""
+    cfg = cfg_with(sales={"strategy": "ringall", "max_no_answer": 1})
+    state = synced(cfg)
+    for i, name in enumerate(("alice", "bob")):
+        state, _ = acd.step(cfg, state, acd.Login(name), 1.0 + i)
+    state, _ = acd.step(cfg, state, acd.CallQueued("c1", "sales", "PJSIP/x-1"), 3.0)
+    state, _ = acd.step(cfg, state, acd.OfferFailed("c1", "alice"), 5.0)
+    c = state.calls["c1"]
+    assert c.agent == "bob" and not c.ringing and c.answered_at is None
+    assert state.agents["alice"].state == AgentState.PAUSED  # max_no_answer 1
+    state, _ = acd.step(cfg, state, acd.OfferFailed("c1", "bob"), 6.0)
+    assert state.calls["c1"].agent is None  # nobody left ringing: waiting again, never dropped
+    state, cmds = acd.step(cfg, state, acd.CallerLeft("c1"), 7.0)
+    assert of(cmds, acd.CallEnded)[0].outcome == "abandoned"
+
+
+def test_ringall_caller_leaving_stops_every_phone():
+    """A caller hanging up while several phones ring cancels all of them."""
+    cfg = cfg_with(sales={"strategy": "ringall"})
+    state = synced(cfg)
+    for i, name in enumerate(("alice", "bob")):
+        state, _ = acd.step(cfg, state, acd.Login(name), 1.0 + i)
+    state, _ = acd.step(cfg, state, acd.CallQueued("c1", "sales", "PJSIP/x-1"), 3.0)
+    state, cmds = acd.step(cfg, state, acd.CallerLeft("c1"), 4.0)
+    assert sorted(c.agent for c in of(cmds, acd.CancelOffer)) == ["alice", "bob"]
+    assert all(state.agents[n].state == AgentState.READY for n in ("alice", "bob"))

@@ -11,7 +11,16 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from ..protocol.agi import AgiParser, AgiProtocolError, Env, Hangup, Response, encode_command, script_name
+from ..protocol.agi import (
+    AgiParser,
+    AgiProtocolError,
+    Env,
+    Hangup,
+    Response,
+    encode_command,
+    script_name,
+)
+from .tcp import TcpService
 
 __all__ = ["AgiServer", "AgiSession", "ChannelGone"]
 
@@ -73,21 +82,12 @@ class AgiSession:
 Handler = Callable[[AgiSession], Awaitable[None]]
 
 
-class AgiServer:
+class AgiServer(TcpService):
     def __init__(self, host: str, port: int, routes: dict[str, Handler],
                  on_session: Callable[[str, str], None] | None = None):
         self.host, self.port, self.routes = host, port, routes
         self.on_session = on_session or (lambda script, result: None)
-        self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port, reuse_address=True)
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         parser = AgiParser()

@@ -17,7 +17,14 @@ import numpy as np
 import structlog
 
 from ..core import amd
-from ..protocol.audiosocket import Audio, AudioSocketParser, AudioSocketProtocolError, Hangup, Uuid
+from ..protocol.audiosocket import (
+    Audio,
+    AudioSocketParser,
+    AudioSocketProtocolError,
+    Hangup,
+    Uuid,
+)
+from .tcp import TcpService
 
 __all__ = ["AmdEngine", "AmdServer", "Verdict"]
 
@@ -98,7 +105,7 @@ class AmdEngine:
         self.close(s)
 
 
-class AmdServer:
+class AmdServer(TcpService):
     """``params`` is the default detector; ``profiles`` are named ones (one per campaign), each its
     own vectorised state. The dialplan names a call's profile before streaming (:meth:`expect`)."""
 
@@ -108,7 +115,6 @@ class AmdServer:
         self.engine = AmdEngine(params, on_final)
         self.engines = {name: AmdEngine(p, on_final) for name, p in (profiles or {}).items()}
         self._expected: dict[str, str] = {}  # call UUID -> profile, until its stream arrives
-        self._server: asyncio.base_events.Server | None = None
 
     def expect(self, call_uuid: str, profile: str) -> bool:
         """The stream for ``call_uuid`` is to use ``profile``; False if there is no such profile."""
@@ -118,14 +124,6 @@ class AmdServer:
             self._expected.pop(next(iter(self._expected)))
         self._expected[call_uuid] = profile
         return True
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port, reuse_address=True)
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         parser = AudioSocketParser()

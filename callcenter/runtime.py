@@ -149,6 +149,7 @@ class Daemon:
             "outbound-answered": self.agi_outbound_answered,
         }, on_session=lambda s, r: self.metrics.agi_sessions.labels(s, r).inc())
         self._http: web.AppRunner | None = None
+        self._hooks: dict[str, asyncio.Event] = {}  # call id -> set when its running queue hook returns
         self.amd_verdicts: dict[str, Verdict] = {}  # AudioSocket UUID -> final verdict, until the AGI takes it
         self.amd = AmdServer(cfg.audiosocket.host, cfg.audiosocket.port, AmdParams.from_mapping(cfg.amd),
                              self._amd_final, {name: AmdParams.from_mapping({**cfg.amd, **prof})
@@ -416,12 +417,19 @@ class Daemon:
         sd_notify("STATUS=AMI disconnected, reconnecting")
 
     # ------------------------------------------------------------------ AGI side
-    async def _play(self, s: AgiSession, prompts: tuple[str, ...], escape: str = DTMF_ESCAPES) -> str | None:
+    async def _play(self, s: AgiSession, prompts: tuple[str, ...], escape: str = DTMF_ESCAPES,
+                    stop_if_offered: str = "") -> str | None:
         for p in prompts:
+            if stop_if_offered and self._offered(stop_if_offered):
+                return None
             r = await s.cmd("STREAM FILE", p, escape)
             if r.value > 0:
                 return chr(r.value)
         return None
+
+    def _offered(self, call_id: str) -> bool:
+        c = self.state.calls.get(call_id)
+        return c is None or c.agent is not None
 
     async def _menu_input(self, s: AgiSession, play: ivr.Play) -> str | None:
         digit = await self._play(s, play.prompts)
@@ -497,8 +505,21 @@ class Daemon:
             raise
 
     async def agi_queue_hook(self, s: AgiSession) -> None:
-        """Called by the wait loop every ``hook_interval_s``: announcements; re-adopts a caller we lost."""
+        """Called by the wait loop every ``hook_interval_s``: announcements; re-adopts a caller we lost.
+
+        While it runs the caller is inside an AGI, where Asterisk must not bridge it (a channel
+        pulled into a bridge mid-command can be left half-connected): an agent who answers
+        meanwhile waits in ``agent-claim`` until the hook has returned (see :meth:`_hook_done`)."""
         call_id = await s.get_var("CC_CALL_ID")
+        done = self._hooks.setdefault(call_id, asyncio.Event())
+        done.clear()
+        try:
+            await self._queue_hook(s, call_id)
+        finally:
+            done.set()
+            self._hooks.pop(call_id, None)
+
+    async def _queue_hook(self, s: AgiSession, call_id: str) -> None:
         structlog.contextvars.bind_contextvars(call_id=call_id)
         c = self.state.calls.get(call_id)
         if c is None:
@@ -521,7 +542,9 @@ class Daemon:
         q = self.cfg.queues[c.queue]
         if c.agent is not None:
             return  # being connected right now: stay quiet
-        await self._play(s, q.announce, escape="")
+        await self._play(s, q.announce, escape="", stop_if_offered=call_id)
+        if self._offered(call_id):
+            return
         pos = self.state.position(call_id)
         wants_ewt = q.announce_holdtime or (q.overflow is not None and q.overflow.expected_wait_s is not None)
         if wants_ewt and pos is not None:
@@ -536,17 +559,19 @@ class Daemon:
                 minutes = max(1, round(ewt / 60))
                 log.info("queue.holdtime", call_id=call_id, queue=c.queue, position=pos, staffed=staffed,
                          expected_wait_s=round(ewt, 1))
-                await self._play(s, ("queue-holdtime",), escape="")
-                await s.cmd("SAY NUMBER", minutes, "")
-                await self._play(s, ("queue-minute" if minutes == 1 else "queue-minutes",), escape="")
-        if q.announce_position and pos is not None:
+                if await self._play(s, ("queue-holdtime",), escape="", stop_if_offered=call_id) is None \
+                        and not self._offered(call_id):
+                    await s.cmd("SAY NUMBER", minutes, "")
+                    await self._play(s, ("queue-minute" if minutes == 1 else "queue-minutes",), escape="",
+                                     stop_if_offered=call_id)
+        if q.announce_position and pos is not None and not self._offered(call_id):
             log.info("queue.position", call_id=call_id, queue=c.queue, position=pos)
             if pos == 1:
-                await self._play(s, ("queue-youarenext",), escape="")
+                await self._play(s, ("queue-youarenext",), escape="", stop_if_offered=call_id)
             else:
-                await self._play(s, ("queue-thereare",), escape="")
+                await self._play(s, ("queue-thereare",), escape="", stop_if_offered=call_id)
                 said = await s.cmd("SAY NUMBER", pos - 1, "")
-                await self._play(s, ("queue-callswaiting",), escape="")
+                await self._play(s, ("queue-callswaiting",), escape="", stop_if_offered=call_id)
                 log.info("queue.position_announced", call_id=call_id, ahead=pos - 1, ok=said.code == 200)
 
     async def agi_fallback(self, s: AgiSession) -> None:
@@ -600,6 +625,12 @@ class Daemon:
         (decided here, in one step of the core: the first of several ringing phones wins)."""
         call_id = await s.get_var("CC_CALL_ID")
         agent = await s.get_var("CC_AGENT")
+        hook = self._hooks.get(call_id)
+        if hook is not None:  # the caller is inside its queue hook: bridge only once it has returned
+            try:
+                await asyncio.wait_for(hook.wait(), 10)
+            except asyncio.TimeoutError:
+                log.warning("offer.claim_hook_timeout", call_id=call_id[:32])
         c = self.state.calls.get(call_id)
         if c is not None and agent in self.cfg.agents and c.answered_at is None and self.state.synced:
             self.submit(acd.OfferAnswered(call_id, agent))

@@ -71,6 +71,11 @@ def originate_headers(offer: acd.Offer, channel_id: str, caller_context: str = "
     ]
 
 
+def _epoch(text: str) -> float | None:
+    """A Unix time kept in a channel variable (CC_ENTERED), or None if it is not one."""
+    return float(text) if re.fullmatch(r"\d+(\.\d+)?", text) else None
+
+
 def encode_skills(skills: tuple[tuple[str, int], ...]) -> str:
     """``(("spanish", 3),)`` -> ``spanish:3`` (config names only: safe in a channel variable)."""
     return ",".join(f"{s}:{lv}" for s, lv in skills)
@@ -384,7 +389,7 @@ class Daemon:
             snap = acd.ChannelSnapshot(
                 uniqueid=m.get("Uniqueid"), channel=m.get("Channel"), role=v.get("CC_ROLE", ""),
                 call_id=v.get("CC_CALL_ID", ""), agent=v.get("CC_AGENT", ""), queue=v.get("CC_QUEUE", ""),
-                entered_at=float(entered) if re.match(r"^\d+(\.\d+)?$", entered) else None,
+                entered_at=_epoch(entered),
                 up=m.get("ChannelState") == "6", bridged=bool(m.get("BridgeId")), context=m.get("Context"),
                 caller_num=m.get("CallerIDNum"), caller_name=m.get("CallerIDName"),
                 priority=int(v["CC_PRIORITY"]) if v.get("CC_PRIORITY", "").isdigit() else 0,
@@ -533,7 +538,7 @@ class Daemon:
                 log.warning("call.unknown_in_queue", call_id=call_id[:32])
                 await s.cmd("HANGUP")
                 return
-            at = float(entered) if re.match(r"^\d+(\.\d+)?$", entered) else time.time()
+            at = _epoch(entered) or time.time()
             log.info("call.readopted", call_id=call_id, queue=queue)
             self.submit(acd.CallQueued(call_id, queue, s.channel, rec.caller_num, rec.caller_name, at))
             c = self.state.calls.get(call_id)

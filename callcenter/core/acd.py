@@ -520,19 +520,28 @@ def _dispatch(cfg: Config, tx: _Tx, now: float) -> None:
         tx.calls[cid] = replace(c, ringing=frozenset(others))
 
 
-def _can_serve(cfg: Config, agent: str, c: Call, now: float) -> bool:
-    """Eligibility of one agent for one call (penalty within the current maximum, skills)."""
-    q = cfg.queues[c.queue]
-    initial = routing.NOT_MEMBER - 1 if q.max_penalty is None else q.max_penalty
-    limit = routing.max_penalty(tuple((r.after_s, r.max_penalty) for r in q.penalty_rules), initial,
-                                now - (c.queue_entered_at if c.queue_entered_at is not None else c.entered_at))
-    if q.penalties.get(agent, 0) > limit:
-        return False
-    need = dict(q.skills)
+def _needs(cfg: Config, c: Call) -> dict[str, int]:
+    """Skill -> minimum level the call needs: its queue's requirements and the caller's own."""
+    need = dict(cfg.queues[c.queue].skills)
     for s, lv in c.skills:
         need[s] = max(lv, need.get(s, 0))
+    return need
+
+
+def _penalty_limit(cfg: Config, c: Call, now: float) -> int:
+    """The highest member penalty the call may use now; penalty rules count the wait in its queue."""
+    q = cfg.queues[c.queue]
+    initial = routing.NOT_MEMBER - 1 if q.max_penalty is None else q.max_penalty
+    since = c.queue_entered_at if c.queue_entered_at is not None else c.entered_at
+    return routing.max_penalty(tuple((r.after_s, r.max_penalty) for r in q.penalty_rules), initial, now - since)
+
+
+def _can_serve(cfg: Config, agent: str, c: Call, now: float) -> bool:
+    """Eligibility of one agent for one call (penalty within the current maximum, skills)."""
+    if cfg.queues[c.queue].penalties.get(agent, 0) > _penalty_limit(cfg, c, now):
+        return False
     have = cfg.agents[agent].skills
-    return all(have.get(s, 0) >= lv for s, lv in need.items())
+    return all(have.get(s, 0) >= lv for s, lv in _needs(cfg, c).items())
 
 
 @dataclass(frozen=True)
@@ -590,12 +599,7 @@ def _arrays(cfg: Config, st: _Static, tx: _Tx, waiting: list[Call], free: np.nda
                                  last_end=np.broadcast_to(idle, (q_n, a_n)),
                                  calls=np.broadcast_to(taken, (q_n, a_n)), member_pos=st.member_pos)
     qidx = {q: i for i, q in enumerate(st.queues)}
-    reqs = []
-    for c in waiting:
-        need = dict(cfg.queues[c.queue].skills)
-        for s, lv in c.skills:
-            need[s] = max(lv, need.get(s, 0))
-        reqs.append([(st.skill_index.get(s, -2), lv) for s, lv in need.items() if lv > 0])
+    reqs = [[(st.skill_index.get(s, -2), lv) for s, lv in _needs(cfg, c).items() if lv > 0] for c in waiting]
     k = max((len(r) for r in reqs), default=0) or 1
     req_skill = np.full((len(waiting), k), -1, dtype=np.int32)
     req_level = np.zeros((len(waiting), k), dtype=np.int8)
@@ -605,19 +609,16 @@ def _arrays(cfg: Config, st: _Static, tx: _Tx, waiting: list[Call], free: np.nda
             if s == -2:  # a skill no agent has: nobody is eligible
                 max_pen[i] = -1
             req_skill[i, j], req_level[i, j] = max(s, 0), lv
-        q = cfg.queues[c.queue]
         if not any(s == -2 for s, _ in r):
-            initial = routing.NOT_MEMBER - 1 if q.max_penalty is None else q.max_penalty
-            max_pen[i] = routing.max_penalty(tuple((pr.after_s, pr.max_penalty) for pr in q.penalty_rules),
-                                             initial, now - c.entered_at)
+            max_pen[i] = _penalty_limit(cfg, c, now)
     calls = routing.CallArrays(
         queue=np.array([qidx[c.queue] for c in waiting], dtype=np.int32),
         priority=np.array([c.priority for c in waiting], dtype=np.int32),
         entered=np.array([c.entered_at for c in waiting], dtype=np.float64),
         req_skill=req_skill, req_level=req_level, max_penalty=max_pen)
+    # An agent who missed this call is skipped while anyone else eligible is free (a "round").
     apos = {n: i for i, n in enumerate(st.agents)}
     exclude = [(i, apos[a]) for i, c in enumerate(waiting) for a in c.tried if a in apos]
-    # An agent who missed this call is skipped while anyone else eligible is free (a "round").
     return agents, calls, exclude
 
 

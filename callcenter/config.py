@@ -272,6 +272,29 @@ class PenaltyRule:
 
 
 @dataclass(config=_STRICT)
+class Recording:
+    """Which calls are recorded: all, none, on demand (agent feature code / API) or a sample."""
+
+    mode: Literal["all", "none", "on_demand", "sample"] = "all"
+    sample_percent: float = Field(default=100, ge=0, le=100)  # with mode "sample"
+
+
+@dataclass(config=_STRICT)
+class Callback:
+    """A waiting caller may press `digit`, hang up, and be called back when their turn comes."""
+
+    digit: str = Field(default="5", pattern=DIGIT)
+    offer_after_s: float = Field(default=0, ge=0)  # offer (prompt) only after waiting this long
+    prompt: tuple[Prompt, ...] = ()  # played at each hook while the offer stands
+    confirm: tuple[Prompt, ...] = ("auth-thankyou",)  # played after the digit, before hanging up
+    schedule: str | None = None  # dial back only while this schedule is open (business hours)
+    trunk: str | None = None  # dial back through this trunk (default: the one the call came in on)
+    ring_s: float = Field(default=30, ge=15, le=120)
+    max_attempts: int = Field(default=2, ge=1, le=10)
+    retry_s: float = Field(default=120, ge=0)
+
+
+@dataclass(config=_STRICT)
 class Queue:
     members: tuple[str, ...]
     fallback: Action
@@ -296,6 +319,8 @@ class Queue:
     leave_when_empty: bool = False  # True: waiting callers go to fallback when the last agent leaves
     overflow: Overflow | None = None
     service_level_s: float = Field(default=20, gt=0)  # "answered within" threshold of the service level
+    callback: Callback | None = None
+    recording: Recording | None = None  # None: recordings.default
 
 
 @dataclass(config=_STRICT)
@@ -331,6 +356,43 @@ class Features:
     logout: str = Field(default="*62", pattern=FEATURE)
     pause: str = Field(default="*63", pattern=FEATURE)
     unpause: str = Field(default="*64", pattern=FEATURE)
+    record_pause: str = Field(default="*65", pattern=FEATURE)  # agent, mid-call: stop recording (card numbers)
+    record_resume: str = Field(default="*66", pattern=FEATURE)
+    record_start: str = Field(default="*67", pattern=FEATURE)  # agent, mid-call: record an on-demand call
+    disposition: str = Field(default="*69", pattern=FEATURE)  # agent after a dialer call: *69<code>
+    listen: str = Field(default="*71", pattern=FEATURE)  # supervisor: *71<agent extension>
+    whisper: str = Field(default="*72", pattern=FEATURE)
+    barge: str = Field(default="*73", pattern=FEATURE)
+
+
+@dataclass(config=_STRICT)
+class Recordings:
+    dir: str = "recordings"  # relative to the daemon's working directory
+    retention_days: float = Field(default=90, gt=0)
+    default: Recording = Field(default_factory=Recording)
+
+
+@dataclass(config=_STRICT)
+class Campaign:
+    """An outbound campaign. Leads come by `callcenter campaign import`; state lives in SQLite."""
+
+    queue: str  # live answers join this queue (at `priority`) to reach an agent
+    trunk: str
+    mode: Literal["preview", "progressive", "predictive"] = "predictive"
+    region: str = Field(default="US", pattern=r"^[A-Z]{2}$")  # for numbers without a country code
+    window: str = Field(default="08:00-21:00", pattern=r"^[0-2][0-9]:[0-5][0-9]-[0-2][0-9]:[0-5][0-9]$")
+    caller_id: str = Field(default="", pattern=r"^(\+?[0-9]{2,15})?$")
+    max_abandon_rate: float = Field(default=0.03, gt=0, le=0.2)
+    max_attempts: int = Field(default=5, ge=1, le=50)
+    ring_s: float = Field(default=25, ge=15, le=120)  # rules: ring at least 15 s before giving up
+    priority: int = Field(default=10, ge=0, le=100)
+    amd: bool = True
+    amd_profile: str | None = None
+    machine_message: Prompt | None = None  # left after the beep; None: hang up on machines
+    compliance_message: Prompt = "silence/1"  # heard by a live answer no agent takes within 2 s
+    recording: Recording | None = None
+    dispositions: dict[str, str] = Field(default_factory=lambda: {"1": "sale", "2": "callback", "3": "not_interested",
+                                                                  "4": "wrong_number", "5": "dnc"})
 
 
 @dataclass(config=_STRICT)
@@ -359,6 +421,8 @@ class Config:
     daemon: Daemon = Field(default_factory=Daemon)
     schedules: dict[str, Schedule] = Field(default_factory=dict)
     supervisors: dict[str, Supervisor] = Field(default_factory=dict)
+    recordings: Recordings = Field(default_factory=Recordings)
+    campaigns: dict[str, Campaign] = Field(default_factory=dict)
     # *63<code> pauses with a named reason; *63 alone is "break". Reason names label metrics.
     pause_reasons: dict[str, str] = Field(default_factory=lambda: {"1": "lunch", "2": "training", "3": "meeting"})
 
@@ -382,7 +446,7 @@ def _references(cfg: Config) -> list[str]:
             if not re.fullmatch(NAME, n):
                 problems.append(f"{kind}.{n}: bad name (lowercase letters, digits, _ or -, max 32)")
 
-    for kind in ("agents", "queues", "menus", "trunks", "schedules", "supervisors"):
+    for kind in ("agents", "queues", "menus", "trunks", "schedules", "supervisors", "campaigns"):
         names(kind, getattr(cfg, kind))
     for ext in cfg.phones:
         if not re.fullmatch(EXTEN, ext):
@@ -433,6 +497,35 @@ def _references(cfg: Config) -> list[str]:
             problems.append(f"queues.{name}.overflow.queue: a queue cannot overflow to itself")
         if q.fallback.queue == name:
             problems.append(f"queues.{name}.fallback.queue: a queue cannot fall back to itself")
+        cb = q.callback
+        if cb is not None and cb.schedule is not None and cb.schedule not in cfg.schedules:
+            problems.append(f"queues.{name}.callback.schedule: unknown schedule {cb.schedule!r}")
+        if cb is not None and cb.trunk is not None and cb.trunk not in cfg.trunks:
+            problems.append(f"queues.{name}.callback.trunk: unknown trunk {cb.trunk!r}")
+        elif cb is not None and cb.trunk is not None and cfg.trunks[cb.trunk].host is None:
+            problems.append(f"queues.{name}.callback.trunk: trunk {cb.trunk!r} has no host to dial out to")
+    for name, c in cfg.campaigns.items():
+        if c.queue not in cfg.queues:
+            problems.append(f"campaigns.{name}.queue: unknown queue {c.queue!r}")
+        if c.trunk not in cfg.trunks:
+            problems.append(f"campaigns.{name}.trunk: unknown trunk {c.trunk!r}")
+        elif cfg.trunks[c.trunk].host is None:
+            problems.append(f"campaigns.{name}.trunk: trunk {c.trunk!r} has no host to dial out to")
+        if c.amd_profile is not None and c.amd_profile not in cfg.amd_profiles:
+            problems.append(f"campaigns.{name}.amd_profile: unknown profile {c.amd_profile!r}")
+        for code, disp in c.dispositions.items():
+            if not re.fullmatch(r"[0-9]{1,2}", code):
+                problems.append(f"campaigns.{name}.dispositions.{code}: a disposition code is 1-2 digits")
+            if not re.fullmatch(NAME, disp):
+                problems.append(f"campaigns.{name}.dispositions.{code}: bad name {disp!r}")
+        for key in ("machine_message", "compliance_message"):
+            v = getattr(c, key)
+            if v is not None and not re.fullmatch(PROMPT, v):
+                problems.append(f"campaigns.{name}.{key}: bad prompt name {v!r}")
+    for name, sv in cfg.supervisors.items():
+        for t in sv.teams:
+            if not any(ag.team == t for ag in cfg.agents.values()):
+                problems.append(f"supervisors.{name}.teams: no agent is in team {t!r}")
     for name, m in cfg.menus.items():
         for d, a in m.options.items():
             action(f"menus.{name}.options.{d}", a)
@@ -457,7 +550,7 @@ def _references(cfg: Config) -> list[str]:
             AmdParams.from_mapping({**cfg.amd, **prof}, prefix=f"amd_profiles.{name}")
         except AmdConfigError as e:
             problems.append(str(e))
-    codes = [getattr(cfg.features, f) for f in ("login", "logout", "pause", "unpause")]
+    codes = [getattr(cfg.features, f.name) for f in dataclasses.fields(cfg.features)]
     if len(set(codes)) != len(codes):
         problems.append("features: feature codes must differ")
     if cfg.sip.rtp_start >= cfg.sip.rtp_end:

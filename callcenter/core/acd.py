@@ -17,6 +17,7 @@ import numpy as np
 
 from . import routing
 from .agents import AgentState, IllegalTransition, Trigger, transition
+from .ivr import is_open
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -26,8 +27,10 @@ __all__ = [
     # events
     "Login", "Logout", "Pause", "Unpause", "DeviceState", "CallQueued", "CallerLeft", "OfferAnswered",
     "OfferFailed", "AgentHungUp", "Tick", "AmiDown", "Resync", "ChannelSnapshot", "Overflow",
+    "CallbackRequested", "CallbackRestored", "CallbackDialed",
     # commands
     "Offer", "CancelOffer", "Fallback", "Requeue", "AgentChanged", "CallAnswered", "CallEnded", "Rejected",
+    "CallbackStored", "CallbackDone",
 ]
 
 UNAVAILABLE_DEVICE = frozenset({"UNAVAILABLE", "INVALID", "INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
@@ -69,6 +72,13 @@ class Call:
     queue_entered_at: float | None = None  # entry into the current queue (overflow moves it); None: entered_at
     ringing: frozenset[str] = frozenset()  # ringall: the other agents rung for this call besides `agent`
     route: str = field(default="", compare=False)  # why the current/last offer went where it went
+    # A callback: the caller hung up keeping their place (channel ""); `callback` is the number to
+    # dial (digits only), through `trunk`, once an agent is reserved and has answered.
+    callback: str = ""
+    trunk: str = ""
+    attempts: int = 0  # callback dial attempts that failed
+    not_before: float = 0.0  # no new callback attempt before this time
+    connected: bool = False  # the callback was answered: agent and caller are talking
 
 
 @dataclass(frozen=True)
@@ -184,6 +194,31 @@ class Overflow:
 
 
 @dataclass(frozen=True)
+class CallbackRequested:
+    """A waiting caller asked to be called back on ``number`` (digits only) and will hang up."""
+
+    call_id: str
+    number: str
+    trunk: str
+
+
+@dataclass(frozen=True)
+class CallbackRestored:
+    """A callback kept in the journal, back after a restart (its place in the queue kept)."""
+
+    call: Call
+
+
+@dataclass(frozen=True)
+class CallbackDialed:
+    """The agent leg dialled the callback number: Asterisk's DIALSTATUS (ANSWER once it is over)."""
+
+    call_id: str
+    agent: str
+    status: str
+
+
+@dataclass(frozen=True)
 class Tick:
     """Time passed (the adapter sleeps until :func:`next_deadline`)."""
 
@@ -279,6 +314,19 @@ class CallEnded:
 
 
 @dataclass(frozen=True)
+class CallbackStored:
+    """Persist this callback (new, or its attempts changed)."""
+
+    call: Call
+
+
+@dataclass(frozen=True)
+class CallbackDone:
+    call_id: str
+    outcome: str  # answered | failed
+
+
+@dataclass(frozen=True)
 class Rejected:
     """An event the core refused (e.g. an illegal agent transition): reported, state unchanged."""
 
@@ -286,7 +334,8 @@ class Rejected:
     reason: str
 
 
-Command = Offer | CancelOffer | Fallback | Requeue | AgentChanged | CallAnswered | CallEnded | Rejected
+Command = (Offer | CancelOffer | Fallback | Requeue | AgentChanged | CallAnswered | CallEnded | Rejected
+           | CallbackStored | CallbackDone)
 
 
 # --------------------------------------------------------------------------- step
@@ -356,10 +405,43 @@ def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
                                         skills=ev.skills)
         case Overflow(call_id=cid) if cid in tx.calls and tx.calls[cid].agent is None:
             _overflow(cfg, tx, tx.calls[cid], now, "expected-wait")
+        case CallbackRequested(call_id=cid, number=number, trunk=trunk) if cid in tx.calls:
+            c = tx.calls[cid]
+            if c.agent is not None or c.callback or cfg.queues[c.queue].callback is None:
+                return
+            c = replace(c, channel="", callback=number, trunk=trunk)
+            tx.calls[cid] = c
+            tx.out.append(CallbackStored(c))
+        case CallbackRestored(call=c) if c.call_id not in tx.calls and c.queue in cfg.queues and c.callback:
+            tx.calls[c.call_id] = replace(c, agent=None, offer_deadline=None, answered_at=None,
+                                          ringing=frozenset())
+        case CallbackDialed(call_id=cid, agent=name, status=status) if name in tx.agents:
+            c = tx.calls.get(cid)
+            if c is None or not c.callback or c.agent != name or c.answered_at is None:
+                return
+            if status == "ANSWER":  # talking now; the agent leg's hangup ends it
+                c = replace(c, connected=True)
+                tx.calls[cid] = c
+                tx.out.append(CallAnswered(cid, name, now))
+                tx.out.append(CallbackStored(c))
+                return
+            if tx.agents[name].state == AgentState.BUSY:
+                tx.agent(name, Trigger.HANGUP, call_id=None, wrap_until=now)
+            cb = cfg.queues[c.queue].callback
+            attempts = c.attempts + 1
+            if cb is None or attempts >= cb.max_attempts:
+                del tx.calls[cid]
+                tx.out.append(CallbackDone(cid, "failed"))
+                tx.out.append(CallEnded(cid, "callback-failed", now))
+                return
+            c = replace(c, agent=None, answered_at=None, offer_deadline=None, attempts=attempts,
+                        not_before=now + cb.retry_s, tried=frozenset())
+            tx.calls[cid] = c
+            tx.out.append(CallbackStored(c))
         case CallerLeft(call_id=cid) if cid in tx.calls:
             c = tx.calls[cid]
-            if c.answered_at is not None:
-                return  # talking: the agent leg's hangup ends it
+            if c.answered_at is not None or c.callback:
+                return  # talking: the agent leg's hangup ends it; a callback outlives its first call
             del tx.calls[cid]
             for name in ({c.agent} | c.ringing) - {None}:  # ringing: stop it, free the agents
                 tx.out.append(CancelOffer(cid, name))
@@ -378,7 +460,8 @@ def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
             q = cfg.queues.get(c.queue)
             if q is not None and name in q.members:  # round-robin strategies remember who answered
                 tx.rr_last = {**tx.rr_last, c.queue: q.members.index(name)}
-            tx.out.append(CallAnswered(cid, name, now))
+            if not c.callback:  # a callback is answered when the caller picks up (CallbackDialed)
+                tx.out.append(CallAnswered(cid, name, now))
         case OfferFailed(call_id=cid, agent=name) if name in tx.agents:
             c = tx.calls.get(cid)
             if c is None or (c.agent != name and name not in c.ringing) or c.answered_at is not None:
@@ -397,6 +480,11 @@ def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
             q = cfg.queues.get(c.queue) if c is not None else None  # adopted by Resync: queue may be gone
             wrap = q.wrapup_s if q is not None else 0.0
             tx.agent(name, Trigger.HANGUP, call_id=None, wrap_until=now + wrap)
+            if c is not None and c.callback and not c.connected:  # gone before dialling: try again later
+                tx.calls[cid] = replace(c, agent=None, answered_at=None, offer_deadline=None, tried=frozenset())
+                return
+            if c is not None and c.callback:
+                tx.out.append(CallbackDone(cid, "answered"))
             tx.out.append(CallEnded(cid, "completed", now, agent=name))
         case Tick():
             pass
@@ -448,7 +536,7 @@ def _expire(cfg: Config, tx: _Tx, now: float) -> None:
             tx.out.append(CancelOffer(cid, c.agent))
             _miss(cfg, tx, c, now)
         c = tx.calls[cid]
-        if c.agent is not None:
+        if c.agent is not None or c.callback:
             continue
         q = cfg.queues[c.queue]
         since = c.queue_entered_at if c.queue_entered_at is not None else c.entered_at
@@ -481,7 +569,8 @@ def _available(a: Agent, now: float) -> bool:
 def _dispatch(cfg: Config, tx: _Tx, now: float) -> None:
     """Route every waiting call it can, in one vectorised pass (see :mod:`.routing`)."""
     # Sorted so that equal entry times fall back to the call id: deterministic, whatever the arrival order.
-    waiting = sorted((c for c in tx.calls.values() if c.agent is None), key=lambda c: (c.entered_at, c.call_id))
+    waiting = sorted((c for c in tx.calls.values() if c.agent is None and _dialable(cfg, c, now)),
+                     key=lambda c: (c.entered_at, c.call_id))
     if not waiting:
         return
     st = _static(cfg)
@@ -518,6 +607,17 @@ def _dispatch(cfg: Config, tx: _Tx, now: float) -> None:
             tx.out.append(Offer(cid, m, a.phone, c.channel, c.caller_num, c.caller_name, q.ring_timeout_s,
                                 f"strategy=ringall agent={m} with={c.agent}"))
         tx.calls[cid] = replace(c, ringing=frozenset(others))
+
+
+def _dialable(cfg: Config, c: Call, now: float) -> bool:
+    """A waiting call may be routed now: every live caller; a callback after its retry delay and
+    while its business hours are open."""
+    if not c.callback:
+        return True
+    cb = cfg.queues[c.queue].callback
+    if cb is None or c.not_before > now:
+        return False
+    return cb.schedule is None or is_open(cfg.schedules[cb.schedule], now)
 
 
 def _needs(cfg: Config, c: Call) -> dict[str, int]:
@@ -633,6 +733,13 @@ def _resync(cfg: Config, tx: _Tx, ev: Resync, now: float) -> None:
     # Agent legs: talking ones make the agent Busy; ringing ones from before are cancelled.
     for name, a in list(tx.agents.items()):
         leg = agent_legs.get(name)
+        cb = tx.calls.get(leg.call_id) if leg is not None else None
+        if leg is not None and leg.up and cb is not None and cb.callback:  # calling a callback back
+            if a.state != AgentState.BUSY or a.call_id != leg.call_id:
+                tx.agent(name, Trigger.RESYNC_BUSY, call_id=leg.call_id)
+            tx.calls[leg.call_id] = replace(cb, agent=name, answered_at=cb.answered_at or now,
+                                            offer_deadline=None, ringing=frozenset())
+            continue
         if leg is not None and leg.up and leg.call_id in callers:
             if a.state != AgentState.BUSY or a.call_id != leg.call_id:
                 tx.agent(name, Trigger.RESYNC_BUSY, call_id=leg.call_id)
@@ -660,6 +767,15 @@ def _resync(cfg: Config, tx: _Tx, ev: Resync, now: float) -> None:
     for cid, c in list(tx.calls.items()):
         if cid in talking:
             continue
+        if c.callback and c.connected:  # its conversation ended while we were away
+            del tx.calls[cid]
+            tx.out.append(CallbackDone(cid, "answered"))
+            tx.out.append(CallEnded(cid, "completed", now, agent=c.agent))
+            continue
+        if c.callback:  # no channel to find: it waits on (an offer in flight was cancelled above)
+            if c.agent is not None:
+                tx.calls[cid] = replace(c, agent=None, offer_deadline=None, ringing=frozenset())
+            continue
         if cid not in callers:
             del tx.calls[cid]
             tx.out.append(CallEnded(cid, "abandoned", now))
@@ -682,7 +798,14 @@ def next_deadline(cfg: Config, state: AcdState, now: float | None = None) -> flo
         times += [a.retry_at for a in state.agents.values()
                   if a.state == AgentState.READY and a.retry_at > now]
     for c in state.calls.values():
-        if c.agent is None:
+        if c.agent is None and c.callback:
+            if now is not None and c.not_before > now:
+                times.append(c.not_before)
+            elif now is not None:
+                cb = cfg.queues[c.queue].callback
+                if cb is not None and cb.schedule is not None:  # re-check business hours every minute
+                    times.append(now + 60)
+        elif c.agent is None:
             q = cfg.queues[c.queue]
             since = c.queue_entered_at if c.queue_entered_at is not None else c.entered_at
             times.append(since + q.max_wait_s)

@@ -511,7 +511,7 @@ DT = st.sampled_from([0, 0, 0.25, 1, 2, 5, 15, 130])
 KINDS = st.sampled_from(
     ["login"] * 4 + ["logout", "pause", "unpause", "unpause", "device"]
     + ["queue"] * 4 + ["left", "answer", "answer", "answer", "fail", "fail", "hangup", "hangup", "tick",
-                       "stale", "amidown", "resync"])
+                       "stale", "amidown", "resync", "callback", "callback", "dialed", "dialed"])
 
 
 def _agent(state: acd.AcdState, name: str) -> acd.Agent:
@@ -543,6 +543,14 @@ def _draw_event(data: st.DataObject, state: acd.AcdState, now: float) -> object:
     if kind in ("answer", "fail") and ring:
         cid, ag = data.draw(st.sampled_from(ring))
         return acd.OfferAnswered(cid, ag) if kind == "answer" else acd.OfferFailed(cid, ag)
+    waiting = sorted(c.call_id for c in state.calls.values() if c.agent is None and not c.callback)
+    if kind == "callback" and waiting:
+        return acd.CallbackRequested(data.draw(st.sampled_from(waiting)), "5550123", "pstn")
+    dialing = sorted((c.call_id, c.agent) for c in state.calls.values()
+                     if c.callback and c.answered_at is not None and not c.connected)
+    if kind == "dialed" and dialing:
+        cid, ag = data.draw(st.sampled_from(dialing))
+        return acd.CallbackDialed(cid, ag, data.draw(st.sampled_from(["ANSWER", "NOANSWER", "BUSY", "CANCEL"])))
     busy = sorted((a.name, a.call_id) for a in state.agents.values() if a.state is S.BUSY and a.call_id)
     if kind == "hangup" and busy:
         ag, cid = data.draw(st.sampled_from(busy))
@@ -563,6 +571,10 @@ def _truthful_resync(data: st.DataObject, state: acd.AcdState) -> acd.Resync:
     chans = []
     for c in state.calls.values():
         talking = c.answered_at is not None
+        if c.callback:  # no caller channel; its agent leg may be there
+            if c.agent is not None and data.draw(st.booleans(), label=f"keep leg {c.call_id}"):
+                chans.append(agent_leg(c.call_id, c.agent, up=talking))
+            continue
         if data.draw(st.booleans(), label=f"keep caller {c.call_id}") or not data.draw(st.booleans()):
             chans.append(caller(c.call_id, c.queue, c.entered_at, bridged=talking, up=True,
                                 context="cc-wait" if not talking else "cc-bridge"))
@@ -609,9 +621,9 @@ def _check_invariants(before: acd.AcdState, ev: object, state: acd.AcdState, cmd
         if a.state is S.PAUSED:
             assert a.pause_reason != ""
 
-    # timers never overdue after a step
+    # timers never overdue after a step (a callback has no channel, hence no max wait)
     for c in calls.values():
-        if c.agent is None:
+        if c.agent is None and not c.callback:
             assert c.entered_at + CFG.queues[c.queue].max_wait_s > now
     deadline = acd.next_deadline(CFG, state, now)
     assert deadline is None or deadline > now
@@ -619,7 +631,7 @@ def _check_invariants(before: acd.AcdState, ev: object, state: acd.AcdState, cmd
     # once synced, no call waits while an eligible member could take it
     if state.synced:
         for c in calls.values():
-            if c.agent is None:
+            if c.agent is None and acd._dialable(CFG, c, now):
                 free = [m for m in CFG.queues[c.queue].members
                         if agents[m].state is S.READY and agents[m].device not in acd.UNAVAILABLE_DEVICE
                         and getattr(agents[m], "retry_at", 0.0) <= now]
@@ -635,11 +647,21 @@ def _check_invariants(before: acd.AcdState, ev: object, state: acd.AcdState, cmd
         assert o.phone == CFG.agents[o.agent].phone
         assert o.timeout_s == CFG.queues[oc.queue].ring_timeout_s
         key = (oc.entered_at, oc.call_id)
-        assert not [w.call_id for w in state.waiting(oc.queue) if (w.entered_at, w.call_id) < key]
+        assert not [w.call_id for w in state.waiting(oc.queue)  # (a callback in its retry delay may be passed)
+                    if (w.entered_at, w.call_id) < key and acd._dialable(CFG, w, now)]
     offered_keys = [(calls[o.call_id].queue, calls[o.call_id].entered_at, o.call_id) for o in offers]
     for q in {k[0] for k in offered_keys}:
         same = [k[1:] for k in offered_keys if k[0] == q]
         assert same == sorted(same)
+
+    # callbacks never exceed free agents: each one offered takes an agent who was on no call
+    cb_offers = [o for o in offers if calls[o.call_id].callback]
+    assert len({o.agent for o in cb_offers}) == len(cb_offers)
+    in_flight = [c for c in calls.values() if c.callback and c.agent is not None]
+    assert len(in_flight) <= sum(1 for a in agents.values() if a.state in (S.RESERVED, S.BUSY))
+    for c in calls.values():
+        if c.callback and c.agent is not None:
+            assert agents[c.agent].state in (S.RESERVED, S.BUSY) and agents[c.agent].call_id == c.call_id
 
     # no call disappears silently: every removed call gets exactly one CallEnded or Fallback
     ended = Counter(c.call_id for c in cmds if isinstance(c, (acd.CallEnded, acd.Fallback)))

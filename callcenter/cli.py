@@ -122,6 +122,7 @@ EXTENSIONS = {
     "amd": ("callcenter.amd_cli", "answering-machine detection (offline classification)"),
     "dialer": ("callcenter.dialer_cli", "predictive dialer tools (simulation)"),
     "campaign": ("callcenter.campaign_cli", "dialer campaigns: create, import, start/pause/stop, status, DNC"),
+    "recordings": ("callcenter.recordings_cli", "call recordings: list, show, purge (retention); supervision audit"),
 }
 
 

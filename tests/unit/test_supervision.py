@@ -1,0 +1,213 @@
+"""Supervision: who may listen/whisper/barge on whom, PIN lock-out, and the exact ChanSpy arguments."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callcenter import config as config_mod
+from callcenter.core import supervision as sv
+from callcenter.core.supervision import (
+    LOCKOUT_S,
+    MAX_BAD_PINS,
+    PIN_WINDOW_S,
+    Decision,
+    LockoutState,
+    chanspy_options,
+    chanspy_target,
+    decide,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+CHAN = "PJSIP/2001-0000001a"
+
+
+@pytest.fixture(scope="module")
+def cfg() -> config_mod.Config:
+    """The lab config with teams and two supervisors: sam (team red) and tess (no team)."""
+    data = copy.deepcopy(yaml.safe_load((ROOT / "tests" / "asterisk" / "lab.yaml").read_text()))
+    data["phones"]["2009"] = {"secret": "test-secret-2009"}
+    data["phones"]["2010"] = {"secret": "test-secret-2010"}
+    data["agents"]["alice"]["team"] = "red"
+    data["agents"]["bob"]["team"] = "blue"
+    data["supervisors"] = {"sam": {"phone": "2009", "pin": "4321", "teams": ["red"]},
+                           "tess": {"phone": "2010", "pin": "987654"}}
+    return config_mod.parse(data)
+
+
+def ask(cfg, phone="2009", mode="listen", target="2001", pin="4321", chan: str | None = CHAN,
+        state: LockoutState | None = None, now: float = 1000.0) -> tuple[LockoutState, Decision]:
+    return decide(cfg, phone, mode, target, pin, chan, state or LockoutState(), now)
+
+
+@pytest.mark.parametrize("mode", sv.MODES)
+def test_ok(cfg, mode: str):
+    """A supervisor with the right PIN may spy on an agent of their team who is on a call, in every mode."""
+    _, d = ask(cfg, mode=mode)
+    assert d == Decision(True, "ok", "alice", "sam")
+
+
+@pytest.mark.parametrize(("kwargs", "reason", "agent", "supervisor"), [
+    ({"mode": "eavesdrop"}, "bad_mode", None, None),
+    ({"phone": "2001"}, "not_a_supervisor", None, None),
+    ({"phone": "1999"}, "not_a_supervisor", None, None),
+    ({"pin": "1234"}, "bad_pin", None, "sam"),
+    ({"pin": ""}, "bad_pin", None, "sam"),
+    ({"pin": "43210"}, "bad_pin", None, "sam"),
+    ({"target": "2999"}, "not_an_agent", None, "sam"),
+    ({"target": "2009"}, "not_an_agent", None, "sam"),
+    ({"target": "2002"}, "not_in_team", "bob", "sam"),
+    ({"target": "2003"}, "not_in_team", "carol", "sam"),  # carol has no team
+    ({"phone": "2010", "pin": "987654"}, "not_in_team", "alice", "tess"),  # tess has no teams
+    ({"chan": None}, "agent_not_on_call", "alice", "sam"),
+])
+def test_refusals(cfg, kwargs: dict, reason: str, agent: str | None, supervisor: str | None):
+    """Each failed check gives its stable reason code and names only what is already known."""
+    _, d = ask(cfg, **kwargs)
+    assert d == Decision(False, reason, agent, supervisor)
+    assert reason in sv.REASONS
+
+
+def test_wrong_pin_reveals_nothing_about_the_target(cfg):
+    """With a wrong PIN, a real agent, a stranger and an off-call agent all get the same answer."""
+    answers = {ask(cfg, pin="0000", target=t, chan=c)[1] for t, c in (("2001", CHAN), ("2999", CHAN), ("2002", None))}
+    assert answers == {Decision(False, "bad_pin", None, "sam")}
+
+
+def test_lockout_after_max_bad_pins(cfg):
+    """MAX_BAD_PINS wrong PINs within the window lock the supervisor out, right PIN included, for LOCKOUT_S."""
+    state, t = LockoutState(), 1000.0
+    for _ in range(MAX_BAD_PINS):
+        state, d = ask(cfg, pin="0000", state=state, now=t)
+        assert d.reason == "bad_pin"
+        t += 1
+    state, d = ask(cfg, state=state, now=t)
+    assert d.reason == "locked" and not d.allowed
+    state, d = ask(cfg, state=state, now=t - 1 + LOCKOUT_S - 0.001)
+    assert d.reason == "locked"
+    state, d = ask(cfg, state=state, now=t - 1 + LOCKOUT_S)
+    assert d.allowed
+    # another supervisor is not affected
+    _, d = ask(cfg, phone="2010", pin="987654", state=state, now=t)
+    assert d.reason == "not_in_team"
+
+
+def test_bad_pins_spread_out_do_not_lock(cfg):
+    """Wrong PINs further apart than the window never add up to a lock-out."""
+    state, t = LockoutState(), 0.0
+    for _ in range(3 * MAX_BAD_PINS):
+        state, d = ask(cfg, pin="0000", state=state, now=t)
+        assert d.reason == "bad_pin"
+        t += PIN_WINDOW_S / (MAX_BAD_PINS - 1) + 1
+
+
+def test_right_pin_resets_the_count(cfg):
+    """A right PIN clears earlier wrong ones."""
+    state = LockoutState()
+    for i in range(MAX_BAD_PINS - 1):
+        state, _ = ask(cfg, pin="0000", state=state, now=float(i))
+    state, d = ask(cfg, state=state, now=10.0)
+    assert d.allowed and state.failures == {}
+    state, d = ask(cfg, pin="0000", state=state, now=11.0)
+    assert d.reason == "bad_pin"
+
+
+def test_decide_does_not_mutate_the_state(cfg):
+    """The state passed in is left as it was: decide is pure."""
+    s0 = LockoutState()
+    s1, _ = ask(cfg, pin="0000", state=s0)
+    assert s0.failures == {} and s1.failures == {"sam": (1000.0,)}
+    with pytest.raises(TypeError):
+        s1.failures["sam"] = ()  # type: ignore[index]
+
+
+@given(st.lists(st.tuples(st.booleans(), st.floats(0, 400, allow_nan=False)), max_size=60))
+def test_never_more_than_max_bad_pins_checked_per_window(attempts: list[tuple[bool, float]]):
+    """Whatever the sequence, at most MAX_BAD_PINS wrong PINs are compared within any PIN_WINDOW_S without a
+    right PIN in between (someone guessing never gets more tries than that)."""
+    cfg = _cfg_for_property()
+    state, t, runs = LockoutState(), 0.0, [[]]
+    for right, dt in attempts:
+        t += dt
+        state, d = ask(cfg, pin="4321" if right else "1111", state=state, now=t)
+        if d.reason == "bad_pin":
+            runs[-1].append(t)
+        elif d.allowed:
+            runs.append([])
+    for compared in runs:
+        for i, start in enumerate(compared):
+            assert sum(1 for x in compared[i:] if x - start < PIN_WINDOW_S) <= MAX_BAD_PINS
+
+
+_CFG: list[config_mod.Config] = []
+
+
+def _cfg_for_property() -> config_mod.Config:
+    if not _CFG:
+        data = copy.deepcopy(yaml.safe_load((ROOT / "tests" / "asterisk" / "lab.yaml").read_text()))
+        data["phones"]["2009"] = {"secret": "test-secret-2009"}
+        data["agents"]["alice"]["team"] = "red"
+        data["supervisors"] = {"sam": {"phone": "2009", "pin": "4321", "teams": ["red"]}}
+        _CFG.append(config_mod.parse(data))
+    return _CFG[0]
+
+
+def test_pin_compare_is_constant_time(cfg, monkeypatch: pytest.MonkeyPatch):
+    """The PIN goes through hmac.compare_digest (no early exit on the first wrong digit)."""
+    seen = []
+    real = sv.hmac.compare_digest
+
+    def spy(a, b):
+        seen.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(sv.hmac, "compare_digest", spy)
+    assert ask(cfg, pin="4322")[1].reason == "bad_pin"
+    assert seen == [(b"4322", b"4321")]
+
+
+# --------------------------------------------------------------------------- ChanSpy
+
+def test_dtmf_constants_match_chanspy_d_option():
+    """ChanSpy option d: 4 = spy, 5 = whisper, 6 = barge."""
+    assert (sv.DTMF_LISTEN, sv.DTMF_WHISPER, sv.DTMF_BARGE) == ("4", "5", "6")
+    assert dict(sv.DTMF_MODES) == {"4": "listen", "5": "whisper", "6": "barge"}
+
+
+def test_chanspy_options():
+    """Quiet, DTMF mode switch, exit on hangup, stop when none left, exact target; w or B start the mode."""
+    assert chanspy_options("listen") == "qdESu"
+    assert chanspy_options("whisper") == "qdESuw"
+    assert chanspy_options("barge") == "qdESuB"
+    with pytest.raises(ValueError):
+        chanspy_options("spy")
+
+
+@pytest.mark.parametrize("ok", ["PJSIP/2001-0000001a", "PJSIP/2001-00000011", "Local/2001@agents-00000002;1",
+                                "1712345678.42", "pbx1-1712345678.42", "SIP/trunk_a-0000beef"])
+def test_chanspy_target_accepts_channel_names_and_uniqueids(ok: str):
+    """Full channel names and uniqueids pass through unchanged."""
+    assert chanspy_target(ok) == ok
+
+
+@pytest.mark.parametrize("bad", ["", "PJSIP/2001,qB", "PJSIP/2001)", "PJSIP/${X}", "PJSIP/2001 x", "2001",
+                                 "PJSIP/20|01", "PJSIP/2001;3", "PJSIP/a\nb", "PJSIP/"])
+def test_chanspy_target_refuses_anything_that_could_break_the_dialplan(bad: str):
+    """Commas, parentheses, variables, spaces, pipes and bare extensions are refused."""
+    with pytest.raises(ValueError):
+        chanspy_target(bad)
+
+
+@given(st.text(max_size=40))
+def test_chanspy_target_never_passes_argument_separators(s: str):
+    """Whatever passes has no character that ends or extends a dialplan argument."""
+    try:
+        chanspy_target(s)
+    except ValueError:
+        return
+    assert not set(s) & set(",()|\"'${}[]\\ \n\t")

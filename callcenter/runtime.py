@@ -71,6 +71,14 @@ def originate_headers(offer: acd.Offer, channel_id: str, caller_context: str = "
     ]
 
 
+CALLBACK_NUMBER = re.compile(r"\+?[0-9]{3,15}")
+
+
+def _callback_number(caller_num: str) -> str | None:
+    """The number to call back: the caller ID if it is a plain number (it reaches a dial string)."""
+    return caller_num if CALLBACK_NUMBER.fullmatch(caller_num) else None
+
+
 def _epoch(text: str) -> float | None:
     """A Unix time kept in a channel variable (CC_ENTERED), or None if it is not one."""
     return float(text) if re.fullmatch(r"\d+(\.\d+)?", text) else None
@@ -146,6 +154,7 @@ class Daemon:
         self.agi = AgiServer(cfg.agi.host, cfg.agi.port, {
             "ivr": self.agi_ivr,
             "queue-hook": self.agi_queue_hook,
+            "queue-digit": self.agi_queue_digit,
             "fallback": self.agi_fallback,
             "agent": self.agi_agent,
             "amd-result": self.agi_amd_result,
@@ -174,6 +183,9 @@ class Daemon:
         log.info("daemon.started", agi=f"{self.cfg.agi.host}:{self.cfg.agi.port}",
                  http=f"{self.cfg.http.host}:{self.cfg.http.port}", database=self.cfg.daemon.database)
         self._start_watchdog()
+        for cb in self.store.callbacks():  # callers who hung up keeping their place
+            self.submit(acd.CallbackRestored(cb))
+            log.info("callback.restored", call_id=cb.call_id, queue=cb.queue, attempts=cb.attempts)
         ami_task = asyncio.create_task(self.ami.run())
         await self.stopped.wait()
         sd_notify("STOPPING=1")
@@ -266,6 +278,14 @@ class Daemon:
                 self.store.call_ended(c.call_id, c.outcome, c.at)
                 self.metrics.calls.labels(c.outcome).inc()
                 log.info("call.ended", call_id=c.call_id, outcome=c.outcome, agent=c.agent)
+            case acd.CallbackStored(call=cb):
+                self.store.save_callback(cb, now)
+                log.info("callback.stored", call_id=cb.call_id, queue=cb.queue, attempts=cb.attempts,
+                         not_before=cb.not_before or None, connected=cb.connected)
+            case acd.CallbackDone():
+                self.store.delete_callback(c.call_id)
+                self.metrics.calls.labels("callback-" + c.outcome).inc()
+                log.info("callback.done", call_id=c.call_id, outcome=c.outcome)
             case acd.Rejected():
                 log.warning("core.rejected", event=type(c.event).__name__, reason=c.reason)
 
@@ -356,6 +376,12 @@ class Daemon:
             elif role == "agent" and call_id:
                 self.legs.pop(msg.get("Uniqueid"), None)
                 self.submit(acd.AgentHungUp(v.get("CC_AGENT", ""), call_id))
+        elif ev == "DialEnd":  # an agent leg dialling a callback: how it went
+            v = msg.variables()
+            c = self.state.calls.get(v.get("CC_CALL_ID", ""))
+            if v.get("CC_ROLE") == "agent" and c is not None and c.callback:
+                log.info("callback.dialled", call_id=c.call_id, agent=v.get("CC_AGENT"), status=msg.get("DialStatus"))
+                self.submit(acd.CallbackDialed(c.call_id, v.get("CC_AGENT", ""), msg.get("DialStatus")))
         elif ev == "BridgeEnter":
             v = msg.variables()
             if v.get("CC_ROLE") == "agent" and int(msg.get("BridgeNumChannels") or 0) >= 2:
@@ -569,6 +595,10 @@ class Daemon:
                     await s.cmd("SAY NUMBER", minutes, "")
                     await self._play(s, ("queue-minute" if minutes == 1 else "queue-minutes",), escape="",
                                      stop_if_offered=call_id)
+        cb = q.callback
+        if cb is not None and cb.prompt and not self._offered(call_id) and time.time() - c.entered_at >= cb.offer_after_s \
+                and _callback_number(c.caller_num):
+            await self._play(s, cb.prompt, escape="", stop_if_offered=call_id)
         if q.announce_position and pos is not None and not self._offered(call_id):
             log.info("queue.position", call_id=call_id, queue=c.queue, position=pos)
             if pos == 1:
@@ -578,6 +608,37 @@ class Daemon:
                 said = await s.cmd("SAY NUMBER", pos - 1, "")
                 await self._play(s, ("queue-callswaiting",), escape="", stop_if_offered=call_id)
                 log.info("queue.position_announced", call_id=call_id, ahead=pos - 1, ok=said.code == 200)
+
+    async def agi_queue_digit(self, s: AgiSession) -> None:
+        """A digit pressed while waiting (WaitExten in cc-wait): the queue's callback digit takes a callback."""
+        call_id = await s.get_var("CC_CALL_ID")
+        digit = s.env.args[0] if s.env.args else ""
+        c = self.state.calls.get(call_id)
+        if c is None or c.agent is not None or c.callback:
+            return
+        structlog.contextvars.bind_contextvars(call_id=call_id, queue=c.queue)
+        cb = self.cfg.queues[c.queue].callback
+        if cb is None or digit != cb.digit:
+            log.info("queue.digit_ignored", call_id=call_id, digit=digit[:1])
+            return
+        rec = self.store.call(call_id)
+        number = _callback_number(c.caller_num)
+        trunk = cb.trunk or self._trunk_of(rec.did if rec else "")
+        if number is None or trunk is None or time.time() - c.entered_at < cb.offer_after_s:
+            log.warning("callback.refused", call_id=call_id, valid_number=number is not None, trunk=trunk)
+            await self._play(s, ("beeperr",), escape="")
+            return
+        self.submit(acd.CallbackRequested(call_id, number, trunk))
+        if self.state.calls.get(call_id, c).callback != number:
+            return  # offered to an agent meanwhile: stay
+        self.store.call_outcome(call_id, "callback")
+        log.info("callback.requested", call_id=call_id, queue=c.queue, position=self.state.position(call_id))
+        await self._play(s, cb.confirm, escape="")
+        await s.cmd("HANGUP")
+
+    def _trunk_of(self, did: str) -> str | None:
+        """The trunk a DID came in on, if it can dial out."""
+        return next((n for n, t in self.cfg.trunks.items() if did in t.dids and t.host), None)
 
     async def agi_fallback(self, s: AgiSession) -> None:
         """Max wait reached: the queue's fallback action (menu, another queue, dial, hang-up)."""
@@ -641,8 +702,26 @@ class Daemon:
             self.submit(acd.OfferAnswered(call_id, agent))
             c = self.state.calls.get(call_id)
         ok = c is not None and c.agent == agent and c.answered_at is not None
+        if ok and c is not None and c.callback:  # the agent is on the line: now call the customer back
+            await self._dial_callback(s, c)
+            return
         await s.set_var("CC_CLAIM", "ok" if ok else "no")
         log.info("offer.claim", call_id=call_id[:32], agent=agent[:32], ok=ok)
+
+    async def _dial_callback(self, s: AgiSession, c: acd.Call) -> None:
+        cb = self.cfg.queues[c.queue].callback
+        if not CALLBACK_NUMBER.fullmatch(c.callback) or c.trunk not in self.cfg.trunks or cb is None:
+            log.error("callback.bad_record", call_id=c.call_id)  # never dial what we did not validate
+            self.submit(acd.CallbackDialed(c.call_id, c.agent or "", "CHANUNAVAIL"))
+            await s.set_var("CC_CLAIM", "no")
+            return
+        rec = self.store.call(c.call_id)
+        if rec is not None and rec.did:  # present the number they called, not their own
+            await s.set_var("CALLERID(num)", rec.did)
+        await s.set_var("CC_DIAL", f"PJSIP/{c.callback}@trunk-{c.trunk}")
+        await s.set_var("CC_RING_S", str(int(cb.ring_s)))
+        await s.set_var("CC_CLAIM", "callback")
+        log.info("callback.dialling", call_id=c.call_id, agent=c.agent, attempt=c.attempts + 1, trunk=c.trunk)
 
     async def agi_amd_start(self, s: AgiSession) -> None:
         """Before the stream: which detector profile (campaign) this call uses, from CC_AMD_PROFILE."""

@@ -6,11 +6,13 @@ event loop: a few tens of microseconds each, far below AMI's own latency.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from .core.acd import Call
 from .core.agents import AgentState
 
 __all__ = ["Store", "CallRecord"]
@@ -41,6 +43,11 @@ CREATE TABLE IF NOT EXISTS pauses (
     ended_at   REAL
 );
 CREATE INDEX IF NOT EXISTS pauses_agent ON pauses(agent, started_at);
+CREATE TABLE IF NOT EXISTS callbacks (
+    call_id    TEXT PRIMARY KEY,
+    call       TEXT NOT NULL,          -- the core's Call, as JSON
+    updated_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS agents (
     agent      TEXT PRIMARY KEY,
     state      TEXT NOT NULL,
@@ -132,6 +139,28 @@ class Store:
     def outcome_counts(self) -> dict[str, int]:
         return dict(self.db.execute(
             "SELECT COALESCE(outcome,'active'), COUNT(*) FROM calls GROUP BY 1").fetchall())
+
+    # ---------------------------------------------------------------- callbacks
+    def save_callback(self, call: Call, at: float) -> None:
+        """A callback outlives its caller's channel and the daemon: its place in the queue is kept here."""
+        d = dataclasses.asdict(call)
+        for k in ("tried", "ringing"):
+            d[k] = sorted(d[k])
+        self.db.execute("INSERT INTO callbacks(call_id, call, updated_at) VALUES (?,?,?) ON CONFLICT(call_id)"
+                        " DO UPDATE SET call=excluded.call, updated_at=excluded.updated_at",
+                        (call.call_id, json.dumps(d), at))
+
+    def delete_callback(self, call_id: str) -> None:
+        self.db.execute("DELETE FROM callbacks WHERE call_id=?", (call_id,))
+
+    def callbacks(self) -> list[Call]:
+        out = []
+        for (text,) in self.db.execute("SELECT call FROM callbacks ORDER BY updated_at"):
+            d = json.loads(text)
+            d["tried"], d["ringing"] = frozenset(d["tried"]), frozenset(d["ringing"])
+            d["skills"] = tuple((s, int(lv)) for s, lv in d["skills"])
+            out.append(Call(**d))
+        return out
 
     # ---------------------------------------------------------------- agents
     def save_agent(self, agent: str, state: AgentState, reason: str, since: float) -> None:

@@ -68,6 +68,7 @@ class CallHandle:
     call: pj.Call | None = None
     states: list[str] = field(default_factory=list)
     remote: str = ""
+    local: str = ""  # our side's URI (for an incoming call: whom the caller dialled)
     last_code: int = 0
     started: float = field(default_factory=time.monotonic)
     confirmed_at: float | None = None
@@ -113,6 +114,7 @@ class _Call(pj.Call):
             with h.phone.phones.cond:
                 h.states.append(st)
                 h.remote = ci.remoteUri
+                h.local = ci.localUri
                 h.last_code = int(getattr(ci.lastStatusCode, "value", 0) or 0) if not isinstance(
                     ci.lastStatusCode, int) else ci.lastStatusCode
                 if st == CONFIRMED and h.confirmed_at is None:
@@ -204,7 +206,7 @@ class Phones:
     """The pjsua2 library for this process, with a transport per side of the lab."""
 
     def __init__(self, asterisk: str = "127.0.0.1:5060", agent_addr: str = "127.0.0.1",
-                 caller_addr: str = "127.0.0.2", log_level: int = 0):
+                 caller_addr: str = "127.0.0.2", log_level: int = 0, caller_port: int = 0):
         self.asterisk = asterisk
         self.cond = threading.Condition()
         self.dead: list[_Call] = []
@@ -221,14 +223,15 @@ class Phones:
         cfg.medConfig.noVad = True
         self.ep.libInit(cfg)
         self.tp_agents = self._transport(agent_addr)
-        self.tp_callers = self._transport(caller_addr)
+        # A fixed port for the callers' side lets the trunk dial back to them (callbacks).
+        self.tp_callers = self._transport(caller_addr, caller_port)
         self.ep.audDevManager.setNullDev()
         self.ep.libStart()
 
-    def _transport(self, addr: str) -> int:
+    def _transport(self, addr: str, port: int = 0) -> int:
         tc = pj.TransportConfig()
         tc.boundAddress = addr
-        tc.port = 0
+        tc.port = port
         return self.ep.transportCreate(pj.TransportType.UDP, tc)
 
     def pump(self) -> None:
@@ -261,6 +264,14 @@ class Phones:
         acc.create(ac)
         self.accounts.append(acc)
         return acc
+
+    def drop(self, acc: Softphone) -> None:
+        """Delete an account whose calls have ended (pjsua holds only a few accounts)."""
+        if acc in self.accounts:
+            self.accounts.remove(acc)
+            acc.calls.clear()
+            with contextlib.suppress(Exception):
+                acc.shutdown()
 
     def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Block until ``predicate()`` (checked on every state change) or the timeout."""

@@ -29,6 +29,7 @@ LAB_CONFIG = HERE / "lab.yaml"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SIP = "127.0.0.1:5060"
 DID_URI = f"sip:5551000@{SIP}"
+CALLER_PORT = 5062  # trunks.pstn in lab.yaml dials the callers back here
 
 # Test-only dialplan: a "remote party" that answers and plays a recording (then silence, as a
 # line does), connected through a Local channel to the production AMD subroutine.
@@ -55,6 +56,7 @@ def lab() -> Iterator[dict[str, object]]:
     lab = Lab.default()
     try:
         info = lab.up(LAB_CONFIG, extra=LAB_EXTRA)
+        lab.rx("channel request hangup all")  # a kept lab may hold calls of an interrupted run
     except (LabError, OSError, subprocess.SubprocessError) as e:
         if IN_CI:
             pytest.fail(f"CI=true and no lab Asterisk: {e}")
@@ -67,7 +69,7 @@ def lab() -> Iterator[dict[str, object]]:
 @pytest.fixture(scope="session")
 def phones(lab: dict[str, object]) -> Iterator[object]:
     from callcenter.sim.phones import Phones
-    p = Phones(asterisk=SIP)
+    p = Phones(asterisk=SIP, caller_port=CALLER_PORT)
     yield p
     p.close()
 
@@ -192,6 +194,7 @@ class Floor:
     def __init__(self, phones: object):
         self.phones = phones
         self.accounts: list[object] = []
+        self.callers: list[object] = []
         self.cfg = config_mod.load(LAB_CONFIG)
 
     async def wait(self, predicate: Callable[[], bool], timeout: float = 10, what: str = "") -> None:
@@ -225,11 +228,10 @@ class Floor:
         return acc
 
     def caller(self, number: str = "5550123", name: str = "") -> object:
-        cache = self.phones.__dict__.setdefault("callers", {})
-        acc = cache.get((number, name))
-        if acc is None:
-            acc = cache[(number, name)] = self.phones.caller(number, name)
+        """A caller's account for this test only (pjsua allows 8 accounts per process)."""
+        acc = self.phones.caller(number, name)
         self.accounts.append(acc)
+        self.callers.append(acc)
         return acc
 
     async def call_in(self, number: str = "5550123", name: str = "") -> object:
@@ -254,6 +256,8 @@ class Floor:
         self.phones.pump()
         for acc in self.accounts:
             acc.calls.clear()
+        for acc in self.callers:
+            self.phones.drop(acc)
 
 
 # --------------------------------------------------------------------------- an independent AMI witness

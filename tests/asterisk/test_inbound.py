@@ -67,7 +67,7 @@ async def test_no_agent_waits_with_music_then_fallback(daemon: DaemonProc, floor
     call_id = await _queued(daemon, mark, "empty")
     await asyncio.sleep(1.0)
     chans = [c for c in await witness.channels() if c["Channel"].startswith("PJSIP/trunk-pstn-")]
-    assert chans and chans[0]["Context"] == "cc-wait" and chans[0]["Application"] == "MusicOnHold", chans
+    assert chans and chans[0]["Context"] == "cc-wait" and chans[0]["Application"] == "WaitExten", chans
     fb = await daemon.until("call.fallback", 10, after=mark, call_id=call_id)
     await floor.wait(lambda: call.ended, 15, "the fallback to hang up")
     rec = daemon.call_record(call_id)

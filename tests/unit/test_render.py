@@ -191,12 +191,12 @@ def test_every_did_is_a_literal_extension():
 
 
 def test_no_catch_all_patterns():
-    """The only pattern extension rendered is pause-with-reason; no '_X.'-style catch-alls anywhere."""
+    """The only patterns are pause-with-reason and the one-key wait-loop digit; no '_X.'-style catch-alls."""
     patterns = [e for _, kv in sections(OUT["extensions.conf"]) for e in kv.get("exten", [])
                 if e.startswith("_")]
     assert [p.split(",", 1)[0] for p in patterns] == ["_*63X", "_*63XX", "_*63XXX", "_*63XXXX"]
     text = OUT["extensions.conf"] + OUT["callcenter-dialplan.conf"]
-    assert not re.search(r"exten\s*=>\s*_(?!\*63X{1,4},)", text)
+    assert not re.search(r"exten\s*=>\s*_(?!\*63X{1,4},|\[0-9\*#\],)", text)
     assert "_X." not in text and "_." not in text and "X." not in text
 
 

@@ -25,11 +25,35 @@ from callcenter import config as config_mod
 from callcenter.lab import Lab, LabError
 
 HERE = Path(__file__).parent
-LAB_CONFIG = HERE / "lab.yaml"
 IN_CI = os.environ.get("CI", "").lower() == "true"
-SIP = "127.0.0.1:5060"
+# A second lab can run beside the first (another CALLCENTER_CACHE, every port shifted by this).
+PORT_OFFSET = int(os.environ.get("CALLCENTER_LAB_PORT_OFFSET", "0"))
+
+
+def _lab_config() -> Path:
+    src = HERE / "lab.yaml"
+    if not PORT_OFFSET:
+        return src
+    d = yaml.safe_load(src.read_text())
+    d.setdefault("audiosocket", {"host": "127.0.0.1", "port": 9093})
+    for key in ("ami", "agi", "http", "sip", "audiosocket"):
+        d[key]["port"] += PORT_OFFSET
+    d["sip"]["rtp_start"] += 10 * PORT_OFFSET
+    d["sip"]["rtp_end"] += 10 * PORT_OFFSET
+    for t in d["trunks"].values():
+        if "port" in t:
+            t["port"] += PORT_OFFSET
+    from callcenter.lab import cache_dir
+    out = cache_dir() / "lab-config" / "lab.yaml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(d))
+    return out
+
+
+LAB_CONFIG = _lab_config()
+SIP = f"127.0.0.1:{5060 + PORT_OFFSET}"
 DID_URI = f"sip:5551000@{SIP}"
-CALLER_PORT = 5062  # trunks.pstn in lab.yaml dials the callers back here
+CALLER_PORT = 5062 + PORT_OFFSET  # trunks.pstn in lab.yaml dials the callers back here
 
 # Test-only dialplan: a "remote party" that answers and plays a recording (then silence, as a
 # line does), connected through a Local channel to the production AMD subroutine.

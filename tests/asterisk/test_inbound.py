@@ -10,7 +10,9 @@ import threading
 
 import pytest
 
-from .conftest import DaemonProc, Floor, Witness
+from callcenter import config as config_mod
+
+from .conftest import LAB_CONFIG, DaemonProc, Floor, Witness
 
 pytestmark = pytest.mark.asterisk
 
@@ -200,7 +202,7 @@ class _Proxy:
 
 async def test_ami_cut_reconnects_resyncs_and_keeps_routing(daemon_config, floor: Floor) -> None:
     """The AMI connection drops while a caller waits: the daemon reconnects, resyncs and still connects the call."""
-    proxy = _Proxy(("127.0.0.1", 5038))
+    proxy = _Proxy(("127.0.0.1", config_mod.load(LAB_CONFIG).ami.port))
     d = DaemonProc(daemon_config(ami__port=proxy.port)).start()
     try:
         await d.until("ami.resynced", 20)

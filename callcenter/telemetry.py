@@ -48,6 +48,16 @@ class Metrics:
         self.amd = Counter("callcenter_amd_verdicts", "Live AMD verdicts", ["verdict"], registry=r)
         self.agi_sessions = Counter("callcenter_agi_sessions", "FastAGI sessions, by script and result",
                                     ["script", "result"], registry=r)
+        # the dialler: labels are configured campaign names and fixed outcome names only
+        self.dialled = Counter("callcenter_dialer_dialled", "Lines dialled", ["campaign"], registry=r)
+        self.dial_outcomes = Counter("callcenter_dialer_outcomes", "Dialled lines by outcome",
+                                     ["campaign", "outcome"], registry=r)
+        self.dial_level = Gauge("callcenter_dialer_lines", "Lines in flight (dial level)", ["campaign"], registry=r)
+        self.dial_abandon_rate = Gauge("callcenter_dialer_abandon_rate",
+                                       "Rolling abandon rate (abandoned / live answers, 24 h)", ["campaign"], registry=r)
+        self.dial_occupancy = Gauge("callcenter_dialer_occupancy",
+                                    "Agents of the campaign's queue talking or in wrap-up / logged in", ["campaign"],
+                                    registry=r)
 
 
 class StatsCollector(Collector):

@@ -459,6 +459,27 @@ class LeadStore:
         got = self.db.execute("SELECT * FROM leads WHERE id = ?", (lead_id,)).fetchone()
         return _lead(got)
 
+    def dispose(self, lead_id: int, disposition: str, now: float, agent: str = "") -> None:
+        """An agent's disposition of a finished call (the lead's dial outcome is already recorded).
+        ``dnc`` puts the number on the do-not-call list; ``callback`` recycles the lead in an hour."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            r = self.db.execute("SELECT * FROM leads WHERE id = ?", (lead_id,)).fetchone()
+            if r is None:
+                raise KeyError(f"no lead {lead_id}")
+            self.db.execute(
+                "INSERT INTO dispositions (lead_id, at, attempt, outcome, detail, worker) VALUES (?, ?, ?, ?, ?, ?)",
+                (lead_id, now, r["attempts"], "agent:" + disposition, "", agent))
+            if disposition == "dnc":
+                self.db.execute("INSERT OR IGNORE INTO dnc (phone, added_at, source) VALUES (?, ?, ?)",
+                                (r["phone"], now, f"agent {agent}"))
+            elif disposition == "callback" and r["state"] == "done":
+                self.db.execute("UPDATE leads SET state = 'new', next_at = ? WHERE id = ?", (now + 3600, lead_id))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
     def dispositions(self, lead_id: int) -> list[dict[str, object]]:
         return [dict(r) for r in self.db.execute(
             "SELECT at, attempt, outcome, detail, worker FROM dispositions WHERE lead_id = ? ORDER BY id",

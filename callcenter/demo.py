@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from . import config as config_mod
-from .lab import Lab, LabError, cache_dir
+from .dialer.store import LeadStore
+from .lab import Lab, LabError, cache_dir, pstn_sim
 from .screen import fetch_status, render_text
 
 CLEAR = "\x1b[H\x1b[2J"
@@ -27,7 +28,8 @@ def main(config_path: str, duration: float, n_agents: int, call_every: float) ->
     lab = Lab.default()
     print("demo: starting the lab Asterisk ...", flush=True)
     try:
-        info = lab.up(config_path)
+        sim = next((t for t in cfg.trunks.values() if t.host == "127.0.0.3"), None)
+        info = lab.up(config_path, extra=pstn_sim(sim.port) if sim is not None else None)
     except LabError as e:
         print(f"demo: {e}", file=sys.stderr)
         return 1
@@ -51,12 +53,16 @@ def main(config_path: str, duration: float, n_agents: int, call_every: float) ->
             return 1
         sip = f"{cfg.sip.bind}:{cfg.sip.port}"
         floor = [sys.executable, "-m", "callcenter.sim.floor"]
-        for k, name in enumerate(list(cfg.agents)[:n_agents]):
+        names = list(cfg.agents)[:n_agents]
+        names += [m for c in cfg.campaigns.values() for m in cfg.queues[c.queue].members if m not in names]
+        for k, name in enumerate(names):  # (and the campaigns' agents)
             ext = cfg.agents[name].phone
             workers.append(subprocess.Popen(floor + ["agent", "--sip", sip, "--ext", ext, "--secret",
                                                      cfg.phones[ext].secret, "--login", cfg.features.login,
                                                      "--seed", str(k + 1)], stdin=subprocess.DEVNULL,
                                             stdout=log, stderr=log, start_new_session=True))
+        for name in cfg.campaigns:
+            print(f"demo: campaign {name}: {_demo_leads(cfg, name)} fresh leads, started", flush=True)
         did = next(iter(next(iter(cfg.trunks.values())).dids))
         n_callers = 3  # each places up to 3 calls at once
         for k in range(n_callers):
@@ -92,6 +98,38 @@ def main(config_path: str, duration: float, n_agents: int, call_every: float) ->
                 daemon.kill()
         lab.down()
         print(f"demo: stopped (daemon and phones log: {log_path})", flush=True)
+
+
+def _demo_leads(cfg: config_mod.Config, name: str, n: int = 300) -> int:
+    """Fresh leads for a demo campaign (its old ones are removed), numbers of the simulated network:
+    about 40 % people, 25 % machines, 10 % busy, 25 % no answer. They sit in a zone where it is
+    now mid-day, so the calling window is open whenever the demo runs."""
+    import random
+    off = (12 - time.gmtime().tm_hour) % 24
+    off = off - 24 if off > 14 else off
+    tz = "Etc/GMT" if off == 0 else f"Etc/GMT{'-' if off > 0 else '+'}{abs(off)}"  # POSIX signs are inverted
+    rng = random.Random(7)
+    kinds = rng.choices("1234", weights=(40, 25, 10, 25), k=n)
+    used: set[str] = set()
+    rows = ["phone,name,tz"]
+    for k in kinds:
+        for _ in range(200):
+            num = f"+12125550{k}{rng.randrange(100):02d}"
+            if num not in used:
+                used.add(num)
+                rows.append(f"{num},demo lead,{tz}")
+                break
+    path = cache_dir() / "demo-leads.csv"
+    path.write_text("\n".join(rows) + "\n")
+    with LeadStore(cfg.daemon.database) as store:
+        cid = store.campaign_id(name)
+        store.db.execute("DELETE FROM dispositions WHERE lead_id IN (SELECT id FROM leads WHERE campaign_id = ?)",
+                         (cid,))
+        store.db.execute("DELETE FROM leads WHERE campaign_id = ?", (cid,))
+        imported, _ = store.import_csv(cid, path)
+        if store.campaign_state(cid) in ("created", "paused"):
+            store.change_campaign(cid, "start")
+    return imported
 
 
 def _wait_daemon(cfg: config_mod.Config, proc: subprocess.Popen[bytes], timeout: float) -> bool:

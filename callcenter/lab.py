@@ -36,6 +36,52 @@ class LabError(Exception):
     pass
 
 
+def pstn_sim(port: int = 5064, host: str = "127.0.0.3") -> dict[str, str]:
+    """Lab extras: the public network simulated by Asterisk itself, for dialler tests and the demo.
+
+    A trunk whose ``host``/``port`` is this second SIP transport reaches ``cc-pstn-sim``, where the
+    number decides what the callee does: ``12125550NMX`` with N=1 a person ("hello", then line
+    silence), 2 an answering machine (greeting, beep), 3 busy, 4 rings without answer, 5 a
+    person who answers after 4 s of ringing. A line always carries audio (silence is played,
+    not waited), as real lines do."""
+    return {"pjsip.conf": f"""
+[pstn-sim-udp]
+type=transport
+protocol=udp
+bind={host}:{port}
+
+[pstn-sim]
+type=endpoint
+context=cc-pstn-sim
+disallow=all
+allow=ulaw,alaw
+direct_media=no
+transport=pstn-sim-udp
+
+[pstn-sim]
+type=identify
+endpoint=pstn-sim
+match=127.0.0.1/32
+""", "extensions.conf": """
+[cc-pstn-sim]
+exten => _12125550[1]XX,1,Answer()
+ same => n,Playback(hello&silence/10&silence/10&silence/10)
+ same => n,Hangup()
+exten => _12125550[2]XX,1,Answer()
+ same => n,Playback(vm-intro&vm-nobodyavail&beep&silence/10&silence/10)
+ same => n,Hangup()
+exten => _12125550[3]XX,1,Busy(5)
+exten => _12125550[4]XX,1,Ringing()
+ same => n,Wait(60)
+ same => n,Hangup()
+exten => _12125550[5]XX,1,Ringing()
+ same => n,Wait(4)
+ same => n,Answer()
+ same => n,Playback(hello&silence/10&silence/10&silence/10)
+ same => n,Hangup()
+"""}
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("CALLCENTER_CACHE") or Path.home() / ".cache" / "callcenter")
 

@@ -48,6 +48,16 @@ def render_text(st: dict[str, Any], title: str = "callcenter") -> str:
     lines += ["", f"CALLS IN QUEUE OR TALKING: {len(calls)}"]
     for c in sorted(calls, key=lambda c: -c["wait_s"])[:12]:
         lines.append(f"  {c['call_id']}  {c['queue']:<10} {c['state']:<8} {c['agent'] or '':<10} waited {c['wait_s']:.0f}s")
+    camps = st.get("campaigns", {})
+    if camps:
+        lines += ["", f"{'CAMPAIGN':<14} {'STATE':<8} {'LINES':>5} {'ANSW':>5} {'ABND':>5} {'ABND%':>6}  PACING"]
+        for name, c in camps.items():
+            dec = c.get("last_decision") or {}
+            leads = c.get("leads", {})
+            lines.append(f"{name:<14} {c['state']:<8} {c['lines']:>5} {c['rolling_human_answers']:>5} "
+                         f"{c['rolling_abandoned']:>5} {_pct(c['abandon_rate']):>6}  "
+                         f"{dec.get('lines', 0)} line(s): {str(dec.get('reason', ''))[:60]}")
+            lines.append(f"{'':<14} leads " + "  ".join(f"{k}={v}" for k, v in sorted(leads.items())))
     out = st.get("outcomes", {})
     if out:
         lines += ["", "OUTCOMES: " + "  ".join(f"{k}={v}" for k, v in sorted(out.items()))]

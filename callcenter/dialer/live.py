@@ -168,12 +168,18 @@ class LiveDialer:
                      if a.state == AgentState.BUSY and a.call_id in st.calls)
         wrap = tuple(max(0.0, (a.wrap_until or now) - now) for a in on if a.state == AgentState.WRAPUP)
         mine = [ln for ln in self.lines.values() if ln.campaign == name]
+        # A blended queue: inbound callers already waiting take free agents before any line we
+        # dial now is answered, so they are not free for it.
+        ours = {ln.call_id for ln in self.lines.values() if ln.call_id}
+        inbound = sum(1 for c in st.calls.values() if c.queue == camp.queue and c.agent is None
+                      and c.call_id not in ours)
+        free = sum(1 for a in on if a.state == AgentState.READY)
         fig = self.d.queue_figures(now).get(camp.queue)
         prior = pacing.Inputs()
         humans, abandoned = self._rolling(name, now)
         return pacing.Inputs(
             mode=camp.mode, agents_total=len(on),
-            agents_free=sum(1 for a in on if a.state == AgentState.READY),
+            agents_free=max(0, free - inbound),
             talk_elapsed=talk, wrap_remaining=wrap,
             ringing_elapsed=tuple(now - ln.dialled_at for ln in mine if ln.state == "ringing"),
             amd_pending=sum(1 for ln in mine if ln.state == "amd"),

@@ -1,0 +1,43 @@
+"""What the live dialler sends to a trunk, and the rates it feeds the pacer."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callcenter.core import pacing
+from callcenter.dialer.live import History, dial_number
+
+
+def test_e164_goes_out_as_digits():
+    """+12125550101 is dialled as 12125550101."""
+    assert dial_number("+12125550101") == "12125550101"
+
+
+@pytest.mark.parametrize("bad", ["", "+1", "12;3456789", "1212555\n0101", "$(reboot)", "1212555010a", "+" + "1" * 16])
+def test_anything_but_digits_is_refused(bad):
+    """A lead number that is not 6-15 digits never reaches a dial string."""
+    with pytest.raises(ValueError):
+        dial_number(bad)
+
+
+@given(st.text(max_size=20))
+def test_dial_number_output_is_only_digits(text):
+    """Whatever the input, what comes out (if anything) is digits only."""
+    try:
+        out = dial_number(text)
+    except ValueError:
+        return
+    assert out.isdigit() and 6 <= len(out) <= 15
+
+
+def test_history_starts_at_the_prior_and_moves_to_what_lines_did():
+    """No history: the pacer's defaults; many busy lines: the busy rate approaches 1."""
+    prior = pacing.Inputs()
+    h = History()
+    assert h.rates(prior)["human_rate"] == pytest.approx(prior.human_rate)
+    for t in range(200):
+        h.add(float(t), "busy", 2.0)
+    r = h.rates(prior)
+    assert r["busy_rate"] > 0.9 and r["human_rate"] < 0.05

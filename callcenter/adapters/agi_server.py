@@ -48,6 +48,8 @@ class AgiSession:
 
     async def cmd(self, verb: str, *args: str | int | float) -> Response:
         """Send one command, return its response; raises :class:`ChannelGone` once the caller has left."""
+        if any(isinstance(ev, Response) for ev in self._backlog):  # Asterisk answers commands, never ahead
+            raise AgiProtocolError("AGI response before its command")
         self._writer.write(encode_command(verb, *args))
         try:
             await self._writer.drain()
@@ -123,7 +125,10 @@ class AgiServer(TcpService):
             data = await reader.read(4096)
             if not data:
                 raise asyncio.IncompleteReadError(b"", None)
-            for ev in parser.feed(data):
-                if isinstance(ev, Env):
-                    return ev
-                raise AgiProtocolError("AGI command response before the environment")
+            events = parser.feed(data)
+            for i, ev in enumerate(events):
+                if not isinstance(ev, Env):
+                    raise AgiProtocolError("AGI command response before the environment")
+                if any(isinstance(e, Response) for e in events[i + 1:]):  # e.g. forged inside caller ID
+                    raise AgiProtocolError("data after the AGI environment before any command")
+                return ev

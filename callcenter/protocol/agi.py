@@ -4,6 +4,14 @@ A FastAGI session starts with ``agi_key: value`` lines and a blank line, then al
 command (one line) and response (``200 result=...``; ``520-`` starts a multi-line usage
 block; a bare ``HANGUP`` line may arrive at any time). A newline in an argument would become
 a second command, so the encoder refuses CR/LF/NUL and quotes every argument.
+
+Asterisk writes caller ID (and DNID/RDNIS) into the environment as it is, newlines included.
+Asterisk sends the keys in a fixed order (:data:`ENV_ORDER`), so a line that is not a key
+*later* in that order, directly after a caller-controlled key, is that value continued (blank
+lines too); anywhere else it is a protocol error. A caller who forges a later key ends their
+own session with a protocol error as soon as the real keys follow (they are then "earlier"),
+never with a forged value accepted silently; data after the blank line that ends the
+environment, before any command was sent, is refused by the server the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +23,14 @@ __all__ = ["AgiProtocolError", "UnsafeArgument", "Env", "Response", "Hangup", "A
            "encode_command", "script_name"]
 
 MAX_ENV = 16 * 1024
+# res_agi's setup_env order (FastAGI puts agi_network* first); agi_arg_N follow, then a blank line.
+ENV_ORDER = ("agi_network", "agi_network_script", "agi_request", "agi_channel", "agi_language", "agi_type",
+             "agi_uniqueid", "agi_version", "agi_callerid", "agi_calleridname", "agi_callingpres",
+             "agi_callingani2", "agi_callington", "agi_callingtns", "agi_dnid", "agi_rdnis", "agi_context",
+             "agi_extension", "agi_priority", "agi_enhanced", "agi_accountcode", "agi_threadid")
+CALLER_KEYS = frozenset({"agi_callerid", "agi_calleridname", "agi_dnid", "agi_rdnis"})  # may hold newlines
+_POS = {k: i for i, k in enumerate(ENV_ORDER)}
+_ARG = re.compile(r"agi_arg_([0-9]{1,3})")
 MAX_LINE = 8 * 1024
 _VERB = re.compile(r"^[A-Z][A-Z ]{1,40}$")
 _UNSAFE = re.compile(r"[\r\n\x00]")
@@ -72,6 +88,8 @@ class AgiParser:
     def __init__(self) -> None:
         self._buf = bytearray()
         self._env: dict[str, str] = {}
+        self._last = ""  # the last environment key read
+        self._pos = -1  # its place in ENV_ORDER (args after it; unknown keys keep the place)
         self._done_env = False
         self._usage: list[str] | None = None
 
@@ -93,19 +111,13 @@ class AgiParser:
 
     def _line(self, line: str) -> Env | Response | Hangup | None:
         if not self._done_env:
-            if line == "":
-                env, self._env = self._env, {}
-                self._done_env = True
-                if "agi_request" not in env:
-                    raise AgiProtocolError("AGI environment without agi_request")
-                return Env(env)
-            key, sep, value = line.partition(": ")
-            if not sep or not key.startswith("agi_"):
-                raise AgiProtocolError(f"malformed AGI environment line: {line[:80]!r}")
-            self._env[key] = value
-            if sum(len(k) + len(v) for k, v in self._env.items()) > MAX_ENV:
-                raise AgiProtocolError("AGI environment too large")
-            return None
+            self._env_line(line)
+            if not self._done_env:
+                return None
+            env, self._env = self._env, {}
+            if "agi_request" not in env:
+                raise AgiProtocolError("AGI environment without agi_request")
+            return Env(env)
         if line == "HANGUP":
             return Hangup()
         if self._usage is not None:
@@ -126,6 +138,27 @@ class AgiParser:
         if line == "":
             return None
         raise AgiProtocolError(f"malformed AGI response: {line[:80]!r}")
+
+
+    def _env_line(self, line: str) -> None:
+        continues = self._last in CALLER_KEYS
+        key, sep, value = line.partition(": ")
+        arg = _ARG.fullmatch(key)
+        pos = len(ENV_ORDER) + int(arg[1]) if arg else _POS.get(key)
+        if line == "" and not continues:
+            self._done_env = True
+            return
+        if sep and key.startswith("agi_") and key not in self._env and (
+                (pos is not None and pos > self._pos) or (pos is None and not continues)):
+            self._env[key] = value
+            self._last = key
+            self._pos = pos if pos is not None else self._pos
+        elif continues:  # a newline inside caller ID: the value goes on
+            self._env[self._last] += "\n" + line
+        else:
+            raise AgiProtocolError(f"malformed AGI environment line: {line[:80]!r}")
+        if sum(len(k) + len(v) for k, v in self._env.items()) > MAX_ENV:
+            raise AgiProtocolError("AGI environment too large")
 
 
 def quote(arg: str) -> str:

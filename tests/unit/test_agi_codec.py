@@ -265,3 +265,44 @@ def test_script_name_valid(req, name):
 def test_script_name_rejects_odd_requests(req):
     """Traversal, nested paths, dots, over-long names and other schemes give None."""
     assert script_name(req) is None
+
+
+# --------------------------------------------------------------------------- caller ID with newlines
+
+REAL_TAIL = (b"agi_callingpres: 0\nagi_callingani2: 0\nagi_callington: 0\nagi_callingtns: 0\n"
+             b"agi_dnid: 5551001\nagi_rdnis: unknown\nagi_context: cc-ivr\nagi_extension: s\nagi_priority: 3\n"
+             b"agi_enhanced: 0.0\nagi_accountcode: \nagi_threadid: 140\nagi_arg_1: 5551001\n\n")
+
+
+def _asterisk_env(num: bytes, name: bytes) -> bytes:
+    """An environment as res_agi writes it, caller ID copied in raw."""
+    return (b"agi_network: yes\nagi_network_script: ivr\nagi_request: agi://127.0.0.1:4573/ivr\n"
+            b"agi_channel: Local/party@cc-test-party-00000001;1\nagi_language: en\nagi_type: Local\n"
+            b"agi_uniqueid: 1700000000.9\nagi_version: 22.10.1\nagi_callerid: " + num +
+            b"\nagi_calleridname: " + name + b"\n" + REAL_TAIL)
+
+
+def test_newlines_in_caller_id_stay_inside_the_value():
+    """Asterisk copies caller ID into the environment raw: a newline (even a blank line) continues it."""
+    (env,) = AgiParser().feed(_asterisk_env(b"../5550\n;$(id)", b"x;$(touch /tmp/p)\n\nEvil: 1"))
+    assert env.values["agi_callerid"] == "../5550\n;$(id)"
+    assert env.values["agi_calleridname"] == "x;$(touch /tmp/p)\n\nEvil: 1"
+    assert env.values["agi_context"] == "cc-ivr" and env.args == ("5551001",)
+
+
+@pytest.mark.parametrize("forged", [
+    b"x\nagi_arg_1: 5559999",  # a later key: the real keys that follow are then out of order
+    b"x\nagi_context: evil\nagi_threadid: 1",
+    b"x\nagi_threadid: 1\n\n200 result=1",  # a forged end of the environment and a forged response
+])
+def test_forged_keys_in_caller_id_are_a_protocol_error(forged):
+    """A caller ID that forges a later environment key is never accepted silently."""
+    p = AgiParser()
+    with pytest.raises(AgiProtocolError):
+        p.feed(_asterisk_env(b"5550123", forged))
+
+
+def test_keys_out_of_order_outside_caller_id_are_a_protocol_error():
+    """Outside the caller-controlled values a repeated or earlier key is refused."""
+    with pytest.raises(AgiProtocolError):
+        AgiParser().feed(b"agi_request: agi://h/x\nagi_channel: A\nagi_channel: B\n\n")

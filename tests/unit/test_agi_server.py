@@ -233,3 +233,16 @@ async def test_concurrent_sessions_are_independent(h):
     assert h.sessions == [("echo", "ok"), ("echo", "ok")]
     assert sorted(r.result for r in h.responses) == ["1", "2"]
 
+
+
+async def test_response_forged_after_the_environment_is_refused(h):
+    """A response arriving after the environment but before any command (e.g. forged inside a
+    caller ID with a blank line) ends the session as a protocol error; the handler never runs."""
+    reader, writer = await h.connect()
+    writer.write(_env(h.port, "echo") + b"200 result=1\n")
+    await writer.drain()
+    assert await _read_all(reader) == b""
+    writer.close()
+    await h.wait_session(1)
+    assert h.sessions == [("?", "protocol-error")]
+    assert h.seen == []

@@ -370,6 +370,17 @@ class Recordings:
     dir: str = "recordings"  # relative to the daemon's working directory
     retention_days: float = Field(default=90, gt=0)
     default: Recording = Field(default_factory=Recording)
+    # The same directory as Asterisk sees it, when that differs (Asterisk in a chroot or a
+    # container); None: Asterisk sees `dir` itself. It goes into MixMonitor's arguments, so:
+    # an absolute path of letters, digits and _ . / - only, without `..`.
+    asterisk_dir: str | None = None
+
+    @field_validator("asterisk_dir")
+    @classmethod
+    def _asterisk_dir(cls, v: str | None) -> str | None:
+        if v is not None and (not re.fullmatch(r"/[A-Za-z0-9_./-]*", v) or ".." in v.split("/")):
+            raise ValueError(f"{v!r} must be an absolute path of letters, digits, _ . / - (no '..')")
+        return v
 
 
 @dataclass(config=_STRICT)

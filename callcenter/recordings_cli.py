@@ -2,7 +2,8 @@
 
 Metadata is read from the daemon's SQLite database (``daemon.database``); files live under
 ``recordings.dir``. ``purge`` applies ``recordings.retention_days`` and prints every recording it
-deleted.
+deleted. ``pause``/``resume CALL_ID`` ask the running daemon (its HTTP API) to mute or unmute a
+call's recording, e.g. while the caller reads out a card number.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import datetime as dt
 import json
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from . import config as config_mod
@@ -61,10 +64,36 @@ def main(argv: list[str]) -> int:
     au.add_argument("--since", type=_since)
     au.add_argument("--limit", type=int, default=100)
     au.add_argument("--json", action="store_true")
+    for op in ("pause", "resume"):
+        pr = sub.add_parser(op, help=f"{op} a live call's recording (asks the running daemon)")
+        pr.add_argument("call_id")
+        pr.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     cfg = _config(a.config)
+    if a.op in ("pause", "resume"):
+        return _pause(cfg, a)
     with MediaStore(cfg.daemon.database) as store:
         return _run(cfg, store, a)
+
+
+def _pause(cfg: config_mod.Config, a: argparse.Namespace) -> int:
+    """POST /recordings/<call_id>/pause|resume to the daemon; exit 0 done, 1 refused, 2 unreachable."""
+    url = f"http://{cfg.http.host}:{cfg.http.port}/recordings/{a.call_id}/{a.op}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=b"", method="POST"), timeout=10) as r:
+            body, status = json.loads(r.read() or b"{}"), r.status
+    except urllib.error.HTTPError as e:
+        body, status = json.loads(e.read() or b"{}"), e.code
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        print(f"recordings: daemon not reachable at {url}: {e}", file=sys.stderr)
+        return 2
+    if a.json:
+        print(json.dumps(body))
+    elif status == 200:
+        print(f"recording {body.get('rec_id')} of call {a.call_id} {'paused' if body.get('paused') else 'resumed'}")
+    else:
+        print(f"recordings: {a.op} refused: {body.get('result') or body.get('error')}", file=sys.stderr)
+    return 0 if status == 200 else 1
 
 
 def _line(r: RecordingRow) -> str:

@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from .config import Config
+from .media import features_conf, phone_extensions
 
 __all__ = ["render", "write", "AMI_READ", "AMI_WRITE", "CHANNEL_VARS"]
 
@@ -18,7 +19,7 @@ __all__ = ["render", "write", "AMI_READ", "AMI_WRITE", "CHANNEL_VARS"]
 # events with it, and the daemon must wait for FullyBooted after every (re)connect.
 AMI_READ = "system,call,agent,user,dtmf,reporting"
 AMI_WRITE = "call,originate,reporting"
-CHANNEL_VARS = "CC_ROLE,CC_CALL_ID,CC_AGENT,CC_QUEUE,CC_ENTERED,CC_SKILLS,CC_PRIORITY"
+CHANNEL_VARS = "CC_ROLE,CC_CALL_ID,CC_AGENT,CC_QUEUE,CC_ENTERED,CC_SKILLS,CC_PRIORITY,CC_REC_ID"
 
 
 def _dialplan_source() -> str:
@@ -92,6 +93,7 @@ def render(cfg: Config, *, agi_host: str | None = None) -> dict[str, str]:
         *(f"exten => _{f.pause}{'X' * n},1,AGI(${{CC_AGI}}/agent,pause,${{CHANNEL(endpoint)}},${{EXTEN:{len(f.pause)}}})"
           for n in range(1, 5)),  # pause reason codes of 1-4 digits
         f"exten => {f.unpause},1,AGI(${{CC_AGI}}/agent,unpause,${{CHANNEL(endpoint)}})",
+        *phone_extensions(cfg),  # recording and supervision codes
         "; phone to phone (explicit extensions only: no dial patterns, no toll fraud)",
     ]
     for ext in cfg.phones:
@@ -108,6 +110,7 @@ def render(cfg: Config, *, agi_host: str | None = None) -> dict[str, str]:
         d.append("")
     out["extensions.conf"] = "\n".join(d) + "\n"
     out["callcenter-dialplan.conf"] = _dialplan_source()
+    out["features.conf"] = features_conf(cfg, host)
 
     # --------------------------------------------------------------- media
     classes = {q.moh_class for q in cfg.queues.values()} | {"default"}

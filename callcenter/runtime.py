@@ -27,6 +27,7 @@ from .adapters.ami_client import AmiClient, AmiError, NotConnected
 from .core import acd, ivr
 from .core.amd import AmdParams
 from .core.agents import AgentState
+from .media import Media
 from .protocol.ami import Message
 from .store import Store
 from .telemetry import Metrics, StatsCollector
@@ -162,6 +163,8 @@ class Daemon:
             "amd-start": self.agi_amd_start,
             "outbound-answered": self.agi_outbound_answered,
         }, on_session=lambda s, r: self.metrics.agi_sessions.labels(s, r).inc())
+        self.media = Media(cfg, self.ami, lambda: self.state.calls)  # recording and supervision
+        self.agi.routes.update(self.media.agi_routes())
         self._http: web.AppRunner | None = None
         self._hooks: dict[str, asyncio.Event] = {}  # call id -> set when its running queue hook returns
         self.amd_verdicts: dict[str, Verdict] = {}  # AudioSocket UUID -> final verdict, until the AGI takes it
@@ -179,6 +182,7 @@ class Daemon:
                 loop.add_signal_handler(sig, self.stop)
         await self.agi.start()
         await self.amd.start()
+        await self.media.start()
         await self._start_http()
         log.info("daemon.started", agi=f"{self.cfg.agi.host}:{self.cfg.agi.port}",
                  http=f"{self.cfg.http.host}:{self.cfg.http.port}", database=self.cfg.daemon.database)
@@ -197,6 +201,7 @@ class Daemon:
             await self._http.cleanup()
         for t in list(self._tasks):
             t.cancel()
+        await self.media.close()
         self.store.close()
         log.info("daemon.stopped")
 
@@ -347,6 +352,7 @@ class Daemon:
 
     def _handle_event(self, msg: Message) -> None:
         ev = msg.event
+        self.media.on_event(msg)
         if ev == "Newchannel":
             leg = self.legs.get(msg.get("Uniqueid"))
             if leg is not None:
@@ -431,6 +437,7 @@ class Daemon:
         buffered = self._sync.buffered
         self._sync = _Sync()
         self.submit(acd.Resync(tuple(snaps), devices))
+        self.media.resynced(chans)
         for msg in buffered:  # events that raced the snapshot; the core tolerates stale ones
             self._handle_event(msg)
         self.metrics.ami_connected.set(1)
@@ -702,6 +709,8 @@ class Daemon:
             self.submit(acd.OfferAnswered(call_id, agent))
             c = self.state.calls.get(call_id)
         ok = c is not None and c.agent == agent and c.answered_at is not None
+        if ok and c is not None:
+            await self.media.connected(s, c)  # the recording policy: MixMonitor before the bridge
         if ok and c is not None and c.callback:  # the agent is on the line: now call the customer back
             await self._dial_callback(s, c)
             return
@@ -813,6 +822,7 @@ class Daemon:
             return web.Response(status=200 if self.state.synced else 503,
                                 text="ok\n" if self.state.synced else "ami not synced\n")
 
+        self.media.add_routes(app)
         app.router.add_get("/metrics", metrics)
         app.router.add_get("/status", status)
         app.router.add_get("/healthz", healthz)

@@ -48,7 +48,7 @@ def section(text: str, name: str, type_: str | None = None) -> dict[str, list[st
 def test_rendered_file_set():
     """render() produces exactly the Asterisk files the lab installs."""
     assert set(OUT) == {"pjsip.conf", "manager.conf", "extensions.conf", "callcenter-dialplan.conf",
-                        "musiconhold.conf", "rtp.conf"}
+                        "musiconhold.conf", "rtp.conf", "features.conf"}
     assert all(text.endswith("\n") for text in OUT.values())
 
 
@@ -88,7 +88,8 @@ def test_manager_channelvars():
     """channelvars lists the CC_* variables the daemon reads from every channel event."""
     general = section(OUT["manager.conf"], "general")
     assert general["channelvars"] == [CHANNEL_VARS]
-    assert set(CHANNEL_VARS.split(",")) >= {"CC_ROLE", "CC_CALL_ID", "CC_AGENT", "CC_QUEUE", "CC_ENTERED"}
+    assert set(CHANNEL_VARS.split(",")) >= {"CC_ROLE", "CC_CALL_ID", "CC_AGENT", "CC_QUEUE", "CC_ENTERED",
+                                            "CC_REC_ID"}
 
 
 def test_manager_parses_as_ini():
@@ -170,6 +171,39 @@ def test_feature_codes_in_phones_context():
     assert f"{f.unpause},1,AGI(${{CC_AGI}}/agent,unpause,${{CHANNEL(endpoint)}})" in ctx
     for n in range(1, 5):
         assert f"_*63{'X' * n},1,AGI(${{CC_AGI}}/agent,pause,${{CHANNEL(endpoint)}},${{EXTEN:3}})" in ctx
+
+
+def test_recording_codes_mid_call_are_an_applicationmap_on_the_agent_leg():
+    """*65/*66/*67 pressed during a call run the daemon's record AGI on the agent's own leg; the
+    cc-agent leg enables exactly these three dynamic features."""
+    f = CFG.features
+    amap = {k: [v.removeprefix("> ") for v in vs] for k, vs in section(OUT["features.conf"], "applicationmap").items()}
+    assert amap == {"cc-rec-pause": [f"{f.record_pause},self,AGI(agi://127.0.0.1:4573/record,pause)"],
+                    "cc-rec-resume": [f"{f.record_resume},self,AGI(agi://127.0.0.1:4573/record,resume)"],
+                    "cc-rec-start": [f"{f.record_start},self,AGI(agi://127.0.0.1:4573/record,start)"]}
+    assert section(OUT["features.conf"], "featuremap") == {}  # no builtin (transfer...) codes of ours
+    assert "AGI(agi://10.0.0.5:4573/record,pause)" in render(CFG, agi_host="10.0.0.5")["features.conf"]
+    agent = section(OUT["callcenter-dialplan.conf"], "cc-agent")["same"]
+    assert "n,Set(DYNAMIC_FEATURES=cc-rec-pause#cc-rec-resume#cc-rec-start)" in agent
+
+
+def test_supervision_codes_are_literal_per_agent_and_go_to_cc_spy():
+    """*71/*72/*73 + each agent's extension (literals, no patterns) set the mode and target for cc-spy;
+    the recording pause/resume codes dialled from a phone reach the record AGI with the endpoint."""
+    f = CFG.features
+    text = OUT["extensions.conf"]
+    for ag in CFG.agents.values():
+        for mode, code in (("listen", f.listen), ("whisper", f.whisper), ("barge", f.barge)):
+            assert (f"exten => {code}{ag.phone},1,Set(CC_SPY_MODE={mode})\n same => n,Set(CC_SPY_EXT={ag.phone})\n"
+                    " same => n,Goto(cc-spy,s,1)") in text
+    ctx = section(text, "cc-phones")["exten"]
+    assert f"{f.record_pause},1,AGI(${{CC_AGI}}/record,pause,${{CHANNEL(endpoint)}})" in ctx
+    assert f"{f.record_resume},1,AGI(${{CC_AGI}}/record,resume,${{CHANNEL(endpoint)}})" in ctx
+    spy = section(OUT["callcenter-dialplan.conf"], "cc-spy")
+    assert spy["exten"] == ["s,1,Set(CC_SPY=)"]
+    assert spy["same"] == ["n,AGI(${CC_AGI}/spy,${CC_SPY_MODE},${CC_SPY_EXT},${CHANNEL(endpoint)})",
+                           'n,GotoIf($["${CC_SPY}" != "ok"]?done)', "n,ChanSpy(${CC_SPY_TARGET},${CC_SPY_OPTIONS})",
+                           "n(done),Hangup()"]
 
 
 def test_every_phone_is_a_literal_extension():

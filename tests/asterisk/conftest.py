@@ -68,6 +68,41 @@ exten => detect,1,Answer()
  same => n,Hangup()
 """}
 
+# Test-only dialplan for recording and supervision (test_recording_supervision.py). Files go to
+# the monitor spool (relative MixMonitor names) as cc-test/<id>.wav.
+# - cc-test-party: a caller as a Local channel (;2 half): plays ${CC_TEST_TONE} Hz into the call
+#   and records what the caller hears.
+# - tap<HHHH><id> from a desk phone: Asterisk plays HHHH Hz (0000: silence) to the phone, which
+#   relays it into its other call, and records what the phone relays back (what it hears there):
+#   pjsua2 cannot play or record audio itself, but its conference bridge can connect two calls.
+# - cc-test-hostile: a caller ID no trunk should send (newline, ';', '$(...)', '../').
+LAB_MEDIA_DIALPLAN = r"""
+[cc-phones]
+exten => _tapXXXX.,1,Goto(cc-test-tap,${EXTEN},1)
+
+[cc-test-tap]
+exten => _tapXXXX.,1,Answer()
+ same => n,MixMonitor(,r(cc-test/${EXTEN:7}.wav))
+ same => n,GotoIf($[${EXTEN:3:4} = 0]?quiet)
+ same => n,PlayTones($[${EXTEN:3:4} + 0])
+ same => n(quiet),Wait(600)
+ same => n,Hangup()
+
+[cc-test-party]
+exten => party,1,Answer()
+ same => n,MixMonitor(,r(cc-test/${CC_TEST_ID}.wav))
+ same => n,GotoIf($["${CC_TEST_TONE}" = ""]?quiet)
+ same => n,PlayTones(${CC_TEST_TONE})
+ same => n(quiet),Wait(600)
+ same => n,Hangup()
+
+[cc-test-hostile]
+exten => s,1,Set(CALLERID(name)=../../../tmp/x\;$(touch /tmp/cc-pwned)${BASE64_DECODE(Cg==)}Evil: 1)
+ same => n,Set(CALLERID(num)=../5550${BASE64_DECODE(Cg==)}\;$(id))
+ same => n,Goto(cc-trunk-pstn,5551001,1)
+"""
+LAB_EXTRA["extensions.conf"] += LAB_MEDIA_DIALPLAN
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:

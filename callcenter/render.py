@@ -60,7 +60,8 @@ def render(cfg: Config, *, agi_host: str | None = None) -> dict[str, str]:
     for name, t in cfg.trunks.items():
         ep = f"trunk-{name}"
         p += [f"[{ep}]", "type=endpoint", f"context=cc-trunk-{name}", "disallow=all", "allow=ulaw,alaw",
-              "direct_media=no", "rtp_symmetric=yes", "dtmf_mode=rfc4733", f"aors={ep}", ""]
+              "direct_media=no", "rtp_symmetric=yes", "dtmf_mode=rfc4733", f"aors={ep}",
+              "transport=cc-udp", ""]  # always from our own address, whatever other transports exist
         p += [f"[{ep}]", "type=aor"] + ([f"contact=sip:{t.host}:{t.port}"] if t.host else []) + [""]
         p += [f"[{ep}]", "type=identify", f"endpoint={ep}"] + [f"match={_net(m)}" for m in t.match] + [""]
     out["pjsip.conf"] = "\n".join(p) + "\n"
@@ -93,6 +94,8 @@ def render(cfg: Config, *, agi_host: str | None = None) -> dict[str, str]:
         *(f"exten => _{f.pause}{'X' * n},1,AGI(${{CC_AGI}}/agent,pause,${{CHANNEL(endpoint)}},${{EXTEN:{len(f.pause)}}})"
           for n in range(1, 5)),  # pause reason codes of 1-4 digits
         f"exten => {f.unpause},1,AGI(${{CC_AGI}}/agent,unpause,${{CHANNEL(endpoint)}})",
+        *(f"exten => _{f.disposition}{'X' * n},1,AGI(${{CC_AGI}}/agent,dispose,${{CHANNEL(endpoint)}},"
+          f"${{EXTEN:{len(f.disposition)}}})" for n in (1, 2)),  # dialler dispositions of 1-2 digits
         *phone_extensions(cfg),  # recording and supervision codes
         "; phone to phone (explicit extensions only: no dial patterns, no toll fraud)",
     ]

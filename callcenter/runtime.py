@@ -28,6 +28,8 @@ from .core import acd, ivr
 from .core.amd import AmdParams
 from .core.agents import AgentState
 from .media import Media
+from .dialer.live import LiveDialer
+from .dialer.store import LeadStore
 from .protocol.ami import Message
 from .store import Store
 from .telemetry import Metrics, StatsCollector
@@ -171,6 +173,7 @@ class Daemon:
         self.amd = AmdServer(cfg.audiosocket.host, cfg.audiosocket.port, AmdParams.from_mapping(cfg.amd),
                              self._amd_final, {name: AmdParams.from_mapping({**cfg.amd, **prof})
                                                for name, prof in cfg.amd_profiles.items()})
+        self.dialer = LiveDialer(self, cfg, LeadStore(cfg.daemon.database)) if cfg.campaigns else None
         self.metrics.registry.register(StatsCollector(self.status))
         self._refresh_gauges()
 
@@ -191,6 +194,8 @@ class Daemon:
             self.submit(acd.CallbackRestored(cb))
             log.info("callback.restored", call_id=cb.call_id, queue=cb.queue, attempts=cb.attempts)
         ami_task = asyncio.create_task(self.ami.run())
+        if self.dialer is not None:
+            self._spawn(self.dialer.run())
         await self.stopped.wait()
         sd_notify("STOPPING=1")
         self.ami.stop()
@@ -275,7 +280,11 @@ class Daemon:
                     self._pause_reason[a.name] = now_reason
                 log.info("agent.state", agent=a.name, state=str(a.state), reason=a.pause_reason or None,
                          call_id=a.call_id)
+                if self.dialer is not None:
+                    self.dialer.wake()
             case acd.CallAnswered():
+                if self.dialer is not None:
+                    self.dialer.on_call_answered(c.call_id, c.agent)
                 self.store.call_answered(c.call_id, c.agent, c.at)
                 self.metrics.offers.labels("answered").inc()
                 log.info("call.answered", call_id=c.call_id, agent=c.agent)
@@ -358,6 +367,8 @@ class Daemon:
             if leg is not None:
                 leg.channel = msg.get("Channel")
         elif ev == "OriginateResponse":
+            if self.dialer is not None and self.dialer.on_originate_response(msg):
+                return
             cid = self.by_action.pop(msg.action_id, None)
             leg = self.legs.get(cid) if cid else None
             if leg is None:
@@ -377,6 +388,8 @@ class Daemon:
             role, call_id = v.get("CC_ROLE", ""), v.get("CC_CALL_ID", "")
             if msg.get("Channel").endswith("<ZOMBIE>"):
                 return
+            if self.dialer is not None:
+                self.dialer.on_hangup(msg.get("Uniqueid"), msg.get("Cause"))
             if role == "caller" and call_id:
                 self.submit(acd.CallerLeft(call_id))
             elif role == "agent" and call_id:
@@ -664,6 +677,12 @@ class Daemon:
         endpoint = args[1] if len(args) > 1 else ""
         agent = self.cfg.agent_by_phone(endpoint)
         await s.cmd("ANSWER")
+        if agent is not None and op == "dispose":  # *69<code>: disposition of the last dialler call
+            code = args[2] if len(args) > 2 else ""
+            done = self.dialer.dispose(agent, code, time.time()) if self.dialer is not None else None
+            await self._play(s, ("auth-thankyou" if done else "beeperr",), escape="")
+            await s.cmd("HANGUP")
+            return
         if agent is None or op not in ("login", "logout", "pause", "unpause"):
             log.warning("agent.feature_denied", endpoint=endpoint[:20], op=op[:10])
             await self._play(s, ("agent-incorrect",), escape="")
@@ -744,6 +763,8 @@ class Daemon:
         """After AudioSocket() returns: hand the verdict to the dialplan (NOTSURE if none)."""
         key = s.env.args[0] if s.env.args else ""
         v = self.amd_verdicts.pop(key, None) or Verdict("NOTSURE", 0)
+        if self.dialer is not None:
+            self.dialer.on_verdict(await s.get_var("CC_DIAL_ID"), v.verdict)
         await s.set_var("CC_AMD", v.verdict)
         await s.set_var("CC_AMD_MS", str(v.decided_ms))
         await s.set_var("CC_AMD_BEEP_MS", "" if v.beep_ms is None else str(v.beep_ms))
@@ -763,10 +784,25 @@ class Daemon:
                                 env.get("agi_calleridname", ""), "outbound", time.time())
         await s.set_var("CC_CALL_ID", call_id)
         await s.set_var("CC_ROLE", "caller")
-        amd_verdict = await s.get_var("CC_AMD")
-        log.info("outbound.answered", call_id=call_id, queue=queue, amd=amd_verdict)
-        # Priority 10: a dialled person must reach an agent within seconds (the 2-second rule).
-        await self._run_action(s, call_id, config_mod.Action(queue=queue, priority=10), ("amd:" + amd_verdict,))
+        amd_verdict = await s.get_var("CC_AMD") or "OFF"
+        dial_id = await s.get_var("CC_DIAL_ID")
+        prio = await s.get_var("CC_PRIORITY")
+        log.info("outbound.answered", call_id=call_id, queue=queue, amd=amd_verdict, line=dial_id[:40] or None)
+        if self.dialer is not None and dial_id:  # from here the 2-second rule runs
+            self.dialer.on_queued(dial_id, call_id, asyncio.get_running_loop().call_later)
+        # High priority: a dialled person must reach an agent within seconds (the 2-second rule).
+        priority = int(prio) if prio.isdigit() and int(prio) <= 100 else 10
+        await self._run_action(s, call_id, config_mod.Action(queue=queue, priority=priority), ("amd:" + amd_verdict,))
+
+    def submit_caller_gone(self, call_id: str) -> None:
+        """The dialler gives up on a dialled person (no agent within 2 s): out of the queue now."""
+        self.submit(acd.CallerLeft(call_id))
+
+    def compliance(self, channel: str, call_id: str) -> None:
+        """Play the campaign's compliance message to a dropped call, then hang up (cc-abandon)."""
+        log.info("dialer.compliance", call_id=call_id)
+        self.store.call_outcome(call_id, "abandoned-dialer")
+        self._spawn(self._redirect(channel, "cc-abandon"))
 
     # ------------------------------------------------------------------ HTTP
     def queue_figures(self, now: float) -> dict[str, stats_mod.Figures]:
@@ -806,7 +842,8 @@ class Daemon:
                   "wait_s": round((c.answered_at or now) - c.entered_at, 1)}
                  for c in self.state.calls.values()]
         return {"synced": self.state.synced, "queues": queues, "agents": agents, "calls": calls,
-                "outcomes": self.store.outcome_counts()}
+                "outcomes": self.store.outcome_counts(),
+                "campaigns": self.dialer.status() if self.dialer is not None else {}}
 
     async def _start_http(self) -> None:
         app = web.Application()
@@ -822,6 +859,19 @@ class Daemon:
             return web.Response(status=200 if self.state.synced else 503,
                                 text="ok\n" if self.state.synced else "ami not synced\n")
 
+        async def disposition(req: web.Request) -> web.Response:
+            """POST /dialer/disposition {"agent": "alice", "code": "1"}: the agent's last dialler call."""
+            try:
+                body = await req.json()
+                agent, code = str(body["agent"]), str(body["code"])
+            except (ValueError, KeyError, TypeError):
+                return web.json_response({"error": "body must be JSON with agent and code"}, status=400)
+            name = self.dialer.dispose(agent, code, time.time()) if self.dialer is not None else None
+            if name is None:
+                return web.json_response({"error": "no dialler call of that agent, or unknown code"}, status=404)
+            return web.json_response({"agent": agent, "disposition": name})
+
+        app.router.add_post("/dialer/disposition", disposition)
         self.media.add_routes(app)
         app.router.add_get("/metrics", metrics)
         app.router.add_get("/status", status)

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from callcenter import config as config_mod
-from callcenter.lab import Lab, LabError
+from callcenter.lab import Lab, LabError, pstn_sim
 
 HERE = Path(__file__).parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -55,9 +55,11 @@ SIP = f"127.0.0.1:{5060 + PORT_OFFSET}"
 DID_URI = f"sip:5551000@{SIP}"
 CALLER_PORT = 5062 + PORT_OFFSET  # trunks.pstn in lab.yaml dials the callers back here
 
+# The simulated public network (callcenter.lab.pstn_sim): trunk "sim" dials 127.0.0.3.
+PSTN = pstn_sim(5064 + PORT_OFFSET)
 # Test-only dialplan: a "remote party" that answers and plays a recording (then silence, as a
 # line does), connected through a Local channel to the production AMD subroutine.
-LAB_EXTRA = {"extensions.conf": """
+LAB_EXTRA = {"pjsip.conf": PSTN["pjsip.conf"], "extensions.conf": PSTN["extensions.conf"] + """
 [cc-amd-test]
 exten => play,1,Answer()
  same => n,Playback(${FILE}&silence/10&silence/10&silence/10&silence/10)

@@ -34,12 +34,13 @@ def problems_of(mutate) -> list[str]:
 def test_shipped_config_loads():
     """config/callcenter.yaml validates, with the queues, agents, menus and DIDs it documents."""
     cfg = load(SHIPPED)
-    assert list(cfg.queues) == ["sales", "support"]
+    assert list(cfg.queues) == ["sales", "support", "outbound"]
     assert cfg.queues["sales"].members == ("alice", "bob", "dave")
     assert cfg.queues["sales"].strategy == "skills"
     assert cfg.queues["sales"].penalties == {"dave": 2}
     assert cfg.queues["support"].fallback.queue == "sales"
-    assert list(cfg.agents) == ["alice", "bob", "carol", "dave"]
+    assert list(cfg.agents) == ["alice", "bob", "carol", "dave", "erin"]
+    assert cfg.campaigns["demo-outbound"].queue == "outbound" and cfg.trunks["sim"].host == "127.0.0.3"
     assert set(cfg.menus) == {"main", "support"}
     assert set(cfg.trunks["pstn"].dids) == {"5551000", "5552000"}
     assert cfg.trunks["pstn"].dids["5552000"].kind == "hours"
@@ -345,7 +346,7 @@ def test_cli_check_config_ok():
     """check-config on the shipped config exits 0 and summarises it."""
     r = _cli("check-config", str(SHIPPED))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "ok: 2 queues, 4 agents, 2 menus, 2 DIDs"
+    assert r.stdout.strip() == "ok: 3 queues, 5 agents, 2 menus, 2 DIDs"
 
 
 def test_cli_check_config_error(tmp_path):

@@ -124,7 +124,7 @@ def test_pjsip_endpoint_auth_aor_per_phone():
         assert auth["username"] == [ext] and auth["password"] == [ph.secret]
         assert section(text, ext, "aor")["max_contacts"] == ["1"]
     endpoints = [n for n, kv in sections(text) if kv.get("type") == ["endpoint"]]
-    assert sorted(endpoints) == sorted([*CFG.phones, "trunk-pstn"])
+    assert sorted(endpoints) == sorted([*CFG.phones, *(f"trunk-{t}" for t in CFG.trunks)])
 
 
 def test_pjsip_trunk_and_identify():
@@ -228,9 +228,9 @@ def test_no_catch_all_patterns():
     """The only patterns are pause-with-reason and the one-key wait-loop digit; no '_X.'-style catch-alls."""
     patterns = [e for _, kv in sections(OUT["extensions.conf"]) for e in kv.get("exten", [])
                 if e.startswith("_")]
-    assert [p.split(",", 1)[0] for p in patterns] == ["_*63X", "_*63XX", "_*63XXX", "_*63XXXX"]
+    assert [p.split(",", 1)[0] for p in patterns] == ["_*63X", "_*63XX", "_*63XXX", "_*63XXXX", "_*69X", "_*69XX"]
     text = OUT["extensions.conf"] + OUT["callcenter-dialplan.conf"]
-    assert not re.search(r"exten\s*=>\s*_(?!\*63X{1,4},|\[0-9\*#\],)", text)
+    assert not re.search(r"exten\s*=>\s*_(?!\*63X{1,4},|\*69X{1,2},|\[0-9\*#\],)", text)
     assert "_X." not in text and "_." not in text and "X." not in text
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from callcenter.bench.routing import snapshot
 from callcenter.core.routing import (NOT_MEMBER, STRATEGIES, AgentArrays, CallArrays, assign, assign_reference,
                                      max_penalty, strategy_ranks)
 
 
 @st.composite
-def instances(draw):
-    a_n = draw(st.integers(1, 9))
+def instances(draw, max_agents=9):
+    a_n = draw(st.integers(1, max_agents))
     c_n = draw(st.integers(1, 9))
     s_n = draw(st.integers(1, 4))
     q_n = draw(st.integers(1, 3))
@@ -28,7 +32,8 @@ def instances(draw):
         calls=ints(0, 3, (q_n, a_n)).astype(np.int64), member_pos=member_pos)
     k = draw(st.integers(1, 2))
     req_skill = ints(-1, s_n - 1, (c_n, k)).astype(np.int32)
-    req_level = np.where(req_skill >= 0, ints(0, 10, (c_n, k)), 0).astype(np.int8)
+    # Callers may ask for more than anyone has (AGI levels go to 99): 11 and 12 are met by nobody.
+    req_level = np.where(req_skill >= 0, ints(0, 12, (c_n, k)), 0).astype(np.int8)
     calls = CallArrays(queue=ints(0, q_n - 1, (c_n,)).astype(np.int32), priority=ints(0, 2, (c_n,)).astype(np.int32),
                        entered=ints(0, 4, (c_n,)).astype(np.float64), req_skill=req_skill, req_level=req_level,
                        max_penalty=ints(0, 3, (c_n,)).astype(np.int32))
@@ -60,6 +65,43 @@ def test_vectorised_router_matches_the_reference(inst):
     """The numpy pass makes exactly the assignments of the one-by-one Python reference."""
     got, want = _run(inst)
     assert [(x.call, x.agent, x.candidates) for x in got] == [(x.call, x.agent, x.candidates) for x in want]
+
+
+@settings(max_examples=150, deadline=None)
+@given(instances(max_agents=80))
+def test_vectorised_router_matches_the_reference_with_many_free_agents(inst):
+    """Sets of more than 8, 16, 32 and 64 free agents (wider words, several words) decide alike."""
+    got, want = _run(inst)
+    assert [(x.call, x.agent, x.candidates) for x in got] == [(x.call, x.agent, x.candidates) for x in want]
+
+
+@pytest.mark.parametrize("free", [1, 4, 9, 17, 40, 70, 150])
+def test_busy_floor_matches_the_reference(free):
+    """A bench-like floor (300 agents, 200 callers, every strategy, tried agents) with 1..150 free
+    agents: the same assignments, keys ordered alike, and the candidate counts of the reference."""
+    rng = np.random.default_rng(free)
+    agents, calls, _, rr_last = snapshot(rng, 300, 200, 16, 9, 0.0)
+    agents = replace(agents, free=np.isin(np.arange(300), rng.choice(300, size=free, replace=False)))
+    strategies = STRATEGIES
+    skills_strategy = np.array([s == "skills" for s in strategies], dtype=np.int64)
+    exclude = [(int(c), int(a)) for c, a in zip(rng.integers(0, 200, 40), rng.choice(np.flatnonzero(agents.free), 40))]
+    got = assign(agents, calls, strategies, rr_last, 11, skills_strategy, exclude)
+    want = assign_reference(agents, calls, strategy_ranks(strategies, agents, rr_last, 11), skills_strategy, exclude)
+    assert got and [(x.call, x.agent, x.candidates) for x in got] == [(x.call, x.agent, x.candidates) for x in want]
+
+
+def test_new_member_lists_are_honoured():
+    """Round robin wraps by the queue's current member count: a new configuration's member
+    positions take effect at once (per-configuration facts are remembered per array)."""
+    agents = _small()
+    calls = _calls([[-1]], [[0]])
+    assert assign(agents, calls, ("rrmemory",), np.array([2]), 0, np.array([0]))[0].agent == 0
+    two = replace(agents, penalty=np.array([[0, 0, NOT_MEMBER]], dtype=np.int32),
+                  member_pos=np.array([[0, 1, -1]], dtype=np.int32))
+    # After member 1 answered, a 2-member queue starts again from member 0; the last answer at
+    # position 2 (left from the 3-member list) wraps to position 0 too: the next one is member 1.
+    assert assign(two, calls, ("rrmemory",), np.array([1]), 0, np.array([0]))[0].agent == 0
+    assert assign(two, calls, ("rrmemory",), np.array([2]), 0, np.array([0]))[0].agent == 1
 
 
 @settings(max_examples=400, deadline=None)

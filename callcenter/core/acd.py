@@ -53,6 +53,9 @@ class Agent:
     device: str = "UNKNOWN"
     calls_taken: int = 0
     retry_at: float = 0.0  # after an unanswered offer: no new offer before this time
+    # per queue, for leastrecent / fewestcalls (as app_queue counts them: calls of that queue)
+    queue_calls: Mapping[str, int] = field(default_factory=dict)
+    queue_last_end: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -455,8 +458,10 @@ def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
                 tx.out.append(CancelOffer(cid, other))
                 _release(tx, other, now)
             tx.calls[cid] = replace(c, agent=name, ringing=frozenset(), answered_at=now, offer_deadline=None)
+            qc = tx.agents[name].queue_calls
             tx.agent(name, Trigger.ANSWER, call_id=cid, no_answers=0,
-                     calls_taken=tx.agents[name].calls_taken + 1)
+                     calls_taken=tx.agents[name].calls_taken + 1,
+                     queue_calls={**qc, c.queue: qc.get(c.queue, 0) + 1})
             q = cfg.queues.get(c.queue)
             if q is not None and name in q.members:  # round-robin strategies remember who answered
                 tx.rr_last = {**tx.rr_last, c.queue: q.members.index(name)}
@@ -479,7 +484,8 @@ def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
             c = tx.calls.pop(cid, None)
             q = cfg.queues.get(c.queue) if c is not None else None  # adopted by Resync: queue may be gone
             wrap = q.wrapup_s if q is not None else 0.0
-            tx.agent(name, Trigger.HANGUP, call_id=None, wrap_until=now + wrap)
+            ends = a.queue_last_end if c is None else {**a.queue_last_end, c.queue: now}
+            tx.agent(name, Trigger.HANGUP, call_id=None, wrap_until=now + wrap, queue_last_end=ends)
             if c is not None and c.callback and not c.connected:  # gone before dialling: try again later
                 tx.calls[cid] = replace(c, agent=None, answered_at=None, offer_deadline=None, tried=frozenset())
                 return
@@ -656,6 +662,7 @@ class _Static:
     member_pos: np.ndarray
     strategies: tuple[str, ...]
     skills_strategy: np.ndarray
+    per_queue_history: bool = False
 
 
 _STATIC: dict[int, tuple[Config, _Static]] = {}
@@ -683,7 +690,8 @@ def _static(cfg: Config) -> _Static:
     # ringall rings everyone; its first pick (the call's primary offer) follows the member order
     strategies = tuple("linear" if cfg.queues[q].strategy == "ringall" else cfg.queues[q].strategy for q in queues)
     st = _Static(agents, queues, MappingProxyType(skill_index), skills, penalty, member_pos, strategies,
-                 np.array([s == "skills" for s in strategies], dtype=np.int64))
+                 np.array([s == "skills" for s in strategies], dtype=np.int64),
+                 any(s in ("leastrecent", "fewestcalls") for s in strategies))
     _STATIC.clear()
     _STATIC[id(cfg)] = (cfg, st)
     return st
@@ -694,11 +702,22 @@ def _arrays(cfg: Config, st: _Static, tx: _Tx, waiting: list[Call], free: np.nda
     a_n, q_n = len(st.agents), len(st.queues)
     idle = np.fromiter((tx.agents[n].idle_since for n in st.agents), dtype=np.float64, count=a_n)
     taken = np.fromiter((tx.agents[n].calls_taken for n in st.agents), dtype=np.int64, count=a_n)
-    # Per-queue history is approximated by the agent's overall figures for now.
-    agents = routing.AgentArrays(free=free, skills=st.skills, penalty=st.penalty, idle_since=idle,
-                                 last_end=np.broadcast_to(idle, (q_n, a_n)),
-                                 calls=np.broadcast_to(taken, (q_n, a_n)), member_pos=st.member_pos)
     qidx = {q: i for i, q in enumerate(st.queues)}
+    if st.per_queue_history:  # leastrecent / fewestcalls count each queue's own calls (app_queue)
+        last_end = np.zeros((q_n, a_n), dtype=np.float64)
+        calls_q = np.zeros((q_n, a_n), dtype=np.int64)
+        for i, n in enumerate(st.agents):
+            a = tx.agents[n]
+            for q, t in a.queue_last_end.items():
+                if q in qidx:
+                    last_end[qidx[q], i] = t
+            for q, k in a.queue_calls.items():
+                if q in qidx:
+                    calls_q[qidx[q], i] = k
+    else:
+        last_end, calls_q = np.broadcast_to(idle, (q_n, a_n)), np.broadcast_to(taken, (q_n, a_n))
+    agents = routing.AgentArrays(free=free, skills=st.skills, penalty=st.penalty, idle_since=idle,
+                                 last_end=last_end, calls=calls_q, member_pos=st.member_pos)
     reqs = [[(st.skill_index.get(s, -2), lv) for s, lv in _needs(cfg, c).items() if lv > 0] for c in waiting]
     k = max((len(r) for r in reqs), default=0) or 1
     req_skill = np.full((len(waiting), k), -1, dtype=np.int32)

@@ -153,3 +153,33 @@ def test_ringall_caller_leaving_stops_every_phone():
     state, cmds = acd.step(cfg, state, acd.CallerLeft("c1"), 4.0)
     assert sorted(c.agent for c in of(cmds, acd.CancelOffer)) == ["alice", "bob"]
     assert all(state.agents[n].state == AgentState.READY for n in ("alice", "bob"))
+
+
+def test_fewestcalls_counts_calls_of_that_queue_only():
+    """fewestcalls (as app_queue): bob took many calls of another queue, but none of this one, so he is first."""
+    d = copy.deepcopy(BASE)
+    d["queues"]["spill"] = {"members": ["alice", "bob"], "strategy": "fewestcalls", "fallback": {"hangup": ["goodbye"]}}
+    cfg = config.parse(d)
+    state = synced(cfg)
+    state, _ = acd.step(cfg, state, acd.Login("alice"), 1.0)
+    state, _ = acd.step(cfg, state, acd.Login("bob"), 1.0)
+    now = 2.0
+    for k in range(3):  # bob answers three sales calls (alice is on a break)
+        state, _ = acd.step(cfg, state, acd.Pause("alice"), now)
+        state, cmds = acd.step(cfg, state, acd.CallQueued(f"s{k}", "sales", "PJSIP/x"), now)
+        assert of(cmds, acd.Offer)[0].agent == "bob"
+        state, _ = acd.step(cfg, state, acd.OfferAnswered(f"s{k}", "bob"), now + 1)
+        state, _ = acd.step(cfg, state, acd.AgentHungUp("bob", f"s{k}"), now + 2)
+        state, _ = acd.step(cfg, state, acd.Unpause("alice"), now + 2)
+        now += 10
+    # alice takes one spill call: per queue she has 1, bob 0
+    state, _ = acd.step(cfg, state, acd.Pause("bob"), now)
+    state, cmds = acd.step(cfg, state, acd.CallQueued("p1", "spill", "PJSIP/y"), now)
+    assert of(cmds, acd.Offer)[0].agent == "alice"
+    state, _ = acd.step(cfg, state, acd.OfferAnswered("p1", "alice"), now + 1)
+    state, _ = acd.step(cfg, state, acd.AgentHungUp("alice", "p1"), now + 2)
+    state, _ = acd.step(cfg, state, acd.Unpause("bob"), now + 2)
+    assert state.agents["bob"].calls_taken == 3 and state.agents["bob"].queue_calls == {"sales": 3}
+    state, cmds = acd.step(cfg, state, acd.CallQueued("p2", "spill", "PJSIP/z"), now + 20)
+    assert of(cmds, acd.Offer)[0].agent == "bob"  # overall he took more; in spill he took none
+    assert state.agents["alice"].queue_last_end == {"spill": now + 2}

@@ -95,6 +95,7 @@ class Media:
         self.cfg = cfg
         self.ami = ami
         self._calls = calls
+        self.campaign_of: Callable[[str], str | None] = lambda call_id: None  # the dialler sets it
         self.dir = rec.recordings_dir(cfg)
         self.asterisk_dir = cfg.recordings.asterisk_dir or str(self.dir)
         self.enabled = True
@@ -213,7 +214,7 @@ class Media:
         the call's policy says so."""
         if not self.enabled or call.agent is None:
             return
-        policy = rec.policy_for(self.cfg, queue=call.queue)
+        policy = rec.policy_for(self.cfg, queue=call.queue, campaign=self.campaign_of(call.call_id))
         if rec.should_record(policy, call.call_id) is True:
             await self._start(s, call.call_id, call.agent, call.queue, f"policy:{policy.mode}")
         else:
@@ -304,7 +305,7 @@ class Media:
             return "not_on_call"
         if call_id in self.active:
             return "already"
-        policy = rec.policy_for(self.cfg, queue=call.queue)
+        policy = rec.policy_for(self.cfg, queue=call.queue, campaign=self.campaign_of(call.call_id))
         if policy.mode == "none":
             return "policy_none"
         return "ok" if await self._start(s, call_id, agent, call.queue, "on_demand") is not None else "failed"

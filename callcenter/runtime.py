@@ -174,6 +174,8 @@ class Daemon:
                              self._amd_final, {name: AmdParams.from_mapping({**cfg.amd, **prof})
                                                for name, prof in cfg.amd_profiles.items()})
         self.dialer = LiveDialer(self, cfg, LeadStore(cfg.daemon.database)) if cfg.campaigns else None
+        if self.dialer is not None:  # a dialled call follows its campaign's recording policy
+            self.media.campaign_of = self.dialer.campaign_of
         self.metrics.registry.register(StatsCollector(self.status))
         self._refresh_gauges()
 

@@ -271,6 +271,11 @@ class LiveDialer:
         self._finish(line, outcome, f"originate reason {line.reason}, cause {line.cause}")
         self.lines.pop(line.line_id, None)
 
+    def campaign_of(self, call_id: str) -> str | None:
+        """The campaign of a dialled call now in the ACD (None for inbound calls)."""
+        line = self.lines.get(self.by_call.get(call_id, ""))
+        return line.campaign if line is not None else None
+
     def on_verdict(self, line_id: str, verdict: str) -> None:
         line = self.lines.get(line_id)
         if line is None:

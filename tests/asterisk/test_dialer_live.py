@@ -67,6 +67,8 @@ async def test_campaign_dials_routes_and_complies(daemon: DaemonProc, floor: Flo
     gap = _ts(got) - _ts(ans)
     assert gap < 2.0, f"person waited {gap:.2f} s for an agent"
     await daemon.until("call.bridged", 5, after=mark, call_id=ans["call_id"], agent="alice")
+    # the campaign's recording policy (none) wins over the queue's default (all)
+    await daemon.until("recording.not_started", 5, after=mark, call_id=ans["call_id"], policy="none")
     await asyncio.sleep(1.0)
     for h in alice.calls[1:]:
         h.hangup()

@@ -20,8 +20,16 @@ The world:
 * a routed answer with no free agent waits up to 2 s (``pacing.GRACE_S``); a person not
   connected by then hears the compliance message and counts as abandoned.
 
-Decisions are taken whenever an agent frees up, a line ends, and every
+Decisions are taken whenever an agent frees up or starts wrap-up, a line ends, and every
 ``decision_interval_s`` seconds.
+
+What the pacer is told is what a live dialer can know at that instant, never the future:
+agents' states with elapsed talk time and remaining wrap-up, each line's state with its
+elapsed ringing or AMD time, outcome rates of finished lines (last ``_WINDOW``), the
+answered lines' ring-time distribution (a fading 1 s histogram), talk and machine-handling
+times of calls that have *ended* (a call's length is learnt when it ends, not when it
+starts), and the rolling drops and live answers. The world's parameters enter only as the
+campaign's priors (AHT, ring time) and AMD's rated accuracy, as a live campaign has them.
 """
 
 from __future__ import annotations
@@ -158,6 +166,9 @@ def load_scenario(path: str | Path) -> Scenario:
 HUMAN, MACHINE, BUSY, NOANSWER = "human", "machine", "busy", "no_answer"
 _WINDOW = 1000  # finished lines the outcome rates are learnt from
 _PRIOR_LINES = 30.0  # pseudo-lines of prior knowledge before the campaign has history
+_MACHINE_PRIOR_S = 10.0  # agent seconds on a machine, before any was seen (cv 0.5)
+_RING_MEMORY = 500.0  # the ring-time histogram remembers about the last 500 answers ...
+_RING_PRIOR = 20.0  # ... after a prior worth 20
 RING_SHAPE = 4.0  # answered lines ring a gamma time (shape 4: mostly 5-20 s for a 12 s mean)
 
 
@@ -174,7 +185,7 @@ class _Sim:
         self.talk_start: dict[int, float] = {}
         self.wrap_end: dict[int, float] = {}
         self.ringing: dict[int, float] = {}  # line -> dialled at
-        self.amd: set[int] = set()
+        self.amd: dict[int, float] = {}  # line -> answered at
         self.waiting: dict[int, float] = {}  # line -> routed at (insertion order = FIFO)
         self.line_kind: dict[int, str] = {}
         self.next_line = 0
@@ -187,9 +198,18 @@ class _Sim:
         self.hist_counts = {HUMAN: 0, MACHINE: 0, BUSY: 0, NOANSWER: 0}
         self.ring_mean = sc.ring_s * 1.0  # EWMA of dial-to-answer (prior: exponential)
         self.ring_sq = 2.0 * sc.ring_s ** 2  # EWMA of its square
+        # ... and its empirical distribution in 1 s bins: counts that fade (memory ~_RING_MEMORY
+        # answers), starting from the same exponential prior worth _RING_PRIOR answers
+        edges = [float(k) for k in range(math.ceil(sc.no_answer_s) + 1)]
+        self.ring_hist = [_RING_PRIOR * (math.exp(-a / sc.ring_s) - math.exp(-b / sc.ring_s))
+                          for a, b in zip(edges, edges[1:])]
+        self.ring_cdf: tuple[float, ...] = ()
         self.talk_n = 0
         self.talk_sum = 0.0
         self.talk_sq = 0.0
+        self.mach_n = 0  # agent time on machines AMD let through (or all, when not trusted)
+        self.mach_sum = 0.0
+        self.mach_sq = 0.0
         # results
         self.c = {k: 0 for k in ("dialed", HUMAN, MACHINE, BUSY, NOANSWER, "drops", "amd_fp",
                                  "connected_humans", "connected_machines", "dropped_machines",
@@ -253,7 +273,7 @@ class _Sim:
     def finish_line(self, line: int) -> None:
         self.account_level()
         self.ringing.pop(line, None)
-        self.amd.discard(line)
+        self.amd.pop(line, None)
         self.waiting.pop(line, None)
         self.line_kind.pop(line, None)
 
@@ -268,14 +288,19 @@ class _Sim:
         rt = self.now - self.ringing.pop(line)
         self.ring_mean += 0.02 * (rt - self.ring_mean)
         self.ring_sq += 0.02 * (rt * rt - self.ring_sq)
+        h = self.ring_hist
+        for k in range(len(h)):
+            h[k] *= 1.0 - 1.0 / _RING_MEMORY
+        h[min(int(rt), len(h) - 1)] += 1.0
+        self.ring_cdf = ()
         if self.amd_trusted:
-            self.amd.add(line)
+            self.amd[line] = self.now
             self.push(self.now + self.sc.amd_s, "amd_done", line)
         else:
             self.route(line)
 
     def on_amd_done(self, line: int) -> None:
-        self.amd.discard(line)
+        self.amd.pop(line, None)
         kind = self.line_kind[line]
         if kind == HUMAN:
             self.c["humans_amd"] += 1  # a person AMD judged: the false-positive estimate's base
@@ -305,17 +330,14 @@ class _Sim:
         if kind == HUMAN:
             self.c["connected_humans"] += 1
             talk = self.rng.lognormvariate(self.mu, self.sigma) if self.sc.aht_cv > 0 else self.sc.aht_s
-            self.talk_n += 1
-            self.talk_sum += talk
-            self.talk_sq += talk * talk
             self.talk_start[agent] = self.now
             self.add_busy(self.now, talk + self.sc.wrap_s)
-            self.push(self.now + talk, "talk_end", (agent, self.sc.wrap_s))
+            self.push(self.now + talk, "talk_end", (agent, self.sc.wrap_s, HUMAN))
         else:
             self.c["connected_machines"] += 1
             self.talk_start[agent] = self.now
             self.add_busy(self.now, self.sc.machine_agent_s)
-            self.push(self.now + self.sc.machine_agent_s, "talk_end", (agent, 0.0))
+            self.push(self.now + self.sc.machine_agent_s, "talk_end", (agent, 0.0, MACHINE))
 
     def on_giveup(self, line: int) -> None:
         if line not in self.waiting:
@@ -328,8 +350,17 @@ class _Sim:
             self.c["dropped_machines"] += 1
         self.finish_line(line)
 
-    def on_talk_end(self, agent: int, wrap: float) -> None:
-        self.talk_start.pop(agent, None)
+    def on_talk_end(self, agent: int, wrap: float, kind: str) -> None:
+        # the pacer learns a call's length when it ends (as live), never when it starts
+        length = self.now - self.talk_start.pop(agent)
+        if kind == HUMAN:
+            self.talk_n += 1
+            self.talk_sum += length
+            self.talk_sq += length * length
+        else:
+            self.mach_n += 1
+            self.mach_sum += length
+            self.mach_sq += length * length
         if wrap > 0:
             self.wrap_end[agent] = self.now + wrap
             self.push(self.now + wrap, "wrap_end", agent)
@@ -360,6 +391,11 @@ class _Sim:
         mean = (self.talk_sum + w * sc.aht_s) / tn
         ex2 = (self.talk_sq + w * sc.aht_s ** 2 * (1 + sc.aht_cv ** 2)) / tn
         cv = math.sqrt(max(ex2 - mean * mean, 0.0)) / mean
+        wm, m0 = 3.0, _MACHINE_PRIOR_S  # machine handling: a weak generic prior, then history
+        mn = self.mach_n + wm
+        m_mean = (self.mach_sum + wm * m0) / mn
+        m_ex2 = (self.mach_sq + wm * m0 * m0 * 1.25) / mn
+        m_cv = math.sqrt(max(m_ex2 - m_mean * m_mean, 0.0)) / m_mean
         return pacing.Inputs(
             mode=sc.mode,  # type: ignore[arg-type]
             agents_total=sc.agents,
@@ -368,16 +404,28 @@ class _Sim:
             wrap_remaining=tuple(t - now for t in self.wrap_end.values()),
             ringing_elapsed=tuple(now - t for t in self.ringing.values()),
             amd_pending=len(self.amd),
+            amd_elapsed=tuple(now - t for t in self.amd.values()),
             waiting=len(self.waiting),
             human_rate=human_rate, machine_rate=machine_rate, busy_rate=busy_rate,
             mean_ring_s=self.ring_mean,
             ring_cv=math.sqrt(max(self.ring_sq - self.ring_mean ** 2, 0.0)) / max(self.ring_mean, 1e-6),
+            ring_cdf=self.ring_cdf or self._ring_cdf(),
             no_answer_s=sc.no_answer_s, amd_delay_s=sc.amd_s,
             amd_machine_detect=sc.amd_machine_detect, amd_false_positive=sc.amd_false_positive,
             aht_mean_s=mean, aht_cv=cv, wrap_s=sc.wrap_s,
+            machine_handle_s=m_mean, machine_handle_cv=m_cv,
             rolling_abandoned=self.c["drops"], rolling_human_answers=self.c["routed_humans"],
             max_abandon_rate=sc.max_abandon_rate, max_dial_ratio=sc.max_dial_ratio,
         )
+
+    def _ring_cdf(self) -> tuple[float, ...]:
+        total = sum(self.ring_hist)
+        acc, out = 0.0, [0.0]
+        for v in self.ring_hist:
+            acc += v
+            out.append(min(acc / total, 1.0))
+        self.ring_cdf = tuple(out)
+        return self.ring_cdf
 
     def decide(self) -> None:
         if self.now >= self.sc.duration_s:
@@ -425,8 +473,7 @@ class _Sim:
                 self.on_giveup(payload)
             elif kind == "talk_end":
                 self.on_talk_end(*payload)
-                if payload[1] <= 0:
-                    self.decide()
+                self.decide()  # a wrap-up starting is news too: that agent is free in wrap_s
             elif kind == "wrap_end":
                 self.agent_free(payload)
                 self.decide()

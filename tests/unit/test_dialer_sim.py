@@ -14,6 +14,7 @@ from callcenter import dialer_cli
 from callcenter.dialer.sim import (
     Scenario,
     ScenarioError,
+    _Sim,
     load_scenario,
     parse_scenario,
     simulate,
@@ -92,6 +93,43 @@ def test_progressive_never_drops_a_call(agents: int, answer: float, machine: flo
     assert 0.0 <= r["agent_occupancy"] <= 1.0
     # abandoned is exactly the estimated AMD false positives while AMD was trusted
     assert r["abandoned"] == pytest.approx(r["abandoned_amd_false_positive_est"], abs=1e-2)
+
+
+def test_pacer_learns_a_call_length_only_when_the_call_ends() -> None:
+    """No peeking: calls that have not ended teach the pacer nothing about talk time."""
+    late: list = []
+
+    class Probe(_Sim):
+        def decide(self) -> None:
+            if 550.0 < self.now < 600.0:
+                late.append((self.c["connected_humans"], self.talk_n, self.inputs().aht_mean_s))
+            super().decide()
+
+    Probe(replace(SHORT, duration_s=600.0, aht_s=5000.0, aht_cv=0.1, answer_prob=0.5, machine_prob=0.0)).run()
+    connected, learnt, aht = late[-1]
+    assert connected > 0 and learnt == 0
+    assert aht == pytest.approx(5000.0)  # still the prior
+
+
+def test_pacer_inputs_are_what_a_live_dialer_knows() -> None:
+    """Mid-run inputs: per-line AMD ages, a learnt ring-time CDF, machine handling time."""
+    seen: list = []
+
+    class Probe(_Sim):
+        def decide(self) -> None:
+            if 600.0 < self.now and len(seen) < 50:
+                seen.append(self.inputs())
+            super().decide()
+
+    Probe(replace(SHORT, duration_s=900.0)).run()
+    assert seen
+    for inp in seen:
+        assert len(inp.amd_elapsed) == inp.amd_pending
+        assert all(0.0 <= e <= SHORT.amd_s for e in inp.amd_elapsed)
+        cdf = inp.ring_cdf
+        assert cdf[0] == 0.0 and all(b >= a for a, b in zip(cdf, cdf[1:])) and cdf[-1] == pytest.approx(1.0)
+        assert len(cdf) == int(SHORT.no_answer_s) + 1
+        assert inp.machine_handle_s > 0
 
 
 def test_unknown_key_is_an_error_naming_the_key() -> None:

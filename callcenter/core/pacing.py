@@ -59,7 +59,9 @@ Modes:
   ``exp(1/spend_scale)``, every live answer adds budget back, and the slack then fluctuates by
   about ``sqrt(spend_scale / 2)`` abandons, so the reserve is ``z x sqrt(spend_scale / 2)``
   abandons: a margin sized by the statistics of the abandon count, which shrinks as a share
-  of the budget as the window fills, instead of a fixed factor. ``lambda`` is then divided by
+  of the budget as the window fills, instead of a fixed factor. The scale itself grows with
+  the abandons the window allows so far (:func:`spend_scale`: ``sqrt(allowed) / 2`` within
+  [1, 4]): a small budget keeps a reserve of ~2 abandons, a large one a steadier allowance. ``lambda`` is then divided by
   the forecast's *calibration* -- drops seen / drops forecast for the lines dialled, with a
   prior and a long memory (:class:`PacingState`) -- so a forecast that is optimistic or
   pessimistic for this campaign is corrected. At or over the limit (no slack left) the
@@ -145,7 +147,9 @@ class Inputs:
     # campaign knobs
     max_dial_ratio: float = 5.0  # lines in flight per logged-in agent
     confidence_z: float = 2.5  # standard deviations of the slack's noise kept in reserve
-    spend_scale: float = 4.0  # abandons of slack above the reserve that multiply the allowance by e
+    # abandons of slack above the reserve that multiply the allowance by e; 0: grows with the
+    # window's allowance (see ``spend_scale``)
+    spend_scale: float = 0.0
     amd_untrust_share: float = 0.8
 
 
@@ -527,6 +531,16 @@ def drop_allowance(slack: float, budget_rate: float, z: float, scale: float) -> 
     return max(budget_rate, 0.0) * math.exp(x)
 
 
+MIN_SCALE, MAX_SCALE = 1.0, 4.0
+
+
+def spend_scale(allowed: float) -> float:
+    """The controller's scale for a window that allows ``allowed`` abandons so far:
+    ``sqrt(allowed) / 2`` within [1, 4]. A small budget (a small team, a 1 % limit, long calls)
+    cannot afford a reserve of several abandons, a large one gains from a steadier allowance."""
+    return min(MAX_SCALE, max(MIN_SCALE, math.sqrt(max(allowed, 0.0)) / 2.0))
+
+
 # --------------------------------------------------------------------------- decide
 
 def _progressive(inp: Inputs) -> int:
@@ -588,7 +602,8 @@ def decide(state: PacingState, inp: Inputs, now: float) -> tuple[PacingState, De
                     f"(rate {rate_now:.4f} vs limit {limit:.4f}); progressive")
     z = max(inp.confidence_z, 0.0)
     calibration = replace(st, seen_drops=seen).calibration
-    lam = min(MAX_RISK, drop_allowance(slack, budget_rate, z, inp.spend_scale) / calibration)
+    scale = inp.spend_scale if inp.spend_scale > 0 else spend_scale(budget_rate * humans)
+    lam = min(MAX_RISK, drop_allowance(slack, budget_rate, z, scale) / calibration)
 
     fc = forecast(inp, trusted)
     if fc.p_route <= 1e-9:

@@ -13,6 +13,7 @@ the simulator and ``bench dialer`` measure. A line's life:
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 import uuid
@@ -76,6 +77,18 @@ class History:
 
     def add(self, now: float, kind: str, ring_s: float) -> None:
         self.finished.append((now, kind, ring_s))
+
+    def ring_cdf(self, prior_mean_s: float, horizon_s: float) -> tuple[float, ...]:
+        """P(an answered line rang <= k s), k = 0, 1, ... ``horizon_s``: the answered lines seen,
+        after an exponential prior worth ``PRIOR_LINES`` answers (as the simulator learns it)."""
+        rings = sorted(r for _, kind, r in self.finished if kind in ("human", "machine"))
+        w, mean = PRIOR_LINES, max(prior_mean_s, 0.1)
+        out, i = [], 0
+        for k in range(math.ceil(max(horizon_s, 1.0)) + 1):
+            while i < len(rings) and rings[i] <= k:
+                i += 1
+            out.append((i + w * (1.0 - math.exp(-k / mean))) / (len(rings) + w))
+        return tuple(out)
 
     def rates(self, prior: pacing.Inputs) -> dict[str, float]:
         n = len(self.finished)
@@ -183,6 +196,8 @@ class LiveDialer:
             talk_elapsed=talk, wrap_remaining=wrap,
             ringing_elapsed=tuple(now - ln.dialled_at for ln in mine if ln.state == "ringing"),
             amd_pending=sum(1 for ln in mine if ln.state == "amd"),
+            amd_elapsed=tuple(now - (ln.answered_at or now) for ln in mine if ln.state == "amd"),
+            ring_cdf=self.history[name].ring_cdf(prior.mean_ring_s, camp.ring_s),
             waiting=sum(1 for ln in mine if ln.state == "waiting"),
             no_answer_s=camp.ring_s, wrap_s=self.cfg.queues[camp.queue].wrapup_s,
             aht_mean_s=(fig.aht_s if fig is not None and fig.aht_s else prior.aht_mean_s),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from itertools import pairwise
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -41,3 +44,17 @@ def test_history_starts_at_the_prior_and_moves_to_what_lines_did():
         h.add(float(t), "busy", 2.0)
     r = h.rates(prior)
     assert r["busy_rate"] > 0.9 and r["human_rate"] < 0.05
+
+
+def test_ring_cdf_starts_at_the_prior_and_learns_the_ring_times():
+    """No answers yet: the exponential prior; many answers after 8 s: almost none by 7 s, all by 9 s."""
+    prior = pacing.Inputs()
+    h = History()
+    cdf = h.ring_cdf(12.0, 25.0)
+    assert len(cdf) == 26 and cdf[0] == 0.0
+    assert cdf[12] == pytest.approx(1.0 - math.exp(-1.0))
+    for t in range(300):
+        h.add(float(t), "human" if t % 2 else "machine", 8.0)
+        h.add(float(t), "no_answer", 25.0)  # unanswered lines do not count
+    cdf = h.ring_cdf(prior.mean_ring_s, 25.0)
+    assert cdf[7] < 0.1 and cdf[9] > 0.9 and all(b >= a for a, b in pairwise(cdf))

@@ -218,7 +218,7 @@ def test_learnt_ring_times_shape_the_risk() -> None:
     slow = tuple(0.0 if k < 15 else min(1.0, (k - 14) / 5.0) for k in range(26))  # 15-19 s
     risk_fast = pacing.forecast(replace(inp, ring_cdf=fast)).assess(3)[0]
     risk_slow = pacing.forecast(replace(inp, ring_cdf=slow)).assess(3)[0]
-    assert risk_fast[0] > 0.5 > 0.05 > risk_slow[0]
+    assert risk_fast[0] > 0.5 and risk_slow[0] < 0.05
     assert lines(replace(inp, ring_cdf=slow)) > lines(replace(inp, ring_cdf=fast))
 
 
@@ -325,3 +325,13 @@ def test_exact_risk_matches_enumeration(n_new: int) -> None:
     assert 0.01 < want < 0.99
     assert risk[n_new] == pytest.approx(want, rel=1e-9, abs=1e-12)
     assert inflight == pytest.approx(want_inflight, rel=1e-9, abs=1e-12)
+
+
+def test_spend_scale_grows_with_the_budget() -> None:
+    """A window that allows few abandons gets a small scale (small reserve), a large one up to 4."""
+    assert pacing.spend_scale(0.0) == 1.0 and pacing.spend_scale(4.0) == 1.0
+    assert pacing.spend_scale(16.0) == pytest.approx(2.0)
+    assert pacing.spend_scale(1000.0) == 4.0
+    small = pacing.drop_allowance(3.0, 0.02, 2.5, pacing.spend_scale(8.0))
+    fixed = pacing.drop_allowance(3.0, 0.02, 2.5, 4.0)
+    assert small > fixed  # 3 abandons of slack: above the small reserve, under the large one

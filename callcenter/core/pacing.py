@@ -46,9 +46,11 @@ Modes:
   the new lines as a binomial on top (:meth:`Forecast.assess`). A normal approximation was
   measured to misjudge these tails by 0.3x to 2.7x depending on the regime (a few agents
   about to free up vs. many wrap-ups ending), which the single calibration factor below
-  cannot correct; exact, they came out at 1.2x to 2.6x (a handful of drops each), leaving
-  the calibration a common factor to learn. The dialer adds lines while the next one's risk stays
-  under the allowance ``lambda``, never dials fewer lines than progressive would, never lets
+  cannot correct; exact, they came out at 1.2x to 3.9x (a handful of drops each), all on the
+  same side, leaving the calibration a common factor to learn.
+
+  The dialer adds lines while the next one's risk stays under the allowance ``lambda``,
+  never dials fewer lines than progressive would, never lets
   the expected drops of everything in flight exceed what the budget can absorb, and never
   puts more than ``max_dial_ratio`` x agents lines in flight.
 

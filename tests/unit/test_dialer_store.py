@@ -112,6 +112,7 @@ def test_normalise_phone() -> None:
 def _race(path: Path, cid: int, workers: int) -> list[list[int]]:
     got: list[list[int]] = [[] for _ in range(workers)]
     barrier = threading.Barrier(workers)
+    first = threading.Barrier(workers)  # every worker holds a lead before the free-for-all
 
     def work(i: int) -> None:
         s = LeadStore(path)
@@ -119,6 +120,8 @@ def _race(path: Path, cid: int, workers: int) -> list[list[int]]:
         try:
             while (ld := s.reserve(cid, NOON_NY, f"w{i}")) is not None:
                 got[i].append(ld.id)
+                if len(got[i]) == 1:
+                    first.wait(30)
                 time.sleep(0)  # let the others in between reservations
         finally:
             s.close()
@@ -143,7 +146,7 @@ def test_concurrent_reservations_never_share_a_lead(tmp_path: Path) -> None:
     got = _race(path, cid, 4)
     flat = [x for g in got for x in g]
     assert len(flat) == len(set(flat)) == 300
-    assert sum(1 for g in got if g) >= 2  # the workers really raced
+    assert sum(1 for g in got if g) == 4  # every worker took part (then raced for the rest)
 
 
 def _proc_worker(path: str, cid: int, name: str, q: multiprocessing.Queue) -> None:

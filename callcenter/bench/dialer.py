@@ -164,22 +164,19 @@ def main(argv: list[str]) -> int:
         print(f"callcenter bench dialer: --seeds: expected integers, got {a.seeds!r}", file=sys.stderr)
         return 2
     if seeds:
-        many = run_seeds(seeds, a.hours * 3600.0, a.workers or None)
-        if a.json:
-            print(json.dumps(many, indent=2))
-        else:
-            for seed, v in many["per_seed"].items():
-                worst = max(v["scenarios"].items(),
-                            key=lambda kv: kv[1]["predictive_abandon_rate"] / kv[1]["limit"])
-                print(f"seed {seed:>4}: geomean {v['summary']['geomean_idle_ratio']:.4f}  within limit "
-                      f"{v['summary']['all_within_limit']}  (closest: {worst[0]} "
-                      f"{worst[1]['predictive_abandon_rate']:.4f} / {worst[1]['limit']:.3f})")
-            print(json.dumps(many["summary"]))
-        s = many["summary"]
-        return 0 if (s["all_within_limit"] and s["idle_never_worse"]) else 1
-    out = run(a.hours * 3600.0, a.seed, a.workers or None)
+        out = run_seeds(seeds, a.hours * 3600.0, a.workers or None)
+    else:
+        out = run(a.hours * 3600.0, a.seed, a.workers or None)
     if a.json:
         print(json.dumps(out, indent=2))
+    elif seeds:
+        for seed, v in out["per_seed"].items():
+            worst = max(v["scenarios"].items(),
+                        key=lambda kv: kv[1]["predictive_abandon_rate"] / kv[1]["limit"])
+            print(f"seed {seed:>4}: geomean {v['summary']['geomean_idle_ratio']:.4f}  within limit "
+                  f"{v['summary']['all_within_limit']}  (closest: {worst[0]} "
+                  f"{worst[1]['predictive_abandon_rate']:.4f} / {worst[1]['limit']:.3f})")
+        print(json.dumps(out["summary"]))
     else:
         for name, s in out["scenarios"].items():
             pr, pg = s["predictive"], s["progressive"]

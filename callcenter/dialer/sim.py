@@ -39,6 +39,7 @@ import math
 import random
 from collections import deque
 from dataclasses import dataclass, fields
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -166,10 +167,20 @@ def load_scenario(path: str | Path) -> Scenario:
 HUMAN, MACHINE, BUSY, NOANSWER = "human", "machine", "busy", "no_answer"
 _WINDOW = 1000  # finished lines the outcome rates are learnt from
 _PRIOR_LINES = 30.0  # pseudo-lines of prior knowledge before the campaign has history
-_MACHINE_PRIOR_S = 10.0  # agent seconds on a machine, before any was seen (cv 0.5)
+_MACHINE_PRIOR_S = 10.0  # agent seconds on a machine, before any was seen
 _RING_MEMORY = 500.0  # the ring-time histogram remembers about the last 500 answers ...
 _RING_PRIOR = 20.0  # ... after a prior worth 20
 RING_SHAPE = 4.0  # answered lines ring a gamma time (shape 4: mostly 5-20 s for a 12 s mean)
+
+
+def _learnt(n: int, total: float, squares: float, weight: float, mean0: float,
+            cv0: float) -> tuple[float, float]:
+    """(mean, coefficient of variation) of durations seen (``n``, their sum and sum of
+    squares) after a prior worth ``weight`` durations of mean ``mean0`` and CV ``cv0``."""
+    k = n + weight
+    mean = (total + weight * mean0) / k
+    ex2 = (squares + weight * mean0 ** 2 * (1 + cv0 ** 2)) / k
+    return mean, math.sqrt(max(ex2 - mean * mean, 0.0)) / mean
 
 
 class _Sim:
@@ -202,7 +213,7 @@ class _Sim:
         # answers), starting from the same exponential prior worth _RING_PRIOR answers
         edges = [float(k) for k in range(math.ceil(sc.no_answer_s) + 1)]
         self.ring_hist = [_RING_PRIOR * (math.exp(-a / sc.ring_s) - math.exp(-b / sc.ring_s))
-                          for a, b in zip(edges, edges[1:])]
+                          for a, b in pairwise(edges)]
         self.ring_cdf: tuple[float, ...] = ()
         self.talk_n = 0
         self.talk_sum = 0.0
@@ -386,16 +397,9 @@ class _Sim:
         human_rate = (hc[HUMAN] + k * 0.5) / n
         machine_rate = (hc[MACHINE] + k * 0.2) / n
         busy_rate = (hc[BUSY] + k * 0.05) / n
-        w = 20.0  # the AHT prior counts as 20 calls
-        tn = self.talk_n + w
-        mean = (self.talk_sum + w * sc.aht_s) / tn
-        ex2 = (self.talk_sq + w * sc.aht_s ** 2 * (1 + sc.aht_cv ** 2)) / tn
-        cv = math.sqrt(max(ex2 - mean * mean, 0.0)) / mean
-        wm, m0 = 3.0, _MACHINE_PRIOR_S  # machine handling: a weak generic prior, then history
-        mn = self.mach_n + wm
-        m_mean = (self.mach_sum + wm * m0) / mn
-        m_ex2 = (self.mach_sq + wm * m0 * m0 * 1.25) / mn
-        m_cv = math.sqrt(max(m_ex2 - m_mean * m_mean, 0.0)) / m_mean
+        # the AHT prior counts as 20 calls; machine handling has a weak generic prior (3 calls)
+        mean, cv = _learnt(self.talk_n, self.talk_sum, self.talk_sq, 20.0, sc.aht_s, sc.aht_cv)
+        m_mean, m_cv = _learnt(self.mach_n, self.mach_sum, self.mach_sq, 3.0, _MACHINE_PRIOR_S, 0.5)
         return pacing.Inputs(
             mode=sc.mode,  # type: ignore[arg-type]
             agents_total=sc.agents,

@@ -396,6 +396,9 @@ class Campaign:
     max_abandon_rate: float = Field(default=0.03, gt=0, le=0.2)
     max_attempts: int = Field(default=5, ge=1, le=50)
     ring_s: float = Field(default=25, ge=15, le=120)  # rules: ring at least 15 s before giving up
+    # predictive: a line that has rung this long may be given up when its answer would find no
+    # agent (rules: >= 15 s); at or above ring_s, lines always ring the full ring_s
+    release_after_s: float = Field(default=15, ge=15, le=120)
     priority: int = Field(default=10, ge=0, le=100)
     amd: bool = True
     amd_profile: str | None = None

@@ -133,6 +133,7 @@ class Inputs:
     ring_cv: float = 1.0  # ... and its coefficient of variation (1: exponential, else lognormal)
     ring_cdf: tuple[float, ...] = ()  # optional, learnt: P(an answered line rang <= k s), k = 0, 1, ...
     no_answer_s: float = 25.0  # a line that is not answered rings this long
+    release_after_s: float = 15.0  # a ringing line may be given up once it has rung this long (rules: >= 15 s)
     busy_s: float = 3.0  # a busy line ends this soon
     amd_delay_s: float = 2.5  # answer to AMD verdict
     amd_machine_detect: float = 0.9  # P(MACHINE | machine)
@@ -189,6 +190,7 @@ class Decision:
     reason: str
     amd_trusted: bool
     inputs: Inputs = field(repr=False)
+    release: tuple[int, ...] = ()  # indices into ``inputs.ringing_elapsed``: lines to give up now
     expected_free: float = 0.0
     expected_demand: float = 0.0
     target: float = 0.0
@@ -199,7 +201,8 @@ class Decision:
         d = asdict(self.inputs)
         for k in ("talk_elapsed", "wrap_remaining", "ringing_elapsed", "amd_elapsed", "ring_cdf"):
             d[k] = len(d[k])
-        return {"lines": self.lines, "reason": self.reason, "amd_trusted": self.amd_trusted,
+        return {"lines": self.lines, "release": len(self.release), "reason": self.reason,
+                "amd_trusted": self.amd_trusted,
                 "expected_free": round(self.expected_free, 3),
                 "expected_demand": round(self.expected_demand, 3),
                 "expected_drops": round(self.expected_drops, 4),
@@ -302,6 +305,25 @@ class Forecast:
     demand_p: np.ndarray
     waiting: int = 0
 
+    def excess_pmf(self, headroom: int = 0) -> tuple[np.ndarray, int, np.ndarray]:
+        """(``need``, ``m``, ``pmf``): ``pmf[k, i]`` = P(V = i - m) at ``t[k]``, where V = (agents
+        held by callers routed by ``t[k]``) - (agents of uncertain supply free by the deadline)
+        and ``m`` the number of those agents; a caller is dropped when ``V >= need[k]`` (the
+        certain supply less the callers waiting). V >= ``need.max() + 1 + headroom`` is a drop
+        whatever else happens, so that top bin absorbs."""
+        need = np.rint(self.supply_fixed - self.waiting).astype(np.intp)
+        m = self.supply_p.shape[0]
+        top = max(int(need.max()) + 1, 1) + max(headroom, 0)
+        pmf = np.zeros((len(self.t), m + top + 1))
+        pmf[:, m] = 1.0
+        for b in self.supply_p:  # an agent freeing up: V - 1
+            nxt = pmf * (1.0 - b)[:, None]
+            nxt[:, :-1] += pmf[:, 1:] * b[:, None]
+            pmf = nxt
+        for a in np.clip(self.demand_p, 0.0, 1.0):  # a caller holding an agent: V + 1
+            pmf = _up(pmf, a)
+        return need, m, pmf
+
     def assess(self, n_max: int, stop: float = 1.0, floor: int = 0) -> tuple[np.ndarray, float]:
         """(``risk[n]`` for n = 0..n_max, expected drops among the callers already in flight).
 
@@ -319,20 +341,8 @@ class Forecast:
         that errs on the safe side. The callers in flight are counted the same way, each
         against those routed before it.
         """
-        # V = (agents held by callers routed by t) - (uncertain supply), on the integers
-        # -M..K; the caller is dropped when waiting + V >= supply_fixed, i.e. V >= need.
-        need = np.rint(self.supply_fixed - self.waiting).astype(np.intp)
-        m = self.supply_p.shape[0]
-        top = max(int(need.max()) + 1, 1)  # V >= top is a drop whatever else happens: absorb it
-        width = m + top + 1
-        pmf = np.zeros((len(self.t), width))
-        pmf[:, m] = 1.0
-        for b in self.supply_p:  # an agent freeing up: V - 1
-            nxt = pmf * (1.0 - b)[:, None]
-            nxt[:, :-1] += pmf[:, 1:] * b[:, None]
-            pmf = nxt
-        for a in np.clip(self.demand_p, 0.0, 1.0):  # a caller holding an agent: V + 1
-            pmf = _up(pmf, a)
+        need, m, pmf = self.excess_pmf()
+        width = pmf.shape[1]
         sf = np.cumsum(pmf[:, ::-1], axis=1)[:, ::-1]  # sf[:, i] = P(V >= i - m)
 
         def at_least(level: np.ndarray) -> np.ndarray:
@@ -413,6 +423,105 @@ def _talk_free(inp: Inputs, ts: np.ndarray, machine_share: float) -> np.ndarray:
     return p
 
 
+def _holding(t: np.ndarray, back: np.ndarray, machine_share: float) -> Callable[[np.ndarray], np.ndarray]:
+    """rows of P(routed by t) -> P(holding an agent at t): a routed machine gives its agent back
+    (``back[k]``: a machine routed by then has given it back by ``t[k]``)."""
+    # linear interpolation of any row on t at ``back`` (0 before the grid starts)
+    pos = np.clip(back / STEP_S, -1.0, len(t) - 1.0)
+    i0 = np.clip(np.floor(pos).astype(np.intp), 0, len(t) - 1)
+    i1 = np.minimum(i0 + 1, len(t) - 1)
+    frac = np.where(pos < 0, 0.0, pos - i0)
+    before = pos < 0
+
+    def net(rows: np.ndarray) -> np.ndarray:
+        if machine_share <= 0 or rows.size == 0:
+            return rows
+        gone = rows[..., i0] * (1.0 - frac) + rows[..., i1] * frac
+        gone[..., before] = 0.0
+        return np.maximum(rows - machine_share * gone, 0.0)
+    return net
+
+
+def _ringing_routed(inp: Inputs, r: np.ndarray, t: np.ndarray, amd: float,
+                    p_route: float) -> tuple[np.ndarray, np.ndarray]:
+    """(``[i, k]`` P(the line ringing ``r[i]`` s is routed by ``t[k]``), ``[i]`` P(it is answered)).
+
+    Conditioned on the line still ringing: the learnt answer-time distribution against busy and
+    no-answer; routed ``amd`` s after the answer, with P(routed | answered)."""
+    ring_sf = _ring_survival(inp)
+    p_answer = min(min(max(inp.human_rate, 0.0), 1.0) + max(inp.machine_rate, 0.0), 1.0)
+    p_busy = min(max(inp.busy_rate, 0.0), 1.0)
+    p_noans = max(0.0, 1.0 - p_answer - p_busy)
+    s0 = ring_sf(r)
+    alive = np.maximum(p_answer * s0 + np.where(r < inp.busy_s, p_busy, 0.0)
+                       + np.where(r < inp.no_answer_s, p_noans, 0.0), 1e-12)
+    s1 = ring_sf(r[:, None] + np.maximum(t - amd, 0.0)[None, :])
+    pr = np.minimum(np.maximum(s0[:, None] - s1, 0.0) * (p_route / alive)[:, None], 1.0)
+    if amd > 0:
+        pr[:, t < amd] = 0.0
+    return pr, p_answer * s0 / alive
+
+
+def ringing_outcome(inp: Inputs, elapsed: float) -> dict[str, float]:
+    """P(human / machine / busy / no answer) of a line still ringing after ``elapsed`` s (what a
+    line given up then would have been: learnt from as a fraction of each outcome, so that
+    giving lines up does not bias the outcome rates)."""
+    h = min(max(inp.human_rate, 0.0), 1.0)
+    mach = min(max(inp.machine_rate, 0.0), 1.0 - h)
+    p_busy = min(max(inp.busy_rate, 0.0), 1.0 - h - mach)
+    p_noans = max(0.0, 1.0 - h - mach - p_busy)
+    s0 = float(_ring_survival(inp)(np.array([float(elapsed)]))[0])
+    w = {"human": h * s0, "machine": mach * s0, "busy": p_busy if elapsed < inp.busy_s else 0.0,
+         "no_answer": p_noans if elapsed < inp.no_answer_s else 0.0}
+    total = sum(w.values())
+    if total <= 1e-12:
+        return {"human": 0.0, "machine": 0.0, "busy": 0.0, "no_answer": 1.0}
+    return {k: v / total for k, v in w.items()}
+
+
+def release_lines(inp: Inputs, trusted: bool, allowance: float) -> tuple[int, ...]:
+    """Ringing lines to give up now: indices into ``inp.ringing_elapsed``.
+
+    A line that has rung ``release_after_s`` (the rules' 15 s) may be given up without anyone
+    being abandoned, while a late answer with no agent in reach would be. So each such line,
+    longest ringing first, is kept only if its drop risk -- P(the callers routed before it hold
+    every agent available by its deadline), from the same forecast as new lines, counting the
+    late lines kept before it -- stays within ``allowance``; otherwise it is released.
+    """
+    after = max(inp.release_after_s, 15.0)
+    if inp.mode != "predictive" or after >= inp.no_answer_s:
+        return ()
+    late = [i for i, r in enumerate(inp.ringing_elapsed) if r >= after]
+    if not late:
+        return ()
+    late_set = set(late)
+    keep = tuple(r for i, r in enumerate(inp.ringing_elapsed) if i not in late_set)
+    fc = forecast(replace(inp, ringing_elapsed=keep), trusted)
+    if fc.p_route <= 1e-9:
+        return ()
+    need, m, pmf = fc.excess_pmf(headroom=len(late))
+    amd = inp.amd_delay_s if trusted else 0.0
+    r = np.asarray([inp.ringing_elapsed[i] for i in late], dtype=float)
+    pr, _ = _ringing_routed(inp, r, fc.t, amd, fc.p_route)
+    _, _, p_mach = _route_probs(inp, trusted)
+    net = _holding(fc.t, fc.t + GRACE_S - inp.machine_handle_s,
+                   p_mach / fc.p_route if inp.machine_handle_s > 0 else 0.0)(pr)
+    rows = np.arange(len(fc.t))
+    out: list[int] = []
+    for j in np.argsort(-r, kind="stable"):
+        row = pr[j]
+        if row[-1] <= 1e-9:
+            continue  # it will not be answered in time to matter
+        sf_need = np.cumsum(pmf[:, ::-1], axis=1)[:, ::-1][rows, np.clip(need + m, 0, pmf.shape[1] - 1)]
+        p_drop = np.where(need + m <= 0, 1.0, sf_need)
+        risk = float(np.diff(row, prepend=0.0) @ p_drop) / float(row[-1])
+        if risk > allowance:
+            out.append(late[j])
+        else:
+            pmf = _up(pmf, np.clip(net[j], 0.0, 1.0))
+    return tuple(sorted(out))
+
+
 def _ring_survival(inp: Inputs) -> Callable[[np.ndarray], np.ndarray]:
     """x -> P(an answered line rings longer than x): the learnt CDF, else exponential/lognormal."""
     if len(inp.ring_cdf) >= 2:
@@ -438,20 +547,7 @@ def forecast(inp: Inputs, trusted: bool = True) -> Forecast:
     machines_back = machine_share > 1e-9 and inp.machine_handle_s > 0
     back = t + GRACE_S - inp.machine_handle_s  # a machine routed by then has given its agent back
 
-    # linear interpolation of any row on t at ``back`` (0 before the grid starts)
-    pos = np.clip(back / STEP_S, -1.0, len(t) - 1.0)
-    i0 = np.clip(np.floor(pos).astype(np.intp), 0, len(t) - 1)
-    i1 = np.minimum(i0 + 1, len(t) - 1)
-    frac = np.where(pos < 0, 0.0, pos - i0)
-    before = pos < 0
-
-    def net(rows: np.ndarray) -> np.ndarray:
-        """P(routed by t) -> P(holding an agent at t): routed machines come back."""
-        if not machines_back or rows.size == 0:
-            return rows
-        gone = rows[..., i0] * (1.0 - frac) + rows[..., i1] * frac
-        gone[..., before] = 0.0
-        return np.maximum(rows - machine_share * gone, 0.0)
+    net = _holding(t, back, machine_share if machines_back else 0.0)
 
     # ---- supply: agents available by each deadline
     fixed = np.full_like(t, float(inp.agents_free))
@@ -480,17 +576,8 @@ def forecast(inp: Inputs, trusted: bool = True) -> Forecast:
     ring_sf = _ring_survival(inp)
     after_amd = np.maximum(t - amd, 0.0)
     if inp.ringing_elapsed:
-        r = np.asarray(inp.ringing_elapsed, dtype=float)
-        p_busy = min(max(inp.busy_rate, 0.0), 1.0)
-        p_noans = max(0.0, 1.0 - p_answer - p_busy)
-        s0 = ring_sf(r)
-        alive = np.maximum(p_answer * s0 + np.where(r < inp.busy_s, p_busy, 0.0)
-                           + np.where(r < inp.no_answer_s, p_noans, 0.0), 1e-12)
-        s1 = ring_sf(r[:, None] + after_amd[None, :])
-        pr = np.minimum(np.maximum(s0[:, None] - s1, 0.0) * (p_route / alive)[:, None], 1.0)
-        if amd > 0:
-            pr[:, t < amd] = 0.0
-        humans += float((h_ans * s0 / alive).sum())
+        pr, answer_p = _ringing_routed(inp, np.asarray(inp.ringing_elapsed, dtype=float), t, amd, p_route)
+        humans += float(answer_p.sum()) * (h_ans / p_answer if p_answer > 1e-12 else 0.0)
         routed_rows.append(pr[pr[:, -1] > 1e-9])
     routed_p = np.concatenate(routed_rows) if routed_rows else np.zeros((0, len(t)))
     routed = float(inp.waiting) + routed_p.sum(axis=0)
@@ -561,9 +648,13 @@ def decide(state: PacingState, inp: Inputs, now: float) -> tuple[PacingState, De
         notes.append("amd-bypassed")
     st = replace(state, amd_trusted=trusted, decisions=state.decisions + 1)
 
+    release: tuple[int, ...] = ()
+    given = inp  # ``release`` indexes its ringing lines
+
     def done(lines: int, reason: str, **kw: float) -> tuple[PacingState, Decision]:
         text = "; ".join([reason, *notes])
-        return st, Decision(lines=max(0, int(lines)), reason=text, amd_trusted=trusted, inputs=inp, **kw)
+        return st, Decision(lines=max(0, int(lines)), reason=text, amd_trusted=trusted, inputs=given,
+                            release=release, **kw)
 
     if inp.mode == "preview":
         return done(0, "preview: agents take leads explicitly")
@@ -589,14 +680,24 @@ def decide(state: PacingState, inp: Inputs, now: float) -> tuple[PacingState, De
     # drops since the last decision (none when the window slid, or before the first one)
     new_drops = max(0, inp.rolling_abandoned - state.last_abandoned) if state.last_abandoned >= 0 else 0
     seen = state.seen_drops + new_drops
+    z = max(inp.confidence_z, 0.0)
+    calibration = replace(st, seen_drops=seen).calibration
+    scale = inp.spend_scale if inp.spend_scale > 0 else spend_scale(max(budget_rate, 0.0) * humans)
+    lam = min(MAX_RISK, drop_allowance(slack, budget_rate, z, scale) / calibration)
+    # late ringing lines whose answer would likely be dropped are given up first; what is
+    # left is what the lines dialled now must live with
+    release = release_lines(inp, trusted, lam)
+    if release:
+        gone = set(release)
+        notes.append(f"released {len(release)} lines ringing >= {max(inp.release_after_s, 15.0):.0f}s")
+        inp = replace(inp, ringing_elapsed=tuple(r for i, r in enumerate(inp.ringing_elapsed) if i not in gone))
+        prog = _progressive(inp)
+        in_flight = len(inp.ringing_elapsed) + inp.amd_pending + inp.waiting
+        cap = max(0, math.floor(inp.max_dial_ratio * inp.agents_total) - in_flight)
     if slack <= 0 or budget_rate <= 0:
         st = replace(st, throttled=True, allowance=0.0, seen_drops=seen, last_abandoned=inp.rolling_abandoned)
         return done(min(prog, cap), f"throttled: abandon slack {slack:.2f} "
                     f"(rate {rate_now:.4f} vs limit {limit:.4f}); progressive")
-    z = max(inp.confidence_z, 0.0)
-    calibration = replace(st, seen_drops=seen).calibration
-    scale = inp.spend_scale if inp.spend_scale > 0 else spend_scale(budget_rate * humans)
-    lam = min(MAX_RISK, drop_allowance(slack, budget_rate, z, scale) / calibration)
 
     fc = forecast(inp, trusted)
     if fc.p_route <= 1e-9:

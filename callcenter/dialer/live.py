@@ -67,33 +67,44 @@ class Line:
     outcome: str | None = None  # recorded in the lead store (once)
     reason: str | None = None  # Originate failure reason, and the channel's hangup cause:
     cause: str | None = None  # the line's outcome is decided when both are known
+    released: dict[str, float] | None = None  # given up while ringing: the outcome shares it had then
 
 
 @dataclass
 class History:
     """What this campaign's lines did recently (rates for the pacer)."""
 
-    finished: deque[tuple[float, str, float]] = field(default_factory=lambda: deque(maxlen=500))
+    # (finished at, outcome -> weight, rang for): weight 1 for a line's outcome; a line given up
+    # while ringing counts as the share of each outcome it still had (so no rate is biased)
+    finished: deque[tuple[float, dict[str, float], float]] = field(default_factory=lambda: deque(maxlen=500))
 
     def add(self, now: float, kind: str, ring_s: float) -> None:
-        self.finished.append((now, kind, ring_s))
+        self.finished.append((now, {kind: 1.0}, ring_s))
+
+    def add_released(self, now: float, share: dict[str, float], ring_s: float) -> None:
+        self.finished.append((now, share, ring_s))
 
     def ring_cdf(self, prior_mean_s: float, horizon_s: float) -> tuple[float, ...]:
         """P(an answered line rang <= k s), k = 0, 1, ... ``horizon_s``: the answered lines seen,
-        after an exponential prior worth ``PRIOR_LINES`` answers (as the simulator learns it)."""
-        rings = sorted(r for _, kind, r in self.finished if kind in ("human", "machine"))
+        after an exponential prior worth ``PRIOR_LINES`` answers (as the simulator learns it). A
+        line given up after ``r`` s adds its answer share spread evenly over ``(r, horizon_s]``."""
+        horizon = max(horizon_s, 1.0)
+        answers = [(r, sum(w.get(k, 0.0) for k in ("human", "machine")), len(w) > 1)
+                   for _, w, r in self.finished]
+        answers = [a for a in answers if a[1] > 0]
+        total = sum(a for _, a, _ in answers)
         w, mean = PRIOR_LINES, max(prior_mean_s, 0.1)
-        out, i = [], 0
-        for k in range(math.ceil(max(horizon_s, 1.0)) + 1):
-            while i < len(rings) and rings[i] <= k:
-                i += 1
-            out.append((i + w * (1.0 - math.exp(-k / mean))) / (len(rings) + w))
+        out = []
+        for k in range(math.ceil(horizon) + 1):
+            seen = sum(a * (min(max((k - r) / max(horizon - r, 1e-9), 0.0), 1.0) if spread else float(r <= k))
+                       for r, a, spread in answers)
+            out.append((seen + w * (1.0 - math.exp(-k / mean))) / (total + w))
         return tuple(out)
 
     def rates(self, prior: pacing.Inputs) -> dict[str, float]:
         n = len(self.finished)
-        count = {k: sum(1 for _, kind, _ in self.finished if kind == k) for k in ("human", "machine", "busy")}
-        rings = [r for _, kind, r in self.finished if kind in ("human", "machine")]
+        count = {k: sum(w.get(k, 0.0) for _, w, _ in self.finished) for k in ("human", "machine", "busy")}
+        rings = [r for _, w, r in self.finished if len(w) == 1 and ("human" in w or "machine" in w)]
         w = PRIOR_LINES
         return {
             "human_rate": (count["human"] + w * prior.human_rate) / (n + w),
@@ -119,6 +130,7 @@ class LiveDialer:
         self.history: dict[str, History] = {n: History() for n in cfg.campaigns}
         self.ids: dict[str, int] = {}
         self.last_decision: dict[str, pacing.Decision] = {}
+        self._ringing: dict[str, list[Line]] = {n: [] for n in cfg.campaigns}
         self._wake = asyncio.Event()
         for name, c in cfg.campaigns.items():  # the YAML defines campaigns; their state lives in SQLite
             try:
@@ -162,6 +174,8 @@ class LiveDialer:
             m.dial_abandon_rate.labels(name).set(inp.rolling_abandoned / inp.rolling_human_answers)
         if inp.agents_total:
             m.dial_occupancy.labels(name).set(1 - inp.agents_free / inp.agents_total)
+        if dec.release:
+            await self._release(name, inp, dec)
         if dec.lines == 0 and prev is not None and prev.lines == 0 and prev.reason == dec.reason:
             return  # nothing new to say
         log.info("dialer.pace", campaign=name, **dec.log_fields())
@@ -181,6 +195,8 @@ class LiveDialer:
                      if a.state == AgentState.BUSY and a.call_id in st.calls)
         wrap = tuple(max(0.0, (a.wrap_until or now) - now) for a in on if a.state == AgentState.WRAPUP)
         mine = [ln for ln in self.lines.values() if ln.campaign == name]
+        # the order the pacer's ``release`` indices refer to
+        self._ringing[name] = [ln for ln in mine if ln.state == "ringing" and ln.released is None]
         # A blended queue: inbound callers already waiting take free agents before any line we
         # dial now is answered, so they are not free for it.
         ours = {ln.call_id for ln in self.lines.values() if ln.call_id}
@@ -194,12 +210,12 @@ class LiveDialer:
             mode=camp.mode, agents_total=len(on),
             agents_free=max(0, free - inbound),
             talk_elapsed=talk, wrap_remaining=wrap,
-            ringing_elapsed=tuple(now - ln.dialled_at for ln in mine if ln.state == "ringing"),
+            ringing_elapsed=tuple(now - ln.dialled_at for ln in self._ringing[name]),
             amd_pending=sum(1 for ln in mine if ln.state == "amd"),
             amd_elapsed=tuple(now - (ln.answered_at or now) for ln in mine if ln.state == "amd"),
             ring_cdf=self.history[name].ring_cdf(prior.mean_ring_s, camp.ring_s),
             waiting=sum(1 for ln in mine if ln.state == "waiting"),
-            no_answer_s=camp.ring_s, wrap_s=self.cfg.queues[camp.queue].wrapup_s,
+            no_answer_s=camp.ring_s, release_after_s=camp.release_after_s, wrap_s=self.cfg.queues[camp.queue].wrapup_s,
             aht_mean_s=(fig.aht_s if fig is not None and fig.aht_s else prior.aht_mean_s),
             rolling_abandoned=abandoned, rolling_human_answers=humans,
             max_abandon_rate=camp.max_abandon_rate,
@@ -245,6 +261,24 @@ class LiveDialer:
             self.by_action.pop(aid, None)
             self._finish(line, "no_answer", f"originate failed: {e}")
 
+    async def _release(self, name: str, inp: pacing.Inputs, dec: pacing.Decision) -> None:
+        """Give up the ringing lines the pacer released: hang up (the channel's uniqueid is the
+        line id); the lead is retried as unanswered."""
+        now = time.time()
+        for i in dec.release:
+            line = self._ringing[name][i]
+            if line.state != "ringing" or line.released is not None:
+                continue
+            line.released = pacing.ringing_outcome(inp, now - line.dialled_at)
+            log.info("dialer.release", campaign=name, lead=line.lead_id, line=line.line_id,
+                     ring_s=round(now - line.dialled_at, 2))
+            try:
+                await self.d.ami.action("Hangup", [("Channel", line.line_id), ("Cause", "16")])
+            except Exception as e:  # noqa: BLE001 - AmiError (already gone), NotConnected: it rings out
+                if isinstance(e, asyncio.CancelledError):
+                    raise
+                log.info("dialer.release_failed", campaign=name, line=line.line_id, error=str(e))
+
     def _finish(self, line: Line, outcome: str, detail: str = "") -> None:
         """Record the attempt's outcome in the lead store (once) and forget the line when it is over."""
         if line.outcome is None:
@@ -255,7 +289,11 @@ class LiveDialer:
                 log.warning("dialer.outcome_not_recorded", lead=line.lead_id, outcome=outcome, error=str(e))
             kind = {"human": "human", "abandoned": "human", "machine": "machine", "busy": "busy"}.get(outcome, "other")
             ring = (line.answered_at or time.time()) - line.dialled_at
-            self.history[line.campaign].add(time.time(), kind, ring)
+            if line.released is not None and line.answered_at is None:
+                share = {("other" if k == "no_answer" else k): v for k, v in line.released.items()}
+                self.history[line.campaign].add_released(time.time(), share, ring)
+            else:
+                self.history[line.campaign].add(time.time(), kind, ring)
             self.d.metrics.dial_outcomes.labels(line.campaign, outcome).inc()
             log.info("dialer.outcome", campaign=line.campaign, lead=line.lead_id, line=line.line_id,
                      outcome=outcome, detail=detail or None, call_id=line.call_id)
@@ -282,8 +320,12 @@ class LiveDialer:
         """Busy, no answer or invalid: once both the Originate reason and the hangup cause are in."""
         if line.reason is None or line.cause is None:
             return
-        outcome = REASONS.get(line.reason) or CAUSES.get(line.cause, "no_answer")
-        self._finish(line, outcome, f"originate reason {line.reason}, cause {line.cause}")
+        if line.released is not None:  # given up by the pacer: retried like an unanswered line
+            outcome, detail = "no_answer", "released while ringing: no agent in reach of its answer"
+        else:
+            outcome = REASONS.get(line.reason) or CAUSES.get(line.cause, "no_answer")
+            detail = f"originate reason {line.reason}, cause {line.cause}"
+        self._finish(line, outcome, detail)
         self.lines.pop(line.line_id, None)
 
     def campaign_of(self, call_id: str) -> str | None:

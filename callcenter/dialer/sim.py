@@ -205,8 +205,8 @@ class _Sim:
         self.amd_trusted = True
         self.amd_untrusted_at: float | None = None
         # history the pacer learns from
-        self.hist: deque[str] = deque()
-        self.hist_counts = {HUMAN: 0, MACHINE: 0, BUSY: 0, NOANSWER: 0}
+        self.hist: deque[dict[str, float]] = deque()  # per finished line: outcome -> weight
+        self.hist_counts = {HUMAN: 0.0, MACHINE: 0.0, BUSY: 0.0, NOANSWER: 0.0}
         self.ring_mean = sc.ring_s * 1.0  # EWMA of dial-to-answer (prior: exponential)
         self.ring_sq = 2.0 * sc.ring_s ** 2  # EWMA of its square
         # ... and its empirical distribution in 1 s bins: counts that fade (memory ~_RING_MEMORY
@@ -224,7 +224,8 @@ class _Sim:
         # results
         self.c = {k: 0 for k in ("dialed", HUMAN, MACHINE, BUSY, NOANSWER, "drops", "amd_fp",
                                  "connected_humans", "connected_machines", "dropped_machines",
-                                 "machines_detected", "routed_humans", "decisions", "throttled", "humans_amd")}
+                                 "machines_detected", "routed_humans", "decisions", "throttled", "humans_amd",
+                                 "released")}
         self.busy_time = 0.0
         self.level_area = 0.0
         self.last_level_t = 0.0
@@ -275,11 +276,41 @@ class _Sim:
         self.ringing[line] = self.now
         self.push(self.now + ring, "ring_end", line)
 
-    def learn(self, kind: str) -> None:
-        self.hist.append(kind)
-        self.hist_counts[kind] += 1
+    def learn(self, weights: dict[str, float]) -> None:
+        """One finished line: its outcome (weight 1), or for a line given up while ringing, the
+        share of each outcome it would have had (so giving lines up biases no rate)."""
+        self.hist.append(weights)
+        for k, w in weights.items():
+            self.hist_counts[k] += w
         if len(self.hist) > _WINDOW:
-            self.hist_counts[self.hist.popleft()] -= 1
+            for k, w in self.hist.popleft().items():
+                self.hist_counts[k] -= w
+
+    def add_ring(self, rt: float, weight: float = 1.0) -> None:
+        h = self.ring_hist
+        for k in range(len(h)):
+            h[k] *= 1.0 - weight / _RING_MEMORY
+        h[min(int(rt), len(h) - 1)] += weight
+        self.ring_cdf = ()
+
+    def release(self, line: int, inp: pacing.Inputs) -> None:
+        """Give up a line still ringing (the pacer's call: it has rung the rules' minimum)."""
+        elapsed = self.now - self.ringing[line]
+        self.c["released"] += 1
+        share = pacing.ringing_outcome(inp, elapsed)
+        self.learn({HUMAN: share["human"], MACHINE: share["machine"], BUSY: share["busy"],
+                    NOANSWER: share["no_answer"]})
+        # the answer it might have had, spread over the later ring times as seen so far
+        answered = share["human"] + share["machine"]
+        later = range(min(int(elapsed) + 1, len(self.ring_hist) - 1), len(self.ring_hist))
+        mass = sum(self.ring_hist[k] for k in later)
+        if answered > 0 and mass > 0:
+            add = {k: answered * self.ring_hist[k] / mass for k in later}
+            self.add_ring(0.0, 0.0)  # (clears the cached CDF)
+            h = self.ring_hist
+            for k in range(len(h)):
+                h[k] = h[k] * (1.0 - answered / _RING_MEMORY) + add.get(k, 0.0)
+        self.finish_line(line)
 
     def finish_line(self, line: int) -> None:
         self.account_level()
@@ -289,9 +320,11 @@ class _Sim:
         self.line_kind.pop(line, None)
 
     def on_ring_end(self, line: int) -> None:
+        if line not in self.ringing:
+            return  # given up by the pacer
         kind = self.line_kind[line]
         self.c[kind] += 1
-        self.learn(kind)
+        self.learn({kind: 1.0})
         if kind in (BUSY, NOANSWER):
             self.finish_line(line)
             return
@@ -299,11 +332,7 @@ class _Sim:
         rt = self.now - self.ringing.pop(line)
         self.ring_mean += 0.02 * (rt - self.ring_mean)
         self.ring_sq += 0.02 * (rt * rt - self.ring_sq)
-        h = self.ring_hist
-        for k in range(len(h)):
-            h[k] *= 1.0 - 1.0 / _RING_MEMORY
-        h[min(int(rt), len(h) - 1)] += 1.0
-        self.ring_cdf = ()
+        self.add_ring(rt)
         if self.amd_trusted:
             self.amd[line] = self.now
             self.push(self.now + self.sc.amd_s, "amd_done", line)
@@ -441,8 +470,13 @@ class _Sim:
                 self.preview_pending += 1
                 self.push(self.now + self.sc.preview_s, "preview_dial")
             return
-        self.pstate, d = pacing.decide(self.pstate, self.inputs(), self.now)
+        inp = self.inputs()
+        self.pstate, d = pacing.decide(self.pstate, inp, self.now)
         self.c["decisions"] += 1
+        if d.release:
+            ringing = list(self.ringing)  # the order ``inputs`` listed them in
+            for i in d.release:
+                self.release(ringing[i], inp)
         if self.pstate.throttled:
             self.c["throttled"] += 1
         if self.amd_trusted and not d.amd_trusted and self.amd_untrusted_at is None:
@@ -521,6 +555,7 @@ class _Sim:
             "connected_machines": c["connected_machines"],
             "machines_detected": c["machines_detected"],
             "dropped_machines": c["dropped_machines"],
+            "released": c["released"],
             "agent_occupancy": round(occupancy, 6),
             "idle_share": round(1.0 - occupancy, 6),
             "dial_level_mean": round(self.level_area / (sc.agents * sc.duration_s), 4),

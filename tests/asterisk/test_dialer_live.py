@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DaemonProc, Floor, Witness
+from .conftest import SIP, DaemonProc, Floor, Witness
 
 pytestmark = pytest.mark.asterisk
 
@@ -111,6 +111,30 @@ async def test_campaign_dials_routes_and_complies(daemon: DaemonProc, floor: Flo
     # the pacing decisions are logged with their inputs and reason
     pace = daemon.find("dialer.pace")
     assert pace and all("reason" in p and "agents_free" in p and "rolling_abandoned" in p for p in pace)
+
+
+async def test_a_late_line_no_agent_can_take_is_given_up(daemon: DaemonProc, floor: Floor, tmp_path: Path) -> None:
+    """A predictive line that has rung the rules' 15 s while its only agent took a caller is hung
+    up (not rung to its 40 s timeout) and recorded as unanswered for a retry; the caller alice
+    took stays connected."""
+    leads = tmp_path / "leads.csv"
+    leads.write_text(f"phone,name,tz\n+12125550402,rings on,{_zone(12)}\n")
+    cfg = daemon.config_path
+    assert "1 leads imported, 0 rejected" in _cli(cfg, "import", "patient", str(leads))
+    await floor.login(daemon, "alice")
+    mark = daemon.mark()
+    _cli(cfg, "start", "patient")
+    dial = await daemon.until("dialer.dial", 15, after=mark, campaign="patient")
+    inbound = floor.caller("5550123").dial(f"sip:5551001@{SIP}")  # straight to sales: alice takes it
+    await daemon.until("call.answered", 15, after=mark, agent="alice")
+    rel = await daemon.until("dialer.release", 30, after=mark, line=dial["line"])
+    out = await daemon.until("dialer.outcome", 10, after=mark, line=dial["line"])
+    assert out["outcome"] == "no_answer" and "released" in str(out["detail"])
+    assert 15.0 <= _ts(rel) - _ts(dial) < 22.0, "released at the rules' minimum, long before the 40 s timeout"
+    assert _ts(out) - _ts(dial) < 25.0
+    assert inbound.state == "CONFIRMED"
+    states = dict(daemon.db().execute("SELECT phone, state FROM leads").fetchall())
+    assert states["+12125550402"] != "done"  # to be retried
 
 
 def _ts(ev: dict[str, object]) -> float:

@@ -33,9 +33,9 @@ def test_deterministic_per_seed() -> None:
 
 @pytest.mark.parametrize("mode", ["predictive", "progressive", "preview"])
 def test_accounting_identities(mode: str) -> None:
-    """dialed = sum of outcomes; abandoned = no-agent drops + estimated AMD false positives."""
+    """dialed = sum of outcomes (lines given up while ringing included); abandoned = no-agent drops + estimated AMD false positives."""
     r = simulate(replace(SHORT, mode=mode))
-    assert r["dialed"] == r["human_answers"] + r["machine_answers"] + r["busy"] + r["no_answer"]
+    assert r["dialed"] == r["human_answers"] + r["machine_answers"] + r["busy"] + r["no_answer"] + r["released"]
     assert r["dialed"] > 0
     assert r["abandoned"] == pytest.approx(r["abandoned_no_agent"] + r["abandoned_amd_false_positive_est"], abs=1e-2)
     assert r["abandon_rate"] == pytest.approx(r["abandoned"] / r["human_answers"], abs=1e-5)
@@ -89,7 +89,7 @@ def test_progressive_never_drops_a_call(agents: int, answer: float, machine: flo
                   amd_false_positive=fp, mode="progressive")
     r = simulate(sc)
     assert r["abandoned_no_agent"] == 0 and r["dropped_machines"] == 0
-    assert r["dialed"] == r["human_answers"] + r["machine_answers"] + r["busy"] + r["no_answer"]
+    assert r["dialed"] == r["human_answers"] + r["machine_answers"] + r["busy"] + r["no_answer"] + r["released"]
     assert 0.0 <= r["agent_occupancy"] <= 1.0
     # abandoned is exactly the estimated AMD false positives while AMD was trusted
     assert r["abandoned"] == pytest.approx(r["abandoned_amd_false_positive_est"], abs=1e-2)

@@ -335,3 +335,54 @@ def test_spend_scale_grows_with_the_budget() -> None:
     small = pacing.drop_allowance(3.0, 0.02, 2.5, pacing.spend_scale(8.0))
     fixed = pacing.drop_allowance(3.0, 0.02, 2.5, 4.0)
     assert small > fixed  # 3 abandons of slack: above the small reserve, under the large one
+
+
+# ---- giving up late ringing lines
+
+_BUSY_FLOOR = replace(BASE, agents_total=3, agents_free=0, talk_elapsed=(5.0, 8.0, 12.0), no_answer_s=25.0,
+                      release_after_s=15.0)
+
+
+def test_a_late_line_with_no_agent_in_reach_is_released() -> None:
+    """A line ringing past 15 s whose answer would find every agent early in a call is given up."""
+    inp = replace(_BUSY_FLOOR, ringing_elapsed=(16.0, 4.0))
+    _, d = decide(initial_state(), inp, 0.0)
+    assert d.release == (0,)
+    assert "released 1 lines" in d.reason
+
+
+def test_no_line_is_released_before_the_rules_minimum() -> None:
+    """However risky, a line that has rung under 15 s is never given up (even if configured lower)."""
+    inp = replace(_BUSY_FLOOR, ringing_elapsed=(14.9, 10.0), release_after_s=5.0)
+    assert decide(initial_state(), inp, 0.0)[1].release == ()
+
+
+def test_a_late_line_an_agent_is_waiting_for_is_kept() -> None:
+    """With an agent free and nothing else in flight, a late answer would be taken: the line rings on."""
+    inp = replace(_BUSY_FLOOR, agents_free=1, talk_elapsed=(5.0, 8.0), ringing_elapsed=(18.0,))
+    assert decide(initial_state(), inp, 0.0)[1].release == ()
+
+
+def test_of_two_late_lines_for_one_agent_one_is_kept() -> None:
+    """One free agent, two late lines: the longest ringing is weighed first and kept, the second
+    (whose answer would find the agent taken by the first) is the one given up -- not both."""
+    inp = replace(_BUSY_FLOOR, agents_free=1, talk_elapsed=(5.0, 8.0), ringing_elapsed=(16.0, 20.0),
+                  human_rate=0.9, machine_rate=0.05, busy_rate=0.0, amd_false_positive=0.0)
+    d = decide(initial_state(), inp, 0.0)[1]
+    assert len(d.release) == 1
+
+
+def test_progressive_and_ring_out_campaigns_never_release() -> None:
+    """Only predictive pacing gives lines up, and only when they would otherwise ring longer."""
+    inp = replace(_BUSY_FLOOR, ringing_elapsed=(16.0,))
+    assert decide(initial_state(), replace(inp, mode="progressive"), 0.0)[1].release == ()
+    assert decide(initial_state(), replace(inp, release_after_s=25.0), 0.0)[1].release == ()
+
+
+def test_ringing_outcome_shares_sum_to_one_and_fade_with_time() -> None:
+    """A line still ringing is less likely to be answered the longer it rings; shares sum to 1."""
+    early, late = pacing.ringing_outcome(BASE, 5.0), pacing.ringing_outcome(BASE, 20.0)
+    assert sum(early.values()) == pytest.approx(1.0) and sum(late.values()) == pytest.approx(1.0)
+    assert late["human"] < early["human"] and late["no_answer"] > early["no_answer"]
+    learnt = replace(BASE, ring_cdf=(0.0, 0.5, 1.0))  # every answer seen came within 2 s
+    assert pacing.ringing_outcome(learnt, 20.0)["no_answer"] == pytest.approx(1.0)

@@ -69,6 +69,16 @@ Modes:
   pessimistic for this campaign is corrected. At or over the limit (no slack left) the
   dialer throttles to progressive.
 
+Releasing late lines (:func:`release_lines`): the rules let a line be given up once it has
+rung 15 s (``release_after_s``) and nobody is abandoned by that, while a late answer that
+finds every agent busy is a drop. So each line ringing that long, longest first, is kept only
+while its own drop risk -- computed as for a new line, counting the late lines kept before it
+-- stays within ``lambda``; the others are released (``Decision.release``) and the dial
+decision is taken without them. A released line's outcome is never seen, so it is learnt as
+the share of each outcome it still had (:func:`ringing_outcome`), which keeps the learnt
+rates unbiased. Measured: the benchmark's geometric mean of idle ratios 0.515 / 0.530 ->
+0.478 / 0.470 (seeds 7 / 8), every scenario better.
+
 AMD trust: when the estimated false positives alone would use ``amd_untrust_share`` (80 %)
 of the limit or more -- so certainly when ``amd_false_positive x humans > limit x humans``
 -- AMD verdicts are no longer trusted: the dialer routes every answer to an agent (machines
@@ -98,6 +108,8 @@ __all__ = [
     "forecast",
     "initial_state",
     "lognormal_params",
+    "release_lines",
+    "ringing_outcome",
 ]
 
 Mode = Literal["preview", "progressive", "predictive"]

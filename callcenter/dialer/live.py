@@ -385,8 +385,11 @@ class LiveDialer:
         if line.call_id:
             self.by_call.pop(line.call_id, None)
         if line.outcome is None:  # gone before a verdict or before the grace ended
-            outcome = "abandoned" if line.state == "waiting" else "no_answer"
-            self._finish(line, outcome, f"callee hung up in state {line.state}")
+            if line.released is not None:  # answered just as we hung it up: count it against us
+                self._finish(line, "abandoned", f"answered as it was released (state {line.state})")
+            else:
+                outcome = "abandoned" if line.state == "waiting" else "no_answer"
+                self._finish(line, outcome, f"callee hung up in state {line.state}")
         self.wake()
 
     def dispose(self, agent: str, code: str, now: float) -> str | None:

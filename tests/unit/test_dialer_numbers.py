@@ -58,3 +58,19 @@ def test_ring_cdf_starts_at_the_prior_and_learns_the_ring_times():
         h.add(float(t), "no_answer", 25.0)  # unanswered lines do not count
     cdf = h.ring_cdf(prior.mean_ring_s, 25.0)
     assert cdf[7] < 0.1 and cdf[9] > 0.9 and all(b >= a for a, b in pairwise(cdf))
+
+
+def test_released_lines_are_learnt_as_the_shares_they_still_had():
+    """Lines given up at 15 s count as part answer, part no-answer: the answer rate is neither
+    inflated (dropping them) nor deflated (calling them all no-answers), and their answer share
+    lands after 15 s in the ring-time distribution."""
+    prior = pacing.Inputs()
+    h = History()
+    for t in range(150):  # 450 lines: the history keeps the last 500
+        h.add(float(t), "human", 8.0)
+        h.add(float(t), "other", 25.0)  # a no-answer
+        h.add_released(float(t), {"human": 0.25, "machine": 0.0, "busy": 0.0, "other": 0.75}, 15.0)
+    r = h.rates(prior)
+    assert r["human_rate"] == pytest.approx((150 * 1.25 + 10 * prior.human_rate) / 460, rel=1e-6)
+    cdf = h.ring_cdf(prior.mean_ring_s, 25.0)
+    assert cdf[14] < 0.85 and cdf[25] > 0.95  # 37.5 of 187.5 answers come after 15 s

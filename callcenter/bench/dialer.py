@@ -144,7 +144,7 @@ def run_seeds(seeds: list[int], duration_s: float = 8 * 3600.0, workers: int | N
 def _brief(r: dict[str, Any]) -> dict[str, Any]:
     keys = ("abandon_rate", "abandon_rate_actual", "agent_occupancy", "idle_share", "dialed",
             "human_answers", "abandoned", "abandoned_no_agent", "dial_level_mean", "amd_trusted",
-            "throttled_share", "connects_per_agent_hour")
+            "throttled_share", "connects_per_agent_hour", "released")
     return {k: r[k] for k in keys}
 
 

@@ -354,14 +354,10 @@ class Forecast:
         against those routed before it.
         """
         need, m, pmf = self.excess_pmf()
-        width = pmf.shape[1]
-        sf = np.cumsum(pmf[:, ::-1], axis=1)[:, ::-1]  # sf[:, i] = P(V >= i - m)
+        sf = _survival(pmf)
 
         def at_least(level: np.ndarray) -> np.ndarray:
-            """P(V >= level[...]) for integer levels broadcast against the rows of t."""
-            i = level + m
-            out = np.take_along_axis(sf, np.clip(i, 0, width - 1), axis=1)
-            return np.where(i <= 0, 1.0, np.minimum(out, 1.0))
+            return _at_least(sf, m, level)
 
         du = np.diff(self.per_line, prepend=0.0)  # P(a new line is routed in step k)
         arrivals = np.diff(self.demand_routed, prepend=0.0)
@@ -384,6 +380,19 @@ class Forecast:
             if r > stop and n >= floor:
                 break
         return np.array(risk), inflight
+
+
+def _survival(pmf: np.ndarray) -> np.ndarray:
+    """``sf[k, i]`` = P(V >= i - m) from ``pmf[k, i]`` = P(V = i - m)."""
+    return np.cumsum(pmf[:, ::-1], axis=1)[:, ::-1]
+
+
+def _at_least(sf: np.ndarray, m: int, level: np.ndarray) -> np.ndarray:
+    """P(V >= level[...]) for integer levels broadcast against the rows of ``sf`` (see
+    :func:`_survival`); 1 at or below V's floor ``-m``."""
+    i = level + m
+    out = np.take_along_axis(sf, np.clip(i, 0, sf.shape[1] - 1), axis=1)
+    return np.where(i <= 0, 1.0, np.minimum(out, 1.0))
 
 
 def _up(pmf: np.ndarray, a: np.ndarray, absorb: bool = True) -> np.ndarray:
@@ -435,9 +444,12 @@ def _talk_free(inp: Inputs, ts: np.ndarray, machine_share: float) -> np.ndarray:
     return p
 
 
-def _holding(t: np.ndarray, back: np.ndarray, machine_share: float) -> Callable[[np.ndarray], np.ndarray]:
-    """rows of P(routed by t) -> P(holding an agent at t): a routed machine gives its agent back
-    (``back[k]``: a machine routed by then has given it back by ``t[k]``)."""
+def _holding(inp: Inputs, t: np.ndarray, machine_share: float) -> Callable[[np.ndarray], np.ndarray]:
+    """rows of P(routed by t) -> P(holding an agent at t): a routed caller is a machine with
+    probability ``machine_share`` and then gives its agent back after ``machine_handle_s``."""
+    if machine_share <= 1e-9 or inp.machine_handle_s <= 0:
+        machine_share = 0.0
+    back = t + GRACE_S - inp.machine_handle_s  # a machine routed by then has given its agent back
     # linear interpolation of any row on t at ``back`` (0 before the grid starts)
     pos = np.clip(back / STEP_S, -1.0, len(t) - 1.0)
     i0 = np.clip(np.floor(pos).astype(np.intp), 0, len(t) - 1)
@@ -491,6 +503,13 @@ def ringing_outcome(inp: Inputs, elapsed: float) -> dict[str, float]:
     return {k: v / total for k, v in w.items()}
 
 
+MIN_RELEASE_S = 15.0  # the rules: a line rings at least 15 s before it is given up
+
+
+def _release_after(inp: Inputs) -> float:
+    return max(inp.release_after_s, MIN_RELEASE_S)
+
+
 def release_lines(inp: Inputs, trusted: bool, allowance: float) -> tuple[int, ...]:
     """Ringing lines to give up now: indices into ``inp.ringing_elapsed``.
 
@@ -500,7 +519,7 @@ def release_lines(inp: Inputs, trusted: bool, allowance: float) -> tuple[int, ..
     every agent available by its deadline), from the same forecast as new lines, counting the
     late lines kept before it -- stays within ``allowance``; otherwise it is released.
     """
-    after = max(inp.release_after_s, 15.0)
+    after = _release_after(inp)
     if inp.mode != "predictive" or after >= inp.no_answer_s:
         return ()
     late = [i for i, r in enumerate(inp.ringing_elapsed) if r >= after]
@@ -516,16 +535,13 @@ def release_lines(inp: Inputs, trusted: bool, allowance: float) -> tuple[int, ..
     r = np.asarray([inp.ringing_elapsed[i] for i in late], dtype=float)
     pr, _ = _ringing_routed(inp, r, fc.t, amd, fc.p_route)
     _, _, p_mach = _route_probs(inp, trusted)
-    net = _holding(fc.t, fc.t + GRACE_S - inp.machine_handle_s,
-                   p_mach / fc.p_route if inp.machine_handle_s > 0 else 0.0)(pr)
-    rows = np.arange(len(fc.t))
+    net = _holding(inp, fc.t, p_mach / fc.p_route)(pr)
     out: list[int] = []
     for j in np.argsort(-r, kind="stable"):
         row = pr[j]
         if row[-1] <= 1e-9:
             continue  # it will not be answered in time to matter
-        sf_need = np.cumsum(pmf[:, ::-1], axis=1)[:, ::-1][rows, np.clip(need + m, 0, pmf.shape[1] - 1)]
-        p_drop = np.where(need + m <= 0, 1.0, sf_need)
+        p_drop = _at_least(_survival(pmf), m, need[:, None])[:, 0]
         risk = float(np.diff(row, prepend=0.0) @ p_drop) / float(row[-1])
         if risk > allowance:
             out.append(late[j])
@@ -556,10 +572,7 @@ def forecast(inp: Inputs, trusted: bool = True) -> Forecast:
     ts = t + (GRACE_S - STEP_S / 2.0)
     p_route, p_human, p_mach = _route_probs(inp, trusted)
     machine_share = p_mach / p_route if p_route > 1e-12 else 0.0
-    machines_back = machine_share > 1e-9 and inp.machine_handle_s > 0
-    back = t + GRACE_S - inp.machine_handle_s  # a machine routed by then has given its agent back
-
-    net = _holding(t, back, machine_share if machines_back else 0.0)
+    net = _holding(inp, t, machine_share)
 
     # ---- supply: agents available by each deadline
     fixed = np.full_like(t, float(inp.agents_free))
@@ -577,8 +590,9 @@ def forecast(inp: Inputs, trusted: bool = True) -> Forecast:
     h_ans = min(max(inp.human_rate, 0.0), 1.0)
     p_answer = min(h_ans + max(inp.machine_rate, 0.0), 1.0)
     q = p_route / p_answer if p_answer > 1e-12 else 0.0  # routed | answered
+    human_of_answer = h_ans / p_answer if p_answer > 1e-12 else 0.0
     routed_rows: list[np.ndarray] = []
-    humans = inp.amd_pending * (h_ans / p_answer if p_answer > 1e-12 else 0.0)
+    humans = inp.amd_pending * human_of_answer
     if inp.amd_pending:
         if len(inp.amd_elapsed) == inp.amd_pending:
             left = np.maximum(amd - np.asarray(inp.amd_elapsed, dtype=float), 0.0)
@@ -589,7 +603,7 @@ def forecast(inp: Inputs, trusted: bool = True) -> Forecast:
     after_amd = np.maximum(t - amd, 0.0)
     if inp.ringing_elapsed:
         pr, answer_p = _ringing_routed(inp, np.asarray(inp.ringing_elapsed, dtype=float), t, amd, p_route)
-        humans += float(answer_p.sum()) * (h_ans / p_answer if p_answer > 1e-12 else 0.0)
+        humans += float(answer_p.sum()) * human_of_answer
         routed_rows.append(pr[pr[:, -1] > 1e-9])
     routed_p = np.concatenate(routed_rows) if routed_rows else np.zeros((0, len(t)))
     routed = float(inp.waiting) + routed_p.sum(axis=0)
@@ -635,9 +649,17 @@ def spend_scale(allowed: float) -> float:
 
 # --------------------------------------------------------------------------- decide
 
+def _in_flight(inp: Inputs) -> int:
+    return len(inp.ringing_elapsed) + inp.amd_pending + inp.waiting
+
+
 def _progressive(inp: Inputs) -> int:
-    in_flight = len(inp.ringing_elapsed) + inp.amd_pending + inp.waiting
-    return max(0, inp.agents_free - in_flight)
+    return max(0, inp.agents_free - _in_flight(inp))
+
+
+def _cap(inp: Inputs) -> int:
+    """New lines ``max_dial_ratio`` still allows."""
+    return max(0, math.floor(inp.max_dial_ratio * inp.agents_total) - _in_flight(inp))
 
 
 def decide(state: PacingState, inp: Inputs, now: float) -> tuple[PacingState, Decision]:
@@ -670,11 +692,9 @@ def decide(state: PacingState, inp: Inputs, now: float) -> tuple[PacingState, De
 
     if inp.mode == "preview":
         return done(0, "preview: agents take leads explicitly")
-    prog = _progressive(inp)
-    in_flight = len(inp.ringing_elapsed) + inp.amd_pending + inp.waiting
-    cap = max(0, math.floor(inp.max_dial_ratio * inp.agents_total) - in_flight)
+    prog, cap = _progressive(inp), _cap(inp)
     if inp.mode == "progressive":
-        return done(min(prog, cap), f"progressive: {inp.agents_free} free, {in_flight} in flight")
+        return done(min(prog, cap), f"progressive: {inp.agents_free} free, {_in_flight(inp)} in flight")
     if inp.mode != "predictive":
         raise ValueError(f"unknown pacing mode {inp.mode!r}")
 
@@ -701,11 +721,9 @@ def decide(state: PacingState, inp: Inputs, now: float) -> tuple[PacingState, De
     release = release_lines(inp, trusted, lam)
     if release:
         gone = set(release)
-        notes.append(f"released {len(release)} lines ringing >= {max(inp.release_after_s, 15.0):.0f}s")
+        notes.append(f"released {len(release)} lines ringing >= {_release_after(inp):.0f}s")
         inp = replace(inp, ringing_elapsed=tuple(r for i, r in enumerate(inp.ringing_elapsed) if i not in gone))
-        prog = _progressive(inp)
-        in_flight = len(inp.ringing_elapsed) + inp.amd_pending + inp.waiting
-        cap = max(0, math.floor(inp.max_dial_ratio * inp.agents_total) - in_flight)
+        prog, cap = _progressive(inp), _cap(inp)
     if slack <= 0 or budget_rate <= 0:
         st = replace(st, throttled=True, allowance=0.0, seen_drops=seen, last_abandoned=inp.rolling_abandoned)
         return done(min(prog, cap), f"throttled: abandon slack {slack:.2f} "

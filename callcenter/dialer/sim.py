@@ -286,30 +286,26 @@ class _Sim:
             for k, w in self.hist.popleft().items():
                 self.hist_counts[k] -= w
 
-    def add_ring(self, rt: float, weight: float = 1.0) -> None:
+    def add_rings(self, mass: dict[int, float]) -> None:
+        """Answers seen, as weight per 1 s ring-time bin: the histogram fades by their total."""
         h = self.ring_hist
+        fade = 1.0 - sum(mass.values()) / _RING_MEMORY
         for k in range(len(h)):
-            h[k] *= 1.0 - weight / _RING_MEMORY
-        h[min(int(rt), len(h) - 1)] += weight
+            h[k] = h[k] * fade + mass.get(k, 0.0)
         self.ring_cdf = ()
 
     def release(self, line: int, inp: pacing.Inputs) -> None:
         """Give up a line still ringing (the pacer's call: it has rung the rules' minimum)."""
         elapsed = self.now - self.ringing[line]
         self.c["released"] += 1
-        share = pacing.ringing_outcome(inp, elapsed)
-        self.learn({HUMAN: share["human"], MACHINE: share["machine"], BUSY: share["busy"],
-                    NOANSWER: share["no_answer"]})
+        share = pacing.ringing_outcome(inp, elapsed)  # keyed HUMAN, MACHINE, BUSY, NOANSWER
+        self.learn(share)
         # the answer it might have had, spread over the later ring times as seen so far
-        answered = share["human"] + share["machine"]
+        answered = share[HUMAN] + share[MACHINE]
         later = range(min(int(elapsed) + 1, len(self.ring_hist) - 1), len(self.ring_hist))
         mass = sum(self.ring_hist[k] for k in later)
         if answered > 0 and mass > 0:
-            add = {k: answered * self.ring_hist[k] / mass for k in later}
-            self.add_ring(0.0, 0.0)  # (clears the cached CDF)
-            h = self.ring_hist
-            for k in range(len(h)):
-                h[k] = h[k] * (1.0 - answered / _RING_MEMORY) + add.get(k, 0.0)
+            self.add_rings({k: answered * self.ring_hist[k] / mass for k in later})
         self.finish_line(line)
 
     def finish_line(self, line: int) -> None:
@@ -332,7 +328,7 @@ class _Sim:
         rt = self.now - self.ringing.pop(line)
         self.ring_mean += 0.02 * (rt - self.ring_mean)
         self.ring_sq += 0.02 * (rt * rt - self.ring_sq)
-        self.add_ring(rt)
+        self.add_rings({min(int(rt), len(self.ring_hist) - 1): 1.0})
         if self.amd_trusted:
             self.amd[line] = self.now
             self.push(self.now + self.sc.amd_s, "amd_done", line)

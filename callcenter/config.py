@@ -427,7 +427,7 @@ class Config:
     trunks: dict[str, Trunk]
     agi: Listen = Field(default_factory=Listen)
     audiosocket: Listen = Field(default_factory=lambda: Listen(port=9093))  # live AMD audio from Asterisk
-    amd: dict[str, int | float] = Field(default_factory=dict)  # detector parameters (callcenter.core.amd.AmdParams)
+    amd: dict[str, int | float] = Field(default_factory=dict)  # detector parameters (callcenter.features.amd.detector.AmdParams)
     amd_profiles: dict[str, dict[str, int | float]] = Field(default_factory=dict)  # per campaign: name -> parameters
     http: Listen = Field(default_factory=lambda: Listen(port=9180))
     sip: Sip = Field(default_factory=Sip)
@@ -553,7 +553,7 @@ def _references(cfg: Config) -> list[str]:
         if not re.fullmatch(NAME, reason):
             problems.append(f"pause_reasons.{code}: bad reason name {reason!r} (lowercase letters, digits, _ or -)")
     try:
-        from .core.amd import AmdConfigError, AmdParams
+        from callcenter.features.amd.detector import AmdConfigError, AmdParams
         AmdParams.from_mapping(cfg.amd, prefix="amd")
     except AmdConfigError as e:
         problems.append(str(e))

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.amd import AmdParams, Result, classify
+from callcenter.features.amd.detector import AmdParams, Result, classify
 
 
 def _corpus_module() -> Any:

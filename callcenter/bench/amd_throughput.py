@@ -1,7 +1,7 @@
 """``callcenter bench amd-throughput``: AMD channel-frames per second on one core.
 
-The vectorised :func:`callcenter.core.amd.step` (all channels in one numpy pass) against the
-same detector as a per-channel Python loop (:mod:`callcenter.core.amd_reference`), measured in
+The vectorised :func:`callcenter.features.amd.detector.step` (all channels in one numpy pass) against the
+same detector as a per-channel Python loop (:mod:`callcenter.bench.amd_reference`), measured in
 the same run on the same audio. Load is steady: every slot carries a call; when a call's
 detector is done (verdict, and beep or give-up for machines) the slot starts a new call at
 once, as a dialer would. Audio is a pool of recordings from the AMD corpus generator (or, when
@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core import amd, amd_reference
+from callcenter.features.amd import detector as amd
+from callcenter.bench import amd_reference
 
 _FRAMES_PER_S = 1000 // amd.FRAME_MS
 
@@ -31,7 +32,7 @@ _FRAMES_PER_S = 1000 // amd.FRAME_MS
 def _pool(seed: int) -> tuple[np.ndarray, str]:
     """[P, 160] int16 frames of call audio."""
     try:
-        from .amd_corpus import _corpus_module
+        from callcenter.bench.amd_corpus import _corpus_module
         corpus = _corpus_module()
         items = corpus.generate(seed, 16, "train")
         return np.concatenate([amd.frames_of(a) for _, a in items]), "corpus"

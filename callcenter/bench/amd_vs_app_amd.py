@@ -24,11 +24,11 @@ import numpy as np
 import soundfile as sf
 import yaml
 
-from ..adapters.ami_client import AmiClient
-from ..core.amd import AmdParams, Result, classify
-from ..lab import Lab, LabError
-from ..protocol.ami import Message
-from .amd_corpus import _corpus_module, evaluate
+from callcenter.asterisk.ami_client import AmiClient
+from callcenter.features.amd.detector import AmdParams, Result, classify
+from callcenter.lab.asterisk import Lab, LabError
+from callcenter.protocol.ami import Message
+from callcenter.bench.amd_corpus import _corpus_module, evaluate
 
 SECRET = "bench-ami-secret"
 CONFIG = {

@@ -24,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from ..dialer.sim import Scenario, simulate
+from callcenter.features.dialer.sim import Scenario, simulate
 
 BASE = Scenario(seed=7, duration_s=8 * 3600.0, agents=20, aht_s=180.0, aht_cv=0.5, wrap_s=10.0,
                 answer_prob=0.35, machine_prob=0.25, busy_prob=0.05, ring_s=12.0,

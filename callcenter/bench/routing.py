@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from ..core.routing import NOT_MEMBER, AgentArrays, CallArrays, assign, assign_reference
+from callcenter.features.acd.routing import NOT_MEMBER, AgentArrays, CallArrays, assign, assign_reference
 
 DETERMINISTIC = ("skills", "longest-idle", "leastrecent", "fewestcalls", "rrmemory", "linear")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from ..lab import Lab, LabError
+from callcenter.lab.asterisk import Lab, LabError
 
 AGENT_EXT, AGENT_SECRET = "2001", "bench-secret-2001"
 OUR_DID, APPQ_DID = "5558000", "5559000"
@@ -114,7 +114,7 @@ def _quiet(phones, accounts) -> None:  # noqa: ANN001
 
 
 def run(rounds: int) -> dict[str, object]:
-    from ..sim.phones import Phones
+    from callcenter.lab.phones import Phones
 
     tmp = Path(tempfile.mkdtemp(prefix="cc-bench-"))
     cfg = dict(CONFIG, daemon=dict(CONFIG["daemon"], database=str(tmp / "bench.sqlite3")))

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from callcenter import config as config_mod
-from callcenter.lab import Lab, LabError, pstn_sim
+from callcenter.lab.asterisk import Lab, LabError, pstn_sim
 
 HERE = Path(__file__).parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -43,7 +43,7 @@ def _lab_config() -> Path:
     for t in d["trunks"].values():
         if "port" in t:
             t["port"] += PORT_OFFSET
-    from callcenter.lab import cache_dir
+    from callcenter.lab.asterisk import cache_dir
     out = cache_dir() / "lab-config" / "lab.yaml"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(d))
@@ -55,7 +55,7 @@ SIP = f"127.0.0.1:{5060 + PORT_OFFSET}"
 DID_URI = f"sip:5551000@{SIP}"
 CALLER_PORT = 5062 + PORT_OFFSET  # trunks.pstn in lab.yaml dials the callers back here
 
-# The simulated public network (callcenter.lab.pstn_sim): trunk "sim" dials 127.0.0.3.
+# The simulated public network (callcenter.lab.asterisk.pstn_sim): trunk "sim" dials 127.0.0.3.
 PSTN = pstn_sim(5064 + PORT_OFFSET)
 # Test-only dialplan: a "remote party" that answers and plays a recording (then silence, as a
 # line does), connected through a Local channel to the production AMD subroutine.
@@ -129,7 +129,7 @@ def lab() -> Iterator[dict[str, object]]:
 
 @pytest.fixture(scope="session")
 def phones(lab: dict[str, object]) -> Iterator[object]:
-    from callcenter.sim.phones import Phones
+    from callcenter.lab.phones import Phones
     p = Phones(asterisk=SIP, caller_port=CALLER_PORT)
     yield p
     p.close()

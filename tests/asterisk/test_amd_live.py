@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from .conftest import DaemonProc, Witness
+from tests.asterisk.conftest import DaemonProc, Witness
 
 pytestmark = pytest.mark.asterisk
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from .conftest import DaemonProc, Floor, Witness
+from tests.asterisk.conftest import DaemonProc, Floor, Witness
 
 pytestmark = pytest.mark.asterisk
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SIP, DaemonProc, Floor, Witness
+from tests.asterisk.conftest import SIP, DaemonProc, Floor, Witness
 
 pytestmark = pytest.mark.asterisk
 

@@ -12,7 +12,7 @@ import pytest
 
 from callcenter import config as config_mod
 
-from .conftest import LAB_CONFIG, DaemonProc, Floor, Witness
+from tests.asterisk.conftest import LAB_CONFIG, DaemonProc, Floor, Witness
 
 pytestmark = pytest.mark.asterisk
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import DaemonProc, Floor, Witness
+from tests.asterisk.conftest import DaemonProc, Floor, Witness
 
 pytestmark = pytest.mark.asterisk
 

@@ -36,11 +36,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from callcenter import recordings as rec
-from callcenter.lab import Lab
-from callcenter.sim.phones import _pj
+from callcenter.features.recording import files as rec
+from callcenter.lab.asterisk import Lab
+from callcenter.lab.phones import _pj
 
-from .conftest import LAB_CONFIG, LAB_EXTRA, SIP, DaemonProc, Floor, Witness
+from tests.asterisk.conftest import LAB_CONFIG, LAB_EXTRA, SIP, DaemonProc, Floor, Witness
 
 pytestmark = pytest.mark.asterisk
 

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from callcenter.config import load
-from callcenter.core import acd
-from callcenter.core.agents import AgentState
+from callcenter.features.acd import model as acd
+from callcenter.features.acd.agents import AgentState
 
 S = AgentState
 LAB = Path(__file__).resolve().parents[1] / "asterisk" / "lab.yaml"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from callcenter.core.agents import TRANSITIONS, AgentState, IllegalTransition, Trigger, transition
+from callcenter.features.acd.agents import TRANSITIONS, AgentState, IllegalTransition, Trigger, transition
 
 S, T = AgentState, Trigger
 

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from callcenter.adapters.agi_server import AgiServer, AgiSession
+from callcenter.asterisk.agi_server import AgiServer, AgiSession
 from callcenter.protocol.agi import Response
 
 IO_TIMEOUT = 5.0

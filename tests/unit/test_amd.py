@@ -10,9 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callcenter import amd_cli
-from callcenter.core import amd, amd_reference
-from callcenter.core.amd import AmdConfigError, AmdParams, classify
+from callcenter.cli import amd as amd_cli
+from callcenter.features.amd import detector as amd
+from callcenter.bench import amd_reference
+from callcenter.features.amd.detector import AmdConfigError, AmdParams, classify
 from tests import amd_corpus as corpus
 
 

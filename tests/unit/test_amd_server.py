@@ -8,8 +8,8 @@ import uuid
 
 import numpy as np
 
-from callcenter.adapters.amd_server import AmdServer, Verdict
-from callcenter.core.amd import AmdParams
+from callcenter.features.amd.server import AmdServer, Verdict
+from callcenter.features.amd.detector import AmdParams
 from callcenter.protocol.audiosocket import encode_audio, encode_uuid
 from tests.unit.test_amd import _greeting, _hello
 

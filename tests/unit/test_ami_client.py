@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from callcenter.adapters.ami_client import AmiClient, NotConnected
+from callcenter.asterisk.ami_client import AmiClient, NotConnected
 from callcenter.protocol.ami import AmiParser, Message
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callcenter.core import acd
+from callcenter.features.acd import model as acd
 from callcenter.protocol.ami import (
     MAX_MESSAGE,
     AmiParser,
@@ -15,7 +15,7 @@ from callcenter.protocol.ami import (
     UnsafeValue,
     encode_action,
 )
-from callcenter.runtime import originate_headers, sanitize_caller_id
+from callcenter.app import originate_headers, sanitize_caller_id
 
 BANNER = b"Asterisk Call Manager/9.0.0\r\n"
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callcenter.core import pacing
-from callcenter.dialer.live import History, dial_number
+from callcenter.features.dialer import pacing
+from callcenter.features.dialer.live import History, dial_number
 
 
 def test_e164_goes_out_as_digits():

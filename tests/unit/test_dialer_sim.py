@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callcenter import dialer_cli
-from callcenter.dialer.sim import (
+from callcenter.cli import dialer as dialer_cli
+from callcenter.features.dialer.sim import (
     Scenario,
     ScenarioError,
     _Sim,

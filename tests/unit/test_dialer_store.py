@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from callcenter.dialer.store import (
+from callcenter.features.dialer.store import (
     Lead,
     LeadStore,
     normalise_phone,

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callcenter.config import Action, load, parse
-from callcenter.core import ivr
-from callcenter.core.ivr import IvrState, Play, Route
+from callcenter.features.ivr import model as ivr
+from callcenter.features.ivr.model import IvrState, Play, Route
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = load(ROOT / "config" / "callcenter.yaml")

@@ -1,4 +1,4 @@
-"""The daemon's recording and supervision adapter (callcenter.media) against fake AGI and AMI peers."""
+"""The daemon's recording and supervision adapter (callcenter.features.recording.service) against fake AGI and AMI peers."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import soundfile as sf
 import yaml
 
 from callcenter import config as config_mod
-from callcenter import recordings as rec
-from callcenter.media import Media
+from callcenter.features.recording import files as rec
+from callcenter.features.recording.service import Media
 from callcenter.protocol.agi import Env, Response
 from callcenter.protocol.ami import Message
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callcenter.core import pacing
-from callcenter.core.pacing import Inputs, decide, initial_state
+from callcenter.features.dialer import pacing
+from callcenter.features.dialer.pacing import Inputs, decide, initial_state
 
 BASE = Inputs(mode="predictive", agents_total=20, agents_free=0, talk_elapsed=(60.0,) * 20,
               human_rate=0.35, machine_rate=0.25, busy_rate=0.05, mean_ring_s=12.0,

@@ -7,8 +7,8 @@ import copy
 import yaml
 
 from callcenter import config
-from callcenter.core import acd
-from callcenter.core.agents import AgentState
+from callcenter.features.acd import model as acd
+from callcenter.features.acd.agents import AgentState
 
 BASE = yaml.safe_load(open("tests/asterisk/lab.yaml"))
 

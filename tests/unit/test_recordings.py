@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from callcenter import config as config_mod
-from callcenter import recordings as rec
-from callcenter.recordings import (
+from callcenter.features.recording import files as rec
+from callcenter.features.recording.files import (
     REC_ID,
     BadRecId,
     LegsNotClosed,
@@ -584,7 +584,7 @@ def test_spy_audit(store: MediaStore):
 
 def test_tables_live_beside_the_daemon_tables(tmp_path: Path):
     """MediaStore and the call journal share one WAL database file without stepping on each other."""
-    from callcenter.store import Store
+    from callcenter.journal import Store
     db = tmp_path / "cc.sqlite3"
     Store(db).close()
     with MediaStore(db) as s:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from callcenter.config import load, parse
-from callcenter.render import AMI_READ, AMI_WRITE, CHANNEL_VARS, render, write
+from callcenter.asterisk.render import AMI_READ, AMI_WRITE, CHANNEL_VARS, render, write
 
 ROOT = Path(__file__).resolve().parents[2]
 CFG = load(ROOT / "config" / "callcenter.yaml")

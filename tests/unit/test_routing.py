@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callcenter.bench.routing import snapshot
-from callcenter.core.routing import (NOT_MEMBER, STRATEGIES, AgentArrays, CallArrays, assign, assign_reference,
+from callcenter.features.acd.routing import (NOT_MEMBER, STRATEGIES, AgentArrays, CallArrays, assign, assign_reference,
                                      max_penalty, strategy_ranks)
 
 

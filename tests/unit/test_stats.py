@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from callcenter import stats
-from callcenter.store import Store
+from callcenter.features.stats import figures as stats
+from callcenter.journal import Store
 
 NOW = 1_800_000_000.0
 

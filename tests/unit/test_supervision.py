@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from callcenter import config as config_mod
-from callcenter.core import supervision as sv
-from callcenter.core.supervision import (
+from callcenter.features.supervision import model as sv
+from callcenter.features.supervision.model import (
     LOCKOUT_S,
     MAX_BAD_PINS,
     PIN_WINDOW_S,

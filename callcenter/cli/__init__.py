@@ -1,0 +1,194 @@
+"""``callcenter`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from callcenter import config as config_mod
+
+EXIT_CONFIG = 2
+
+
+def _load(path: str) -> config_mod.Config:
+    try:
+        return config_mod.load(path)
+    except config_mod.ConfigError as e:
+        for line in e.problems:
+            print(f"config error: {line}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def cmd_check_config(a: argparse.Namespace) -> int:
+    cfg = _load(a.path)
+    print(f"ok: {len(cfg.queues)} queues, {len(cfg.agents)} agents, {len(cfg.menus)} menus, "
+          f"{sum(len(t.dids) for t in cfg.trunks.values())} DIDs")
+    return 0
+
+
+def cmd_asterisk_config(a: argparse.Namespace) -> int:
+    from callcenter.asterisk.render import render, write
+    cfg = _load(a.config)
+    for p in write(render(cfg), a.out):
+        print(p)
+    return 0
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from callcenter.app import serve
+    from callcenter.telemetry import configure_logging
+    cfg = _load(a.config)
+    configure_logging(cfg.daemon.log_format)
+    try:
+        asyncio.run(serve(cfg))
+    except OSError as e:  # typically a port already taken by another daemon
+        print(f"callcenter: cannot start: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_lab(a: argparse.Namespace) -> int:
+    from callcenter.lab.asterisk import Lab, LabError
+    lab = Lab.default()
+    try:
+        if a.action == "up":
+            info = lab.up(a.config)
+        elif a.action == "down":
+            lab.down()
+            info = lab.status()
+        else:
+            info = lab.status()
+    except LabError as e:
+        print(f"lab: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def cmd_status(a: argparse.Namespace) -> int:
+    from callcenter.cli.screen import fetch_status, render_text
+    cfg = _load(a.config)
+    st = fetch_status(cfg.http.host, cfg.http.port)
+    print(json.dumps(st, indent=2) if a.json else render_text(st))
+    return 0
+
+
+def cmd_stats(a: argparse.Namespace) -> int:
+    import sqlite3
+    import time
+
+    from callcenter.features.stats import figures as stats
+    cfg = _load(a.config)
+    try:
+        db = sqlite3.connect(f"file:{cfg.daemon.database}?mode=ro", uri=True)
+        since = time.time() - a.window
+        queues = {q: stats.queue_figures(db, since, cfg.queues[q].service_level_s).get(q) for q in cfg.queues}
+        agents = stats.agent_figures(db, since)
+    except sqlite3.Error as e:
+        print(f"stats: cannot read {cfg.daemon.database}: {e}", file=sys.stderr)
+        return 1
+    out = {"window_s": a.window,
+           "queues": {q: (f.as_dict() if f else None) for q, f in queues.items()},
+           "agents": {n: agents[n].as_dict() for n in cfg.agents if n in agents}}
+    if a.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"last {a.window:.0f} s")
+    hdr = f"{'':<12} {'OFFERED':>7} {'ANSW':>5} {'ABND':>5} {'SL':>5} {'ASA':>7} {'AHT':>7} {'ABND%':>6}"
+    for title, rows in (("QUEUE", out["queues"]), ("AGENT", out["agents"])):
+        print("\n" + title + hdr[len(title):])
+        for name, f in rows.items():
+            if f is None:
+                print(f"{name:<12} {'no calls':>7}")
+                continue
+            pct = lambda v: "-" if v is None else f"{v * 100:.0f}%"  # noqa: E731
+            sec = lambda v: "-" if v is None else f"{v:.1f}s"  # noqa: E731
+            print(f"{name:<12} {f['offered']:>7} {f['answered']:>5} {f['abandoned']:>5} {pct(f['service_level']):>5} "
+                  f"{sec(f['asa_s']):>7} {sec(f['aht_s']):>7} {pct(f['abandon_rate']):>6}")
+    return 0
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from callcenter.lab.demo import main as demo_main
+    return demo_main(a.config, a.duration, a.agents, a.call_every)
+
+
+# Subcommands with their own argument parsers, each in its own module: ``main(argv) -> int``.
+EXTENSIONS = {
+    "bench": ("callcenter.bench", "performance benchmarks, each a ratio against a baseline in one run"),
+    "amd": ("callcenter.cli.amd", "answering-machine detection (offline classification)"),
+    "dialer": ("callcenter.cli.dialer", "predictive dialer tools (simulation)"),
+    "campaign": ("callcenter.cli.campaign", "dialer campaigns: create, import, start/pause/stop, status, DNC"),
+    "recordings": ("callcenter.cli.recordings", "call recordings: list, show, purge (retention); supervision audit"),
+}
+
+
+def cmd_extension(a: argparse.Namespace) -> int:
+    import importlib
+    module = importlib.import_module(EXTENSIONS[a.cmd][0])
+    return int(module.main(a.rest) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    default_cfg = str(Path("config") / "callcenter.yaml")
+    p = argparse.ArgumentParser(prog="callcenter", description="ACD daemon for Asterisk")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("run", help="run the daemon")
+    s.add_argument("--config", default=default_cfg)
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("check-config", help="validate a configuration (exit 2 on error)")
+    s.add_argument("path")
+    s.set_defaults(func=cmd_check_config)
+
+    s = sub.add_parser("asterisk-config", help="render Asterisk's configuration")
+    s.add_argument("--config", default=default_cfg)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_asterisk_config)
+
+    s = sub.add_parser("lab", help="the lab Asterisk for demo and tests")
+    s.add_argument("action", choices=["up", "down", "status"])
+    s.add_argument("--config", default=default_cfg)
+    s.set_defaults(func=cmd_lab)
+
+    s = sub.add_parser("status", help="live queues and agents from a running daemon")
+    s.add_argument("--config", default=default_cfg)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("stats", help="service level, ASA, AHT, abandon rate per queue and agent (from the journal)")
+    s.add_argument("--config", default=default_cfg)
+    s.add_argument("--window", type=float, default=3600.0, help="seconds of history (default 3600)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_stats)
+
+    s = sub.add_parser("demo", help="lab Asterisk + daemon + simulated agents and callers + live screen")
+    s.add_argument("--config", default=default_cfg)
+    s.add_argument("--duration", type=float, default=0, help="seconds (0: until Ctrl-C)")
+    s.add_argument("--agents", type=int, default=3)
+    s.add_argument("--call-every", type=float, default=6.0)
+    s.set_defaults(func=cmd_demo)
+
+    for name, (_, help_) in EXTENSIONS.items():
+        s = sub.add_parser(name, help=help_, add_help=False)
+        s.add_argument("rest", nargs=argparse.REMAINDER)
+        s.set_defaults(func=cmd_extension)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from callcenter.telemetry import configure_logging
+    configure_logging("auto")  # logs go to stderr, so --json output on stdout stays clean
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in EXTENSIONS:  # their own parsers get every argument, options included
+        return cmd_extension(argparse.Namespace(cmd=argv[0], rest=argv[1:]))
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,5 +1,0 @@
-"""The outbound dialer: a simulator driving the pure pacing core, and campaign/lead storage.
-
-Pacing itself is pure and lives in :mod:`callcenter.core.pacing`; live dialling through
-Asterisk comes later.
-"""

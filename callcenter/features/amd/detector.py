@@ -1,0 +1,511 @@
+"""Answering-machine detection, streaming and vectorised across channels (numpy, no I/O).
+
+One :class:`AmdState` holds the detector state of up to ``capacity`` channels as numpy
+arrays; :func:`step` consumes one 20 ms frame (160 samples of 8 kHz int16) for every channel in
+a single numpy pass — there is no per-channel Python loop in the hot path.
+``callcenter.bench.amd_reference`` is the same detector written as a per-channel Python loop; both
+give identical verdicts (every feature is computed exactly: sums of int16 products are integers
+that float64 represents exactly, and the rest is element-wise IEEE arithmetic).
+
+Per frame (``x`` = 160 samples):
+
+- ``r0, r1, r2`` — autocorrelation at lags 0, 1, 2. ``r0`` is the frame energy; order-2 linear
+  prediction (Levinson) gives ``k1 = r1/r0`` (spectral tilt: ~1 for low-frequency sound, ~0 for
+  white noise) and the normalised prediction residual ``resid = e2/r0`` (~0 for a pure tone,
+  ~0.05-0.5 for voiced speech, ~1 for white noise: a cheap spectral-flatness measure).
+- An adaptive noise floor tracks the energy of non-speech frames (fast down, slower up,
+  creeping while someone speaks). A frame is *speech* when its energy exceeds both
+  ``min_speech_rms`` and the floor by ``speech_snr_db``, and it is not flat noise
+  (``resid < speech_max_resid``).
+- *Words*: runs of speech of >= ``min_word_ms`` separated by >= ``word_gap_ms`` of silence.
+- *Beep*: a cheap pre-filter — loud enough, ``resid < beep_max_resid`` (narrow-band), ``k1`` in
+  the ``beep_min_hz``-``beep_max_hz`` range, and so for two frames in a row with ``k1`` moving
+  less than ``beep_k1_step`` and the level less than 3 dB — picks the few candidate frames
+  (~5% of call audio) that get a Hann-windowed FFT: the peak bin and its two neighbours must
+  hold >= ``beep_min_peak_ratio`` of the energy (a voice spreads it over its harmonics). A run
+  of such frames, steady in frequency (peak bin moves <= 1 bin = 50 Hz) and level, lasting
+  >= ``beep_min_ms`` is a beep; its start is reported.
+
+Decisions (times are after the answer, counted in frames received):
+
+- ``HUMAN``: the first utterance (speech joined across pauses shorter than
+  ``after_silence_ms``) lasted <= ``max_human_utterance_ms`` and was followed by
+  ``after_silence_ms`` of silence — a person said "hello?" and waits.
+- ``MACHINE``: the first utterance grew longer than ``max_human_utterance_ms``, or had
+  ``machine_words`` words, or a beep was heard.
+- ``NOTSURE``: no decision by ``total_analysis_ms``.
+
+After ``MACHINE`` the channel keeps listening for the beep until ``beep_wait_ms``; when found,
+``step`` reports ``BEEP`` for that channel (the time to start leaving a message).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "BEEP",
+    "FRAME",
+    "FRAME_MS",
+    "HUMAN",
+    "MACHINE",
+    "NONE",
+    "NOTSURE",
+    "VERDICT_NAMES",
+    "AmdConfigError",
+    "AmdParams",
+    "AmdState",
+    "Result",
+    "add_channel",
+    "classify",
+    "frames_of",
+    "new_state",
+    "remove_channel",
+    "reset_channels",
+    "step",
+]
+
+FRAME = 160
+FRAME_MS = 20
+
+NONE, HUMAN, MACHINE, NOTSURE, BEEP = 0, 1, 2, 3, 4
+VERDICT_NAMES = {HUMAN: "HUMAN", MACHINE: "MACHINE", NOTSURE: "NOTSURE", BEEP: "BEEP"}
+
+# Phases of a channel.
+WAITING, SPEAKING, AWAIT_BEEP, DONE = 0, 1, 2, 3
+
+
+class AmdConfigError(ValueError):
+    """An invalid AMD parameter; the message names the dotted key."""
+
+
+@dataclass(frozen=True)
+class AmdParams:
+    """Detector parameters (milliseconds, decibels, ratios). Tuned on the TRAIN corpus only."""
+
+    max_human_utterance_ms: int = 3000  # a longer first utterance is a machine's greeting
+    after_silence_ms: int = 700         # silence that ends the first utterance (then HUMAN)
+    total_analysis_ms: int = 6000       # NOTSURE if undecided by then
+    machine_words: int = 9              # this many words in the first utterance: MACHINE
+    min_word_ms: int = 100              # shortest speech run counted as a word
+    word_gap_ms: int = 60               # silence that separates words
+    min_speech_rms: float = 120.0       # absolute speech threshold (RMS of a frame)
+    speech_snr_db: float = 7.0          # speech is this far above the noise floor
+    speech_max_resid: float = 0.6       # flatter frames than this are noise, not speech
+    noise_init_max_rms: float = 300.0   # the noise floor starts at min(first frame, this)
+    noise_min_rms: float = 5.0          # the noise floor never goes below this
+    beep_min_ms: int = 140              # shortest beep
+    beep_max_resid: float = 0.12        # beep pre-filter: order-2 prediction residual
+    beep_min_peak_ratio: float = 0.95   # share of the energy in the FFT peak's 3 bins
+    beep_k1_step: float = 0.03          # beep pre-filter: frame-to-frame change of k1
+    beep_min_hz: float = 350.0
+    beep_max_hz: float = 2100.0
+    beep_min_rms: float = 300.0         # quieter tones are not beeps
+    beep_wait_ms: int = 30000           # after MACHINE, listen for the beep until then
+
+    _POSITIVE = ("max_human_utterance_ms", "after_silence_ms", "total_analysis_ms",
+                 "machine_words", "min_word_ms", "word_gap_ms", "min_speech_rms",
+                 "noise_init_max_rms", "noise_min_rms", "beep_min_ms", "beep_max_resid",
+                 "beep_min_peak_ratio", "beep_k1_step", "beep_min_hz", "beep_max_hz",
+                 "beep_min_rms", "beep_wait_ms", "speech_max_resid")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self, prefix: str = "amd") -> None:
+        """Raise :class:`AmdConfigError` naming the first bad key."""
+        for name in self._POSITIVE:
+            if not getattr(self, name) > 0:
+                raise AmdConfigError(f"{prefix}.{name}: must be > 0")
+        if self.speech_snr_db < 0:
+            raise AmdConfigError(f"{prefix}.speech_snr_db: must be >= 0")
+        if not self.beep_min_hz < self.beep_max_hz <= 4000:
+            raise AmdConfigError(f"{prefix}.beep_max_hz: must be > beep_min_hz and <= 4000")
+        if self.beep_min_peak_ratio >= 1:
+            raise AmdConfigError(f"{prefix}.beep_min_peak_ratio: must be < 1")
+        if self.total_analysis_ms <= self.after_silence_ms:
+            raise AmdConfigError(f"{prefix}.total_analysis_ms: must be > after_silence_ms")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None, prefix: str = "amd") -> AmdParams:
+        """Build from a YAML mapping; unknown keys, wrong types and bad values name the key."""
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise AmdConfigError(f"{prefix}: must be a mapping")
+        known = {f.name: f for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in known:
+                raise AmdConfigError(f"{prefix}.{key}: unknown key")
+            want = known[key].type
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise AmdConfigError(f"{prefix}.{key}: must be a number")
+            if want in ("int", int):
+                if isinstance(value, float) and not value.is_integer():
+                    raise AmdConfigError(f"{prefix}.{key}: must be an integer")
+                value = int(value)
+            else:
+                value = float(value)
+                if not math.isfinite(value):
+                    raise AmdConfigError(f"{prefix}.{key}: must be finite")
+            kwargs[key] = value
+        obj = cls.__new__(cls)
+        defaults = cls()
+        for name in known:
+            object.__setattr__(obj, name, kwargs.get(name, getattr(defaults, name)))
+        obj.validate(prefix)
+        return obj
+
+
+@dataclass(frozen=True)
+class Derived:
+    """Constants derived once from :class:`AmdParams` (shared by both implementations)."""
+
+    min_speech_energy: float
+    snr_ratio: float
+    noise_init_max: float
+    noise_min: float
+    k1_min: float
+    k1_max: float
+    beep_min_energy: float
+    beep_frames: int
+    bin_min: int
+    bin_max: int
+
+    @classmethod
+    def of(cls, p: AmdParams) -> Derived:
+        n = float(FRAME)
+        return cls(
+            min_speech_energy=p.min_speech_rms * p.min_speech_rms * n,
+            snr_ratio=10.0 ** (p.speech_snr_db / 10.0),
+            noise_init_max=p.noise_init_max_rms * p.noise_init_max_rms * n,
+            noise_min=p.noise_min_rms * p.noise_min_rms * n,
+            # k1 ~ cos(2*pi*f/8000): high frequency -> small k1.
+            k1_min=math.cos(2 * math.pi * p.beep_max_hz / 8000.0),
+            k1_max=math.cos(2 * math.pi * p.beep_min_hz / 8000.0),
+            beep_min_energy=p.beep_min_rms * p.beep_min_rms * n,
+            beep_frames=-(-p.beep_min_ms // FRAME_MS),
+            bin_min=max(1, math.ceil(p.beep_min_hz / BIN_HZ)),
+            bin_max=min(FRAME // 2 - 1, math.floor(p.beep_max_hz / BIN_HZ)),
+        )
+
+
+BIN_HZ = 8000.0 / FRAME
+WINDOW = np.hanning(FRAME)
+
+
+def tone_peaks(x: np.ndarray, bin_min: int, bin_max: int, min_ratio: float) -> np.ndarray:
+    """Per row of float frames: the spectral peak bin when the frame is a narrow-band tone.
+
+    Hann-windowed FFT; a tone puts almost all its energy in the peak bin and its two
+    neighbours. Returns the bin, or -1 when the peak is outside ``[bin_min, bin_max]`` or holds
+    less than ``min_ratio`` of the energy.
+    """
+    spec = np.fft.rfft(x * WINDOW, axis=1)
+    power = spec.real ** 2 + spec.imag ** 2
+    total = power.sum(axis=1)
+    peak = power.argmax(axis=1)
+    c = np.clip(peak, 1, FRAME // 2 - 1)
+    rows = np.arange(len(peak))
+    band = power[rows, c - 1] + power[rows, c] + power[rows, c + 1]
+    ok = (peak >= bin_min) & (peak <= bin_max) & (band > total * min_ratio)
+    return np.where(ok, peak, -1)
+
+
+# Noise-floor smoothing (fixed; not worth a knob).
+FLOOR_DOWN = 0.7
+FLOOR_TRACK = 0.9
+FLOOR_CREEP = 1.002
+
+
+@dataclass
+class AmdState:
+    """Per-channel detector state as arrays of length ``capacity`` (mutated in place by step)."""
+
+    params: AmdParams
+    derived: Derived
+    in_use: np.ndarray        # bool: slot holds a channel
+    phase: np.ndarray         # int8: WAITING, SPEAKING, AWAIT_BEEP, DONE
+    frames: np.ndarray        # int32: frames received since the answer
+    floor: np.ndarray         # float64: noise-floor energy
+    utt_start: np.ndarray     # int32 ms
+    last_speech: np.ndarray   # int32 ms: end of the last speech frame
+    sil_run: np.ndarray       # int32 ms of silence since the last speech frame
+    seg_voiced: np.ndarray    # int32 ms of speech since the last word boundary
+    words: np.ndarray         # int32
+    prev_peak: np.ndarray     # int16: last frame's tone bin (-1: not a tone)
+    prev_r0: np.ndarray       # float64
+    prev_pre: np.ndarray      # bool: last frame passed the tone pre-filter
+    prev_k1: np.ndarray       # float64
+    tone_run: np.ndarray      # int32 frames
+    verdict: np.ndarray       # int8: the channel's decision (NONE until decided)
+    decided_ms: np.ndarray    # int32 ms after the answer (-1: not yet)
+    beep_ms: np.ndarray       # int32 ms after the answer where the beep starts (-1: none)
+    t_ms: int = 0             # the last tick's time
+
+    @property
+    def capacity(self) -> int:
+        return int(self.in_use.shape[0])
+
+
+_ARRAYS = {
+    "in_use": (np.bool_, False), "phase": (np.int8, WAITING), "frames": (np.int32, 0),
+    "floor": (np.float64, 0.0), "utt_start": (np.int32, 0), "last_speech": (np.int32, 0),
+    "sil_run": (np.int32, 0), "seg_voiced": (np.int32, 0), "words": (np.int32, 0),
+    "prev_peak": (np.int16, -1), "prev_r0": (np.float64, 0.0),
+    "prev_pre": (np.bool_, False), "prev_k1": (np.float64, 0.0),
+    "tone_run": (np.int32, 0), "verdict": (np.int8, NONE), "decided_ms": (np.int32, -1),
+    "beep_ms": (np.int32, -1),
+}
+
+
+def new_state(capacity: int, params: AmdParams | None = None) -> AmdState:
+    """An empty state with ``capacity`` free slots."""
+    p = params or AmdParams()
+    arrays = {k: np.full(capacity, v, dtype=t) for k, (t, v) in _ARRAYS.items()}
+    return AmdState(params=p, derived=Derived.of(p), **arrays)
+
+
+def add_channel(state: AmdState) -> int:
+    """Take a free slot for a newly answered call (growing the arrays if full); its index."""
+    free = np.flatnonzero(~state.in_use)
+    if len(free) == 0:
+        old = state.capacity
+        new = max(8, old * 2)
+        for k, (t, v) in _ARRAYS.items():
+            arr = np.full(new, v, dtype=t)
+            arr[:old] = getattr(state, k)
+            setattr(state, k, arr)
+        slot = old
+    else:
+        slot = int(free[0])
+    for k, (_, v) in _ARRAYS.items():
+        getattr(state, k)[slot] = v
+    state.in_use[slot] = True
+    return slot
+
+
+def reset_channels(state: AmdState, slots: np.ndarray) -> None:
+    """Start fresh calls in the given slots at once (each slot now in use)."""
+    for k, (_, v) in _ARRAYS.items():
+        getattr(state, k)[slots] = v
+    state.in_use[slots] = True
+
+
+def remove_channel(state: AmdState, slot: int) -> None:
+    """Free a slot (the call ended or was handed on)."""
+    state.in_use[slot] = False
+    state.phase[slot] = DONE
+
+
+def step(state: AmdState, frames: np.ndarray, active_mask: np.ndarray | None,
+         t_ms: int) -> tuple[AmdState, np.ndarray]:
+    """Consume one 20 ms frame for every channel; return (state, verdicts).
+
+    Args:
+        state: from :func:`new_state`; updated in place and returned.
+        frames: int16 array ``[capacity, 160]`` (rows of inactive slots are ignored).
+        active_mask: bool ``[capacity]``: which slots received a frame this tick (None: all
+            slots in use).
+        t_ms: the tick's time (kept for the caller; decisions count each channel's own frames,
+            so a late or lost frame does not shift them).
+
+    Returns:
+        ``verdicts``: int8 ``[capacity]`` — ``NONE`` or the verdict reached at this frame
+        (``HUMAN``, ``MACHINE``, ``NOTSURE``, or ``BEEP`` after an earlier ``MACHINE``).
+        ``state.decided_ms`` and ``state.beep_ms`` hold the times.
+    """
+    p = state.params
+    d = state.derived
+    live = state.in_use & (state.phase != DONE)
+    if active_mask is not None:
+        live &= active_mask
+    state.t_ms = t_ms
+    verdicts = np.zeros(state.capacity, dtype=np.int8)
+    if not live.any():
+        return state, verdicts
+    # Every row is computed (no gathers); only live rows are written back. Rows of idle slots
+    # may hold anything: every expression below stays finite.
+    x = frames.astype(np.float64)
+    # Exact integer-valued sums (|x| <= 32768, 160 terms: far below 2**53).
+    r0 = np.vecdot(x, x)
+    r1 = np.vecdot(x[:, 1:], x[:, :-1])
+    r2 = np.vecdot(x[:, 2:], x[:, :-2])
+
+    pos = r0 > 0.0
+    r0s = np.where(pos, r0, 1.0)
+    k1 = r1 / r0s
+    k1r1 = k1 * r1
+    e1 = r0 - k1r1
+    e1pos = e1 > 0.0
+    k2 = (r2 - k1r1) / np.where(e1pos, e1, 1.0)
+    e2 = e1 * (1.0 - k2 * k2)
+    resid = np.where(pos, np.where(e1pos, e2 / r0s, 0.0), 1.0)
+    k1 = np.where(pos, k1, 0.0)
+
+    phase = state.phase
+    nfr = state.frames + 1
+    el = nfr * FRAME_MS
+
+    # Adaptive noise floor.
+    old = state.floor
+    below = r0 < old
+    near = r0 < old * d.snr_ratio
+    floor = np.where(below, old * FLOOR_DOWN + r0 * (1.0 - FLOOR_DOWN),
+                     np.where(near, old * FLOOR_TRACK + r0 * (1.0 - FLOOR_TRACK),
+                              old * FLOOR_CREEP))
+    floor = np.where(nfr == 1, np.minimum(r0, d.noise_init_max), floor)
+    np.maximum(floor, d.noise_min, out=floor)
+    thr = np.maximum(floor * d.snr_ratio, d.min_speech_energy)
+    speech = (r0 > thr) & (resid < p.speech_max_resid)
+    quiet = ~speech
+
+    # Segmentation: utterance start, silence run, words.
+    waiting = phase == WAITING
+    start_now = speech & waiting
+    utt_start = np.where(start_now, el - FRAME_MS, state.utt_start)
+    last_speech = np.where(speech, el, state.last_speech)
+    sil_run = np.where(speech, 0, state.sil_run + FRAME_MS)
+    seg_voiced = state.seg_voiced + speech * FRAME_MS
+    boundary = quiet & (sil_run == p.word_gap_ms)
+    words = state.words + (boundary & (seg_voiced >= p.min_word_ms))
+    seg_voiced[boundary] = 0
+    # A word still being spoken counts once it is long enough.
+    words_now = words + (seg_voiced >= p.min_word_ms)
+    phase = np.where(start_now, SPEAKING, phase)
+
+    # Beep: a steady narrow-band tone (FFT only for the few candidate frames).
+    pre = (r0 > d.beep_min_energy) & (resid < p.beep_max_resid) & (k1 > d.k1_min) & (k1 < d.k1_max)
+    # A tone needs two such frames in a row at a steady level before the FFT looks at it.
+    cand = (live & pre & state.prev_pre & (np.abs(k1 - state.prev_k1) < p.beep_k1_step)
+            & (r0 < state.prev_r0 * 2.0) & (r0 * 2.0 > state.prev_r0))
+    peak = np.full(state.capacity, -1, dtype=np.int16)
+    ci = np.flatnonzero(cand)
+    if len(ci):
+        peak[ci] = tone_peaks(x[ci], d.bin_min, d.bin_max, p.beep_min_peak_ratio)
+    tonal = peak >= 0
+    prev_peak = state.prev_peak
+    prev_r0 = state.prev_r0
+    steady = (tonal & (prev_peak >= 0) & (np.abs(peak - prev_peak) <= 1)
+              & (r0 < prev_r0 * 2.0) & (r0 * 2.0 > prev_r0))
+    tone_run = np.where(steady, state.tone_run + 1, tonal.astype(np.int32))
+    # The run's first frame was a candidate too (checked by the pre-filter only): count it.
+    tone_start = el - (tone_run + 1) * FRAME_MS
+    beep = tone_run >= d.beep_frames
+
+    # Decisions.
+    speaking = phase == SPEAKING
+    machine = speaking & ((last_speech - utt_start > p.max_human_utterance_ms)
+                          | (words_now >= p.machine_words))
+    human = speaking & ~machine & (sil_run >= p.after_silence_ms)
+    undecided = waiting | speaking
+    machine = (machine | (beep & undecided)) & ~human
+    notsure = undecided & ~machine & ~human & (el >= p.total_analysis_ms)
+    awaiting = phase == AWAIT_BEEP
+    decided = human | machine | notsure
+
+    v = human * np.int8(HUMAN) + machine * np.int8(MACHINE) + notsure * np.int8(NOTSURE) \
+        + (beep & awaiting) * np.int8(BEEP)
+    new_phase = np.where(human | notsure | beep | (awaiting & (el >= p.beep_wait_ms)), DONE,
+                         np.where(machine, AWAIT_BEEP, phase))
+
+    w = live
+    np.copyto(state.phase, new_phase, where=w, casting="unsafe")
+    np.copyto(state.frames, nfr, where=w)
+    np.copyto(state.floor, floor, where=w)
+    np.copyto(state.utt_start, utt_start, where=w)
+    np.copyto(state.last_speech, last_speech, where=w)
+    np.copyto(state.sil_run, sil_run, where=w)
+    np.copyto(state.seg_voiced, seg_voiced, where=w)
+    np.copyto(state.words, words, where=w, casting="unsafe")
+    np.copyto(state.prev_peak, peak, where=w)
+    np.copyto(state.prev_r0, r0, where=w)
+    np.copyto(state.prev_pre, pre, where=w)
+    np.copyto(state.prev_k1, k1, where=w)
+    np.copyto(state.tone_run, tone_run, where=w)
+    dw = w & decided
+    np.copyto(state.verdict, v, where=dw, casting="unsafe")
+    np.copyto(state.decided_ms, el, where=dw)
+    np.copyto(state.beep_ms, tone_start, where=w & beep)
+    np.copyto(verdicts, v, where=w, casting="unsafe")
+    return state, verdicts
+
+
+@dataclass(frozen=True)
+class Result:
+    """One recording's outcome."""
+
+    verdict: str                 # HUMAN | MACHINE | NOTSURE
+    decided_at_ms: int
+    beep_ms: int | None = None
+
+
+def frames_of(pcm: np.ndarray) -> np.ndarray:
+    """Cut int16 audio into ``[n, 160]`` frames (a short last frame is zero-padded)."""
+    pcm = np.asarray(pcm, dtype=np.int16)
+    n = -(-len(pcm) // FRAME)
+    out = np.zeros((n, FRAME), dtype=np.int16)
+    out.reshape(-1)[: len(pcm)] = pcm
+    return out
+
+
+def classify(recordings: list[np.ndarray], params: AmdParams | None = None,
+             step_fn: Any = None, new_state_fn: Any = None) -> list[Result]:
+    """Run recordings (int16 8 kHz) through the streaming detector, all channels at once.
+
+    Each recording is fed 20 ms at a time; a channel whose audio ended before a verdict gets
+    ``NOTSURE`` at its end. ``step_fn``/``new_state_fn`` select another implementation with
+    the same interface (the reference loop).
+    """
+    step_fn = step_fn or step
+    new_state_fn = new_state_fn or new_state
+    n = len(recordings)
+    chunks = [frames_of(r) for r in recordings]
+    lengths = np.array([len(c) for c in chunks], dtype=np.int64)
+    total = int(lengths.max(initial=0))
+    st = new_state_fn(n, params)
+    for _ in range(n):
+        add_channel_any(st)
+    flat = np.concatenate(chunks + [np.zeros((1, FRAME), dtype=np.int16)])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    for t in range(total):
+        active = lengths > t
+        buf = flat[np.where(active, starts + t, len(flat) - 1)]
+        st, _ = step_fn(st, buf, active, t * FRAME_MS)
+        if not np.any(active & (np.asarray(_phase(st)) != DONE)):
+            break
+    out = []
+    verdict, decided, beep = _results(st)
+    for i in range(n):
+        v = int(verdict[i])
+        if v == NONE:
+            out.append(Result("NOTSURE", int(lengths[i]) * FRAME_MS,
+                              None if beep[i] < 0 else int(beep[i])))
+        else:
+            out.append(Result(VERDICT_NAMES[v], int(decided[i]),
+                              None if beep[i] < 0 else int(beep[i])))
+    return out
+
+
+def add_channel_any(st: Any) -> int:
+    """``add_channel`` for either implementation's state."""
+    if isinstance(st, AmdState):
+        return add_channel(st)
+    return int(st.add_channel())
+
+
+def _phase(st: Any) -> Any:
+    return st.phase if isinstance(st, AmdState) else [c.phase for c in st.channels]
+
+
+def _results(st: Any) -> tuple[Any, Any, Any]:
+    if isinstance(st, AmdState):
+        return st.verdict, st.decided_ms, st.beep_ms
+    return ([c.verdict for c in st.channels], [c.decided_ms for c in st.channels],
+            [c.beep_ms for c in st.channels])

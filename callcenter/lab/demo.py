@@ -1,0 +1,148 @@
+"""``make demo``: the lab Asterisk, the daemon, a small simulated floor and a live screen.
+
+Agents are pjsua2 desk phones that register, log in with the feature code and auto-answer;
+they talk for a while and hang up. Callers dial the DID from the trunk side every few seconds,
+press menu digits, and some give up if they wait too long. Ctrl-C stops everything this
+started (daemon, phones, Asterisk) and unmounts the lab.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from callcenter import config as config_mod
+from callcenter.features.dialer.store import LeadStore
+from callcenter.lab.asterisk import Lab, LabError, cache_dir, pstn_sim
+from callcenter.cli.screen import fetch_status, render_text
+
+CLEAR = "\x1b[H\x1b[2J"
+
+
+def main(config_path: str, duration: float, n_agents: int, call_every: float) -> int:
+    cfg = config_mod.load(config_path)
+    lab = Lab.default()
+    print("demo: starting the lab Asterisk ...", flush=True)
+    try:
+        sim = next((t for t in cfg.trunks.values() if t.host == "127.0.0.3"), None)
+        info = lab.up(config_path, extra=pstn_sim(sim.port) if sim is not None else None)
+    except LabError as e:
+        print(f"demo: {e}", file=sys.stderr)
+        return 1
+    print(f"demo: {info['asterisk']} up; starting the daemon", flush=True)
+    log_path = cache_dir() / "demo-daemon.log"
+    log = open(log_path, "ab")
+    daemon = subprocess.Popen([sys.executable, "-m", "callcenter", "run", "--config", config_path],
+                              stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    stop = False
+
+    def on_signal(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        if not _wait_daemon(cfg, daemon, 20):
+            print(f"demo: the daemon did not come up; see {log_path}", file=sys.stderr)
+            return 1
+        sip = f"{cfg.sip.bind}:{cfg.sip.port}"
+        floor = [sys.executable, "-m", "callcenter.lab.floor"]
+        names = list(cfg.agents)[:n_agents]
+        names += [m for c in cfg.campaigns.values() for m in cfg.queues[c.queue].members if m not in names]
+        for k, name in enumerate(names):  # (and the campaigns' agents)
+            ext = cfg.agents[name].phone
+            workers.append(subprocess.Popen(floor + ["agent", "--sip", sip, "--ext", ext, "--secret",
+                                                     cfg.phones[ext].secret, "--login", cfg.features.login,
+                                                     "--seed", str(k + 1)], stdin=subprocess.DEVNULL,
+                                            stdout=log, stderr=log, start_new_session=True))
+        for name in cfg.campaigns:
+            print(f"demo: campaign {name}: {_demo_leads(cfg, name)} fresh leads, started", flush=True)
+        did = next(iter(next(iter(cfg.trunks.values())).dids))
+        n_callers = 3  # each places up to 3 calls at once
+        for k in range(n_callers):
+            workers.append(subprocess.Popen(floor + ["callers", "--sip", sip, "--did", did, "--every",
+                                                     str(call_every * n_callers), "--seed", str(100 + k)],
+                                            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                            start_new_session=True))
+        t_end = time.monotonic() + duration if duration > 0 else float("inf")
+        while not stop and time.monotonic() < t_end and daemon.poll() is None:
+            try:
+                st = fetch_status(cfg.http.host, cfg.http.port)
+                sys.stdout.write(CLEAR + render_text(st, "callcenter demo (Ctrl-C to stop)") + "\n")
+                sys.stdout.flush()
+            except OSError as e:
+                sys.stdout.write(f"demo: status unavailable: {e}\n")
+            time.sleep(1.0)  # the screen's refresh rate
+        return 0
+    finally:
+        print("\ndemo: stopping ...", flush=True)
+        for w in workers:
+            with contextlib.suppress(ProcessLookupError):
+                w.send_signal(signal.SIGTERM)
+        for w in workers:
+            try:
+                w.wait(10)
+            except subprocess.TimeoutExpired:
+                w.kill()
+        if daemon.poll() is None:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.wait(10)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+        lab.down()
+        print(f"demo: stopped (daemon and phones log: {log_path})", flush=True)
+
+
+def _demo_leads(cfg: config_mod.Config, name: str, n: int = 300) -> int:
+    """Fresh leads for a demo campaign (its old ones are removed), numbers of the simulated network:
+    about 40 % people, 25 % machines, 10 % busy, 25 % no answer. They sit in a zone where it is
+    now mid-day, so the calling window is open whenever the demo runs."""
+    import random
+    off = (12 - time.gmtime().tm_hour) % 24
+    off = off - 24 if off > 14 else off
+    tz = "Etc/GMT" if off == 0 else f"Etc/GMT{'-' if off > 0 else '+'}{abs(off)}"  # POSIX signs are inverted
+    rng = random.Random(7)
+    kinds = rng.choices("1234", weights=(40, 25, 10, 25), k=n)
+    used: set[str] = set()
+    rows = ["phone,name,tz"]
+    for k in kinds:
+        for _ in range(200):
+            num = f"+12125550{k}{rng.randrange(100):02d}"
+            if num not in used:
+                used.add(num)
+                rows.append(f"{num},demo lead,{tz}")
+                break
+    path = cache_dir() / "demo-leads.csv"
+    path.write_text("\n".join(rows) + "\n")
+    with LeadStore(cfg.daemon.database) as store:
+        cid = store.campaign_id(name)
+        store.db.execute("DELETE FROM dispositions WHERE lead_id IN (SELECT id FROM leads WHERE campaign_id = ?)",
+                         (cid,))
+        store.db.execute("DELETE FROM leads WHERE campaign_id = ?", (cid,))
+        imported, _ = store.import_csv(cid, path)
+        if store.campaign_state(cid) in ("created", "paused"):
+            store.change_campaign(cid, "start")
+    return imported
+
+
+def _wait_daemon(cfg: config_mod.Config, proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if fetch_status(cfg.http.host, cfg.http.port).get("synced"):
+                return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main(str(Path("config/callcenter.yaml")), 0, 3, 6.0))

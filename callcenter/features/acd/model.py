@@ -556,9 +556,19 @@ def _expire(cfg: Config, tx: _Tx, now: float) -> None:
             tx.out.append(Fallback(cid, c.channel, c.queue, "empty"))
 
 
+def on_duty(agent: Agent) -> bool:
+    """Logged in and not on a break: the agent could take calls now or soon (staffed)."""
+    return agent.state not in (AgentState.LOGGED_OUT, AgentState.PAUSED)
+
+
+def staffed(cfg: Config, agents: Mapping[str, Agent], queue: str) -> int:
+    """How many of the queue's members are on duty (the one definition of "staffed")."""
+    return sum(1 for m in cfg.queues[queue].members if on_duty(agents[m]))
+
+
 def _staffed(cfg: Config, tx: _Tx, queue: str) -> bool:
     """Someone logged in and not on a break could still take this queue's calls."""
-    return any(tx.agents[m].state not in (AgentState.LOGGED_OUT, AgentState.PAUSED) for m in cfg.queues[queue].members)
+    return staffed(cfg, tx.agents, queue) > 0
 
 
 def _overflow(cfg: Config, tx: _Tx, c: Call, now: float, reason: str) -> None:

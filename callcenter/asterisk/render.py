@@ -8,6 +8,7 @@ import ipaddress
 from importlib import resources
 from pathlib import Path
 
+from callcenter.asterisk import contract
 from callcenter.config import Config
 from callcenter.features.recording.service import features_conf, phone_extensions
 
@@ -19,7 +20,7 @@ __all__ = ["render", "write", "AMI_READ", "AMI_WRITE", "CHANNEL_VARS"]
 # events with it, and the daemon must wait for FullyBooted after every (re)connect.
 AMI_READ = "system,call,agent,user,dtmf,reporting"
 AMI_WRITE = "call,originate,reporting"
-CHANNEL_VARS = "CC_ROLE,CC_CALL_ID,CC_AGENT,CC_QUEUE,CC_ENTERED,CC_SKILLS,CC_PRIORITY,CC_REC_ID"
+CHANNEL_VARS = ",".join(contract.CHANNEL_VARS)  # ride on every AMI channel event
 
 
 def _dialplan_source() -> str:

@@ -1,0 +1,81 @@
+"""The dialplan contract: every channel variable, context and FastAGI script the dialplan and the
+daemon share, named once. The renderer and the Python side import these names; a unit test checks
+that the shipped dialplan uses no ``CC_*`` variable or ``cc-*`` context that is not named here.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- channel variables the daemon sets or reads (and that ride on AMI events: CHANNEL_VARS)
+ROLE: Final = "CC_ROLE"            # caller | agent
+CALL_ID: Final = "CC_CALL_ID"      # the daemon's call id (16 hex)
+AGENT: Final = "CC_AGENT"
+QUEUE: Final = "CC_QUEUE"
+ENTERED: Final = "CC_ENTERED"      # Unix time the caller entered its current queue
+SKILLS: Final = "CC_SKILLS"        # skill:level,...
+PRIORITY: Final = "CC_PRIORITY"
+REC_ID: Final = "CC_REC_ID"        # recording id on the agent channel
+NODE: Final = "CC_NODE"            # the Asterisk node a channel lives on (one today)
+CALLER: Final = "CC_CALLER"        # the caller's channel, on the agent leg
+NEXT: Final = "CC_NEXT"            # what the IVR decided: queue | dial | hangup
+TARGET: Final = "CC_TARGET"        # extension to dial (IVR dial action)
+MOH: Final = "CC_MOH"
+HOOK: Final = "CC_HOOK"            # seconds between queue hooks
+CLAIM: Final = "CC_CLAIM"          # ok | no | callback
+DIAL: Final = "CC_DIAL"            # callback dial string
+RING_S: Final = "CC_RING_S"
+DID: Final = "CC_DID"
+TRIES: Final = "CC_TRIES"
+AMD: Final = "CC_AMD"
+AMD_MS: Final = "CC_AMD_MS"
+AMD_BEEP_MS: Final = "CC_AMD_BEEP_MS"
+AMD_OFF: Final = "CC_AMD_OFF"
+AMD_PROFILE: Final = "CC_AMD_PROFILE"
+AMD_UUID: Final = "CC_AMD_UUID"
+DIAL_ID: Final = "CC_DIAL_ID"      # the dialler's line id
+CAMPAIGN: Final = "CC_CAMPAIGN"
+VM_MESSAGE: Final = "CC_VM_MESSAGE"
+COMPLIANCE: Final = "CC_COMPLIANCE"
+SPY: Final = "CC_SPY"
+SPY_EXT: Final = "CC_SPY_EXT"
+SPY_MODE: Final = "CC_SPY_MODE"
+SPY_OPTIONS: Final = "CC_SPY_OPTIONS"
+SPY_TARGET: Final = "CC_SPY_TARGET"
+# globals rendered into extensions.conf
+AGI_URL: Final = "CC_AGI"
+AUDIOSOCKET: Final = "CC_AUDIOSOCKET"
+
+CHANNEL_VARS: Final = (ROLE, CALL_ID, AGENT, QUEUE, ENTERED, SKILLS, PRIORITY, REC_ID)
+
+VARIABLES: Final = frozenset(v for k, v in dict(globals()).items()
+                             if k.isupper() and isinstance(v, str) and v.startswith("CC_"))
+
+# --- contexts
+CTX_PHONES: Final = "cc-phones"
+CTX_IVR: Final = "cc-ivr"
+CTX_NEXT: Final = "cc-next"
+CTX_WAIT: Final = "cc-wait"
+CTX_AGENT: Final = "cc-agent"
+CTX_FALLBACK: Final = "cc-fallback"
+CTX_OUTBOUND: Final = "cc-outbound"
+CTX_ABANDON: Final = "cc-abandon"
+CTX_AMD: Final = "cc-amd"
+CTX_SPY: Final = "cc-spy"
+CTX_REC_START: Final = "cc-rec-start"
+CTX_REC_PAUSE: Final = "cc-rec-pause"
+CTX_REC_RESUME: Final = "cc-rec-resume"
+CTX_TRUNK_PREFIX: Final = "cc-trunk-"   # + trunk name
+TRANSPORT_UDP: Final = "cc-udp"
+
+CONTEXTS: Final = frozenset(v for k, v in dict(globals()).items()
+                            if k.startswith("CTX_") and not k.endswith("_PREFIX"))
+
+# --- FastAGI scripts (the path of agi://host:port/<script>)
+AGI_SCRIPTS: Final = frozenset({
+    "ivr", "queue-hook", "queue-digit", "fallback", "agent", "agent-claim", "amd-start", "amd-result",
+    "outbound-answered", "record", "spy",
+})
+
+ROLE_CALLER: Final = "caller"
+ROLE_AGENT: Final = "agent"

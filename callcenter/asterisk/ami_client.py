@@ -48,6 +48,7 @@ class AmiClient:
         self._booted: asyncio.Event = asyncio.Event()
         self._stop = asyncio.Event()
         self.logged_in = False
+        self.handler_failures = 0
 
     # ------------------------------------------------------------------ public
     def new_action_id(self) -> str:
@@ -182,7 +183,12 @@ class AmiClient:
         if msg.event == "FullyBooted":
             self._booted.set()
         if "Event" in msg:
-            self.on_event(msg)
+            try:
+                self.on_event(msg)
+            except Exception as e:  # noqa: BLE001 - a handler's bug must not end the reader (or routing)
+                self.handler_failures += 1
+                log.error("ami.handler_failed", ami_event=msg.event[:40], uniqueid=msg.get("Uniqueid")[:40],
+                          error=repr(e), exc_info=e)
 
     def _teardown(self) -> None:
         self.logged_in = False

@@ -122,3 +122,29 @@ async def test_malformed_stream_closes_the_session_and_the_client_recovers(fake:
     assert await asyncio.wait_for(ups.get(), 5) == 2  # session 1 died on garbage before FullyBooted
     c.stop()
     await asyncio.wait_for(task, 5)
+
+
+async def test_an_event_handler_that_raises_ends_neither_the_reader_nor_the_session(fake: FakeAmi) -> None:
+    """A KeyError in the event handler is logged; later events still arrive on the same session."""
+    seen: list[str] = []
+    ups: asyncio.Queue[int] = asyncio.Queue()
+    downs: list[int] = []
+
+    def handler(msg: Message) -> None:
+        seen.append(msg.event)
+        if msg.event == "OriginateResponse" and msg.action_id == "boom-1":
+            raise KeyError("CC_CALL_ID")
+
+    async def on_up() -> None:
+        await ups.put(fake.sessions)
+
+    c = AmiClient("127.0.0.1", fake.port, "u", "secret-123", on_event=handler, on_up=on_up,
+                  on_down=lambda: downs.append(1), max_backoff_s=0.2)
+    task = asyncio.create_task(c.run())
+    await asyncio.wait_for(ups.get(), 5)
+    await c.action("Originate", {"Channel": "PJSIP/2001"}, action_id="boom-1")
+    await c.action("Originate", {"Channel": "PJSIP/2001"}, action_id="fine-2")
+    assert seen.count("OriginateResponse") == 2
+    assert c.handler_failures == 1 and downs == [] and fake.sessions == 1
+    c.stop()
+    await asyncio.wait_for(task, 5)

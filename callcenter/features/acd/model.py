@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from callcenter.config import Config
 
 __all__ = [
-    "Agent", "Call", "AcdState", "initial_state", "step", "next_deadline",
+    "Agent", "Call", "AcdState", "initial_state", "step", "next_deadline", "reconfigure", "ReconfigureRefused",
     # events
     "Login", "Logout", "Pause", "Unpause", "DeviceState", "CallQueued", "CallerLeft", "OfferAnswered",
     "OfferFailed", "AgentHungUp", "Tick", "AmiDown", "Resync", "ChannelSnapshot", "Overflow",
@@ -122,6 +122,40 @@ def initial_state(cfg: Config, persisted: Mapping[str, tuple[AgentState, str, fl
                 ag = replace(ag, state=AgentState.READY, idle_since=since)
         agents[name] = ag
     return AcdState(agents=_frozen(agents), calls=_frozen({}))
+
+
+class ReconfigureRefused(Exception):
+    """A reload that would strand live calls (a queue removed while callers are in it)."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def reconfigure(new: Config, state: AcdState) -> AcdState:
+    """The state under a reloaded configuration: calls in progress untouched.
+
+    New agents start logged out; an agent removed from the config goes at once unless it is on a
+    call (then it stays until that call ends, offered nothing new: it is in no queue). Queue
+    memberships follow the new config. Removing a queue that still has callers is refused.
+    """
+    problems = [f"queues.{c.queue}: removed while {sum(1 for x in state.calls.values() if x.queue == c.queue)}"
+                f" call(s) are in it" for c in state.calls.values() if c.queue not in new.queues]
+    if problems:
+        raise ReconfigureRefused(sorted(set(problems)))
+    agents: dict[str, Agent] = {}
+    for name, a in state.agents.items():
+        if name not in new.agents:
+            if a.call_id is not None:  # finishing a call: keep, in no queue
+                agents[name] = replace(a, queues=())
+            continue
+        agents[name] = a
+    for name, a in new.agents.items():
+        queues = tuple(q for q, qc in new.queues.items() if name in qc.members)
+        cur = agents.get(name)
+        agents[name] = Agent(name=name, phone=a.phone, queues=queues) if cur is None \
+            else replace(cur, phone=a.phone, queues=queues)
+    return replace(state, agents=_frozen(agents))
 
 
 # --------------------------------------------------------------------------- events

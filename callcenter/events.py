@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import structlog
 
 __all__ = [
-    "Bus", "DomainEvent", "CallStarted", "CallPath", "CallQueued", "CallOffered", "CallAnswered",
+    "Bus", "DomainEvent", "CallStarted", "CallPath", "CallQueued", "CallOffered", "OfferResult", "CallAnswered",
     "CallEnded", "CallOutcome", "CallOverflowed", "AgentStateChanged", "CallbackStored", "CallbackDone",
     "QueueFigures", "RecordingEvent", "SpyEvent", "DialerOutcome", "AmdVerdict",
 ]
@@ -63,6 +63,13 @@ class CallOffered(DomainEvent):
     queue: str
     explain: str
     at: float
+
+
+@dataclass(frozen=True)
+class OfferResult(DomainEvent):
+    """How an offer's agent leg went: answered-leg, noanswer, error."""
+
+    result: str
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ CTX_REC_PAUSE: Final = "cc-rec-pause"
 CTX_REC_RESUME: Final = "cc-rec-resume"
 CTX_TRUNK_PREFIX: Final = "cc-trunk-"   # + trunk name
 TRANSPORT_UDP: Final = "cc-udp"
+TRUNK_ENDPOINT_PREFIX: Final = "trunk-"  # + trunk name: the PJSIP endpoint of a trunk
 
 CONTEXTS: Final = frozenset(v for k, v in dict(globals()).items()
                             if k.startswith("CTX_") and not k.endswith("_PREFIX"))

@@ -18,6 +18,11 @@ class TcpService:
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, self.host, self.port, reuse_address=True)
 
+    @property
+    def serving(self) -> bool:
+        """The listener is open and accepting (what the systemd watchdog vouches for)."""
+        return self._server is not None and self._server.is_serving()
+
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()

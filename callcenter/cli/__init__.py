@@ -8,22 +8,11 @@ import json
 import sys
 from pathlib import Path
 
-from callcenter import config as config_mod
-
-EXIT_CONFIG = 2
-
-
-def _load(path: str) -> config_mod.Config:
-    try:
-        return config_mod.load(path)
-    except config_mod.ConfigError as e:
-        for line in e.problems:
-            print(f"config error: {line}", file=sys.stderr)
-        raise SystemExit(EXIT_CONFIG) from None
+from callcenter.cli._config import EXIT_CONFIG, load_or_exit  # noqa: F401 - EXIT_CONFIG: public name
 
 
 def cmd_check_config(a: argparse.Namespace) -> int:
-    cfg = _load(a.path)
+    cfg = load_or_exit(a.path)
     print(f"ok: {len(cfg.queues)} queues, {len(cfg.agents)} agents, {len(cfg.menus)} menus, "
           f"{sum(len(t.dids) for t in cfg.trunks.values())} DIDs")
     return 0
@@ -31,7 +20,7 @@ def cmd_check_config(a: argparse.Namespace) -> int:
 
 def cmd_asterisk_config(a: argparse.Namespace) -> int:
     from callcenter.asterisk.render import render, write
-    cfg = _load(a.config)
+    cfg = load_or_exit(a.config)
     for p in write(render(cfg), a.out):
         print(p)
     return 0
@@ -40,37 +29,41 @@ def cmd_asterisk_config(a: argparse.Namespace) -> int:
 def cmd_run(a: argparse.Namespace) -> int:
     from callcenter.app import serve
     from callcenter.telemetry import configure_logging
-    cfg = _load(a.config)
+    cfg = load_or_exit(a.config)
     configure_logging(cfg.daemon.log_format)
     try:
-        asyncio.run(serve(cfg))
+        return asyncio.run(serve(cfg, a.config))
     except OSError as e:  # typically a port already taken by another daemon
         print(f"callcenter: cannot start: {e}", file=sys.stderr)
         return 1
-    return 0
 
 
 def cmd_lab(a: argparse.Namespace) -> int:
     from callcenter.lab.asterisk import Lab, LabError
+    from callcenter.lab.signals import interrupt_on_stop_signals
     lab = Lab.default()
     try:
-        if a.action == "up":
-            info = lab.up(a.config)
-        elif a.action == "down":
-            lab.down()
-            info = lab.status()
-        else:
-            info = lab.status()
+        with interrupt_on_stop_signals():  # an interrupted `up` takes down what it had started
+            if a.action == "up":
+                info = lab.up(a.config)
+            elif a.action == "down":
+                lab.down()
+                info = lab.status()
+            else:
+                info = lab.status()
     except LabError as e:
         print(f"lab: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as e:
+        print(f"lab: stopped ({e or 'SIGINT'})", file=sys.stderr)
+        return 130
     print(json.dumps(info, indent=2))
     return 0
 
 
 def cmd_status(a: argparse.Namespace) -> int:
     from callcenter.cli.screen import fetch_status, render_text
-    cfg = _load(a.config)
+    cfg = load_or_exit(a.config)
     st = fetch_status(cfg.http.host, cfg.http.port)
     print(json.dumps(st, indent=2) if a.json else render_text(st))
     return 0
@@ -80,16 +73,18 @@ def cmd_stats(a: argparse.Namespace) -> int:
     import sqlite3
     import time
 
-    from callcenter.features.stats import figures as stats
-    cfg = _load(a.config)
+    from callcenter.features.stats.cache import StatsCache
+    cfg = load_or_exit(a.config)
+    cache = StatsCache(cfg.daemon.database, {n: q.service_level_s for n, q in cfg.queues.items()}, a.window)
     try:
-        db = sqlite3.connect(f"file:{cfg.daemon.database}?mode=ro", uri=True)
-        since = time.time() - a.window
-        queues = {q: stats.queue_figures(db, since, cfg.queues[q].service_level_s).get(q) for q in cfg.queues}
-        agents = stats.agent_figures(db, since)
+        snap = cache.compute(time.time())  # the daemon's own window queries, on a read-only connection
     except sqlite3.Error as e:
         print(f"stats: cannot read {cfg.daemon.database}: {e}", file=sys.stderr)
         return 1
+    finally:
+        cache.close()
+    queues = {q: snap.queues.get(q) for q in cfg.queues}
+    agents = snap.agents
     out = {"window_s": a.window,
            "queues": {q: (f.as_dict() if f else None) for q, f in queues.items()},
            "agents": {n: agents[n].as_dict() for n in cfg.agents if n in agents}}

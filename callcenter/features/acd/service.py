@@ -1,0 +1,380 @@
+"""The ACD service: drives the pure core (:mod:`.model`) and carries out its commands over AMI.
+
+Events in (AMI, FastAGI handlers, timers) -> ``model.step`` -> commands -> AMI actions and
+domain events on the bus. It writes no journal and no metric itself: the subscribers of the bus
+do. Every key of a channel carries the Asterisk node it lives on, so the resync of one node
+never touches another node's legs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from callcenter import events as ev
+from callcenter.asterisk import contract as cc
+from callcenter.asterisk.ami_client import AmiError, NotConnected
+from callcenter.asterisk.ami_events import is_zombie
+from callcenter.features.acd import model
+from callcenter.features.acd.agents import AgentState
+from callcenter.protocol.ami import Message
+from callcenter.tasks import Supervisor
+
+__all__ = ["AcdService", "Leg", "sanitize_caller_id", "originate_headers", "encode_skills", "decode_skills"]
+
+log = structlog.get_logger("callcenter.acd")
+
+LEG_TTL_S = 120.0  # an Originate whose response never came is forgotten this long after its ring timeout
+
+_NUM_KEEP = re.compile(r"[^0-9+*#]")
+_NAME_KEEP = re.compile(r"[^\w .,'-]", re.UNICODE)
+
+
+def sanitize_caller_id(name: str, num: str) -> tuple[str, str]:
+    """Caller ID is whatever the far end sent: keep only harmless characters, bounded length."""
+    num = _NUM_KEEP.sub("", num)[:32]
+    name = _NAME_KEEP.sub("", name.replace("\r", " ").replace("\n", " "))[:48].strip()
+    return name, num
+
+
+def originate_headers(offer: model.Offer, channel_id: str, caller_context: str = cc.CTX_AGENT) -> list[tuple[str, str]]:
+    """The AMI Originate that rings an agent's phone; the agent leg bridges to the caller when answered."""
+    name, num = sanitize_caller_id(offer.caller_name, offer.caller_num)
+    return [
+        ("Channel", f"PJSIP/{offer.phone}"),
+        ("Context", caller_context),
+        ("Exten", "s"),
+        ("Priority", "1"),
+        ("Timeout", str(int(offer.timeout_s * 1000))),
+        ("CallerID", f'"{name}" <{num}>'),
+        ("ChannelId", channel_id),
+        ("Async", "true"),
+        ("Variable", f"{cc.ROLE}={cc.ROLE_AGENT}"),
+        ("Variable", f"{cc.AGENT}={offer.agent}"),
+        ("Variable", f"{cc.CALL_ID}={offer.call_id}"),
+        ("Variable", f"{cc.CALLER}={offer.caller_channel}"),
+    ]
+
+
+def encode_skills(skills: tuple[tuple[str, int], ...]) -> str:
+    """``(("spanish", 3),)`` -> ``spanish:3`` (config names only: safe in a channel variable)."""
+    return ",".join(f"{s}:{lv}" for s, lv in skills)
+
+
+def decode_skills(text: str) -> tuple[tuple[str, int], ...]:
+    out = []
+    for part in text.split(","):
+        m = re.fullmatch(r"([a-z][a-z0-9_-]{0,31}):(\d{1,2})", part)
+        if m:
+            out.append((m[1], int(m[2])))
+    return tuple(out)
+
+
+def epoch(text: str) -> float | None:
+    """A Unix time kept in a channel variable (CC_ENTERED), or None if it is not one."""
+    return float(text) if re.fullmatch(r"\d+(\.\d+)?", text) else None
+
+
+class Ami(Protocol):
+    def new_action_id(self) -> str: ...
+    async def action(self, name: str, headers: Any = (), *, action_id: str | None = None,
+                     timeout: float = 10.0) -> Message: ...
+
+
+@dataclass
+class Leg:
+    """An agent leg we originated, known by the ChannelId we gave it (its Uniqueid)."""
+
+    call_id: str
+    agent: str
+    action_id: str
+    node: str
+    expires_at: float
+    channel: str = ""  # the channel name, learnt from Newchannel
+
+
+@dataclass
+class Hooks:
+    """Listeners outside the ACD (the dialler): told of commands after each step."""
+
+    agent_changed: list[Callable[[model.Agent], None]] = field(default_factory=list)
+    call_answered: list[Callable[[str, str], None]] = field(default_factory=list)
+
+
+class AcdService:
+    def __init__(self, cfg: Any, bus: ev.Bus, ami: Ami, tasks: Supervisor, *, node: str = "local",
+                 persisted: dict[str, tuple[AgentState, str, float]] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.cfg = cfg
+        self.bus = bus
+        self.ami = ami
+        self.tasks = tasks
+        self.node = node
+        self.clock = clock
+        self.state = model.initial_state(cfg, persisted)
+        self.legs: dict[tuple[str, str], Leg] = {}  # (node, ChannelId) of agent legs we originated
+        self.by_action: dict[tuple[str, str], str] = {}  # (node, Originate ActionID) -> ChannelId
+        self.resync_legs: dict[tuple[str, str], str] = {}  # (call_id, agent) -> channel, from the snapshot
+        self.hooks: dict[str, asyncio.Event] = {}  # call id -> set when its running queue hook returns
+        self.listeners = Hooks()
+        self._pause_reason: dict[str, str | None] = {
+            a.name: (a.pause_reason if a.state == AgentState.PAUSED else None) for a in self.state.agents.values()}
+        self._timer: asyncio.TimerHandle | None = None
+
+    # ------------------------------------------------------------------ the core
+    def submit(self, event: object) -> list[model.Command]:
+        now = self.clock()
+        self.state, cmds = model.step(self.cfg, self.state, event, now)
+        for c in cmds:
+            self._execute(c, now)
+        self._reschedule()
+        self._publish_figures()
+        return cmds
+
+    def reconfigure(self, cfg: Any) -> None:
+        """A reloaded configuration (raises ``model.ReconfigureRefused``; then nothing changed)."""
+        state = model.reconfigure(cfg, self.state)
+        self.cfg, self.state = cfg, state
+        for a in state.agents.values():
+            self._pause_reason.setdefault(a.name, None)
+        for name in [n for n in self._pause_reason if n not in state.agents]:
+            del self._pause_reason[name]
+        self.submit(model.Tick())
+
+    def _reschedule(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        at = model.next_deadline(self.cfg, self.state, self.clock())
+        if at is not None:
+            delay = max(0.0, at - self.clock()) + 0.005
+            self._timer = asyncio.get_running_loop().call_later(delay, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        self.submit(model.Tick())
+
+    def _publish_figures(self) -> None:
+        counts = {str(s): 0 for s in AgentState}
+        for a in self.state.agents.values():
+            counts[str(a.state)] += 1
+        waiting = {q: 0 for q in self.cfg.queues}
+        for c in self.state.calls.values():
+            if c.agent is None and c.queue in waiting:
+                waiting[c.queue] += 1
+        self.bus.publish(ev.QueueFigures(tuple(waiting.items()), tuple(counts.items())))
+
+    def _execute(self, c: model.Command, now: float) -> None:
+        match c:
+            case model.Offer():
+                self.bus.publish(ev.CallOffered(c.call_id, c.agent, c.queue, c.explain, now))
+                self.tasks.spawn(self._originate(c), "acd.originate")
+            case model.CancelOffer():
+                self.tasks.spawn(self.cancel(c.call_id, c.agent), "acd.cancel")
+            case model.Fallback():
+                self.bus.publish(ev.CallOutcome(c.call_id, "fallback"))
+                log.info("call.fallback", call_id=c.call_id, queue=c.queue, reason=c.reason)
+                if not c.immediate:  # refused at entry: the IVR session still holds the caller
+                    self.tasks.spawn(self.redirect(c.channel, cc.CTX_FALLBACK), "acd.redirect")
+            case model.Requeue():
+                self.bus.publish(ev.CallOverflowed(c.call_id, c.queue))
+                log.info("call.overflow", call_id=c.call_id, queue=c.queue, reason=c.reason)
+                self.tasks.spawn(self.setvar(c.channel, cc.QUEUE, c.queue), "acd.setvar")
+            case model.AgentChanged(agent=a):
+                before = self._pause_reason.get(a.name)
+                now_reason = a.pause_reason if a.state == AgentState.PAUSED else None
+                changed = now_reason != before
+                self._pause_reason[a.name] = now_reason
+                self.bus.publish(ev.AgentStateChanged(a.name, str(a.state), a.pause_reason, a.idle_since,
+                                                      a.call_id, changed, now_reason, now))
+                log.info("agent.state", agent=a.name, state=str(a.state), reason=a.pause_reason or None,
+                         call_id=a.call_id)
+                for f in self.listeners.agent_changed:
+                    f(a)
+            case model.CallAnswered():
+                for g in self.listeners.call_answered:
+                    g(c.call_id, c.agent)
+                self.bus.publish(ev.CallAnswered(c.call_id, c.agent, c.at))
+                log.info("call.answered", call_id=c.call_id, agent=c.agent)
+            case model.CallEnded():
+                self.bus.publish(ev.CallEnded(c.call_id, c.outcome, c.at, c.agent))
+                log.info("call.ended", call_id=c.call_id, outcome=c.outcome, agent=c.agent)
+            case model.CallbackStored(call=cb):
+                self.bus.publish(ev.CallbackStored(cb, now))
+                log.info("callback.stored", call_id=cb.call_id, queue=cb.queue, attempts=cb.attempts,
+                         not_before=cb.not_before or None, connected=cb.connected)
+            case model.CallbackDone():
+                self.bus.publish(ev.CallbackDone(c.call_id, c.outcome))
+                log.info("callback.done", call_id=c.call_id, outcome=c.outcome)
+            case model.Rejected():
+                log.warning("core.rejected", event=type(c.event).__name__, reason=c.reason)
+
+    # ------------------------------------------------------------------ AMI actions
+    async def _originate(self, offer: model.Offer) -> None:
+        cid = f"ccagent-{uuid.uuid4().hex[:20]}"
+        aid = self.ami.new_action_id()
+        self.legs[(self.node, cid)] = Leg(offer.call_id, offer.agent, aid, self.node,
+                                          self.clock() + offer.timeout_s + LEG_TTL_S)
+        self.by_action[(self.node, aid)] = cid
+        structlog.contextvars.bind_contextvars(call_id=offer.call_id, agent=offer.agent)
+        log.info("offer.ring", call_id=offer.call_id, agent=offer.agent, phone=offer.phone, why=offer.explain)
+        try:
+            await self.ami.action("Originate", originate_headers(offer, cid), action_id=aid)
+        except (AmiError, NotConnected, asyncio.TimeoutError) as e:
+            log.warning("offer.originate_failed", call_id=offer.call_id, agent=offer.agent, error=str(e))
+            self.legs.pop((self.node, cid), None)
+            self.by_action.pop((self.node, aid), None)
+            self.bus.publish(ev.OfferResult("error"))
+            self.submit(model.OfferFailed(offer.call_id, offer.agent, "originate-error"))
+
+    async def cancel(self, call_id: str, agent: str) -> None:
+        """Hang up the agent's ringing leg: by channel name once known, else by the ChannelId we gave
+        it at Originate (its Uniqueid) — so a cancel racing ``Newchannel`` still stops the ringing."""
+        key = next((k for k, leg in self.legs.items() if leg.call_id == call_id and leg.agent == agent), None)
+        target = ""
+        if key is not None:
+            target = self.legs[key].channel or key[1]
+        if not target:
+            # After a restart we know the leg only from Asterisk's snapshot.
+            target = self.resync_legs.get((call_id, agent), "")
+        if target:
+            with contextlib.suppress(AmiError, NotConnected, asyncio.TimeoutError):
+                await self.ami.action("Hangup", {"Channel": target, "Cause": "16"})
+
+    async def setvar(self, channel: str, name: str, value: str) -> None:
+        """Keep the channel's own record right (a restarted daemon reads it back)."""
+        try:
+            await self.ami.action("Setvar", {"Channel": channel, "Variable": name, "Value": value})
+        except (AmiError, NotConnected, asyncio.TimeoutError) as e:
+            log.warning("call.setvar_failed", channel=channel, variable=name, error=str(e))
+
+    async def redirect(self, channel: str, context: str) -> None:
+        try:
+            await self.ami.action("Redirect", {"Channel": channel, "Context": context, "Exten": "s",
+                                               "Priority": "1"})
+        except (AmiError, NotConnected, asyncio.TimeoutError) as e:
+            log.warning("call.redirect_failed", channel=channel, error=str(e))
+
+    # ------------------------------------------------------------------ AMI events
+    def on_ami_event(self, node: str, msg: Message) -> None:
+        e = msg.event
+        if e == "Newchannel":
+            leg = self.legs.get((node, msg.get("Uniqueid")))
+            if leg is not None:
+                leg.channel = msg.get("Channel")
+        elif e == "OriginateResponse":
+            self._originate_response(node, msg)
+        elif e == "Hangup":
+            if is_zombie(msg):
+                return
+            v = msg.variables()
+            role, call_id = v.get(cc.ROLE, ""), v.get(cc.CALL_ID, "")
+            if role == cc.ROLE_CALLER and call_id:
+                self.submit(model.CallerLeft(call_id))
+            elif role == cc.ROLE_AGENT and call_id:
+                self.legs.pop((node, msg.get("Uniqueid")), None)
+                self.submit(model.AgentHungUp(v.get(cc.AGENT, ""), call_id))
+        elif e == "DialEnd":  # an agent leg dialling a callback: how it went
+            v = msg.variables()
+            c = self.state.calls.get(v.get(cc.CALL_ID, ""))
+            if v.get(cc.ROLE) == cc.ROLE_AGENT and c is not None and c.callback:
+                log.info("callback.dialled", call_id=c.call_id, agent=v.get(cc.AGENT), status=msg.get("DialStatus"))
+                self.submit(model.CallbackDialed(c.call_id, v.get(cc.AGENT, ""), msg.get("DialStatus")))
+        elif e == "BridgeEnter":
+            v = msg.variables()
+            if v.get(cc.ROLE) == cc.ROLE_AGENT and int(msg.get("BridgeNumChannels") or 0) >= 2:
+                log.info("call.bridged", call_id=v.get(cc.CALL_ID), agent=v.get(cc.AGENT),
+                         bridge=msg.get("BridgeUniqueid"))
+        elif e == "DeviceStateChange":
+            agent = self.agent_for_device(msg.get("Device"))
+            if agent:
+                self.submit(model.DeviceState(agent, msg.get("State")))
+
+    def _originate_response(self, node: str, msg: Message) -> None:
+        cid = self.by_action.pop((node, msg.action_id), None)
+        leg = self.legs.get((node, cid)) if cid else None
+        if leg is None:
+            log.info("ami.originate_response_unmatched", action_id=msg.action_id[:40],
+                     response=msg.get("Response"), reason=msg.get("Reason"))
+            return
+        if msg.get("Response").lower() == "success":
+            self.bus.publish(ev.OfferResult("answered-leg"))
+            self.submit(model.OfferAnswered(leg.call_id, leg.agent))
+        else:
+            self.legs.pop((node, cid), None)  # type: ignore[arg-type]
+            self.bus.publish(ev.OfferResult("noanswer"))
+            log.info("offer.failed", call_id=leg.call_id, agent=leg.agent, reason=msg.get("Reason"))
+            self.submit(model.OfferFailed(leg.call_id, leg.agent, msg.get("Reason")))
+
+    def agent_for_device(self, device: str) -> str | None:
+        if not device.startswith("PJSIP/"):
+            return None
+        return self.cfg.agent_by_phone(device[6:])
+
+    def resync(self, node: str, chans: Iterable[Message], devs: Iterable[Message]) -> None:
+        """Asterisk's snapshot of ``node`` after a (re)connect: rebuild our view of that node only."""
+        chans = list(chans)
+        snaps = []
+        live = {m.get("Uniqueid") for m in chans}
+        self.resync_legs = {}
+        for m in chans:
+            v = m.variables()
+            snap = model.ChannelSnapshot(
+                uniqueid=m.get("Uniqueid"), channel=m.get("Channel"), role=v.get(cc.ROLE, ""),
+                call_id=v.get(cc.CALL_ID, ""), agent=v.get(cc.AGENT, ""), queue=v.get(cc.QUEUE, ""),
+                entered_at=epoch(v.get(cc.ENTERED, "")),
+                up=m.get("ChannelState") == "6", bridged=bool(m.get("BridgeId")), context=m.get("Context"),
+                caller_num=m.get("CallerIDNum"), caller_name=m.get("CallerIDName"),
+                priority=int(v[cc.PRIORITY]) if v.get(cc.PRIORITY, "").isdigit() else 0,
+                skills=decode_skills(v.get(cc.SKILLS, "")))
+            snaps.append(snap)
+            if snap.role == cc.ROLE_AGENT:
+                self.resync_legs[(snap.call_id, snap.agent)] = snap.channel
+        # Legs of this node whose channel Asterisk no longer has: their events were lost with the link.
+        for key in [k for k in self.legs if k[0] == node and k[1] not in live]:
+            del self.legs[key]
+        for key in [k for k, cid in self.by_action.items() if k[0] == node and (node, cid) not in self.legs]:
+            del self.by_action[key]
+        devices = {}
+        for m in devs:
+            agent = self.agent_for_device(m.get("Device"))
+            if agent:
+                devices[agent] = m.get("State")
+        self.submit(model.Resync(tuple(snaps), devices))
+
+    def ami_down(self, node: str) -> None:
+        self.submit(model.AmiDown())
+
+    def sweep(self) -> int:
+        """Forget legs whose Originate response and hangup never came (a lost link): bounded maps."""
+        now = self.clock()
+        stale = [k for k, leg in self.legs.items() if leg.expires_at < now
+                 and not (leg.call_id in self.state.calls and self.state.calls[leg.call_id].agent == leg.agent)]
+        for k in stale:
+            del self.legs[k]
+        for k in [k for k, cid in self.by_action.items() if (k[0], cid) not in self.legs]:
+            del self.by_action[k]
+        return len(stale)
+
+    async def sweep_loop(self, every_s: float = 30.0) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            n = self.sweep()
+            if n:
+                log.info("acd.legs_expired", legs=n)
+
+    # ------------------------------------------------------------------ reads for handlers and status
+    def offered(self, call_id: str) -> bool:
+        c = self.state.calls.get(call_id)
+        return c is None or c.agent is not None
+
+    def staffed(self, queue: str) -> int:
+        return model.staffed(self.cfg, self.state.agents, queue)

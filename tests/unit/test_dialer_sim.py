@@ -102,7 +102,7 @@ def test_pacer_learns_a_call_length_only_when_the_call_ends() -> None:
     class Probe(_Sim):
         def decide(self) -> None:
             if 550.0 < self.now < 600.0:
-                late.append((self.c["connected_humans"], self.talk_n, self.inputs().aht_mean_s))
+                late.append((self.c["connected_humans"], self.est.talk[0], self.inputs().aht_mean_s))
             super().decide()
 
     Probe(replace(SHORT, duration_s=600.0, aht_s=5000.0, aht_cv=0.1, answer_prob=0.5, machine_prob=0.0)).run()

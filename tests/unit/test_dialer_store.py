@@ -232,8 +232,20 @@ def test_stale_reservations_are_released(store: LeadStore) -> None:
     store.import_csv(cid, csv_of("phone", "2125550100"))
     assert store.reserve(cid, NOON_NY, "dead") is not None
     assert store.reserve(cid, NOON_NY + 1, "w") is None
-    assert store.release_stale(NOON_NY + 700, older_than_s=600) == 1
+    assert store.release_stale(NOON_NY + 700, "dead", older_than_s=600) == 1
     assert store.reserve(cid, NOON_NY + 700, "w").attempts == 1
+
+
+def test_release_stale_releases_only_this_workers_leads(store: LeadStore) -> None:
+    """Worker A releasing its stale reservations leaves worker B's reservations reserved (fault 7)."""
+    cid = store.create_campaign("c")
+    store.import_csv(cid, csv_of("phone", "2125550100", "2125550101", "2125550102"))
+    a = store.reserve(cid, NOON_NY, "worker-a")
+    b1, b2 = store.reserve(cid, NOON_NY, "worker-b"), store.reserve(cid, NOON_NY, "worker-b")
+    assert store.release_stale(NOON_NY + 700, "worker-a", older_than_s=600) == 1
+    assert store.lead(a.id).state == "new"
+    assert store.lead(b1.id).state == store.lead(b2.id).state == "reserved"
+    assert store.release_stale(NOON_NY + 700, "worker-a", older_than_s=600) == 0
 
 
 # --------------------------------------------------------------------------- windows

@@ -25,8 +25,8 @@ Decisions are taken whenever an agent frees up or starts wrap-up, a line ends, a
 
 What the pacer is told is what a live dialer can know at that instant, never the future:
 agents' states with elapsed talk time and remaining wrap-up, each line's state with its
-elapsed ringing or AMD time, outcome rates of finished lines (last ``_WINDOW``), the
-answered lines' ring-time distribution (a fading 1 s histogram), talk and machine-handling
+elapsed ringing or AMD time, and what :mod:`.estimator` (shared with the live dialler) learnt:
+outcome rates of finished lines, the answered lines' ring-time distribution (a fading 1 s histogram), talk and machine-handling
 times of calls that have *ended* (a call's length is learnt when it ends, not when it
 starts), and the rolling drops and live answers. The world's parameters enter only as the
 campaign's priors (AHT, ring time) and AMD's rated accuracy, as a live campaign has them.
@@ -39,13 +39,13 @@ import math
 import random
 from collections import deque
 from dataclasses import dataclass, fields
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from callcenter.features.dialer import pacing
+from callcenter.features.dialer.estimator import BUSY, HUMAN, MACHINE, NOANSWER, Estimator
 
 __all__ = ["Scenario", "ScenarioError", "load_scenario", "parse_scenario", "simulate"]
 
@@ -164,23 +164,7 @@ def load_scenario(path: str | Path) -> Scenario:
 
 # --------------------------------------------------------------------------- the simulation
 
-HUMAN, MACHINE, BUSY, NOANSWER = "human", "machine", "busy", "no_answer"
-_WINDOW = 1000  # finished lines the outcome rates are learnt from
-_PRIOR_LINES = 30.0  # pseudo-lines of prior knowledge before the campaign has history
-_MACHINE_PRIOR_S = 10.0  # agent seconds on a machine, before any was seen
-_RING_MEMORY = 500.0  # the ring-time histogram remembers about the last 500 answers ...
-_RING_PRIOR = 20.0  # ... after a prior worth 20
 RING_SHAPE = 4.0  # answered lines ring a gamma time (shape 4: mostly 5-20 s for a 12 s mean)
-
-
-def _learnt(n: int, total: float, squares: float, weight: float, mean0: float,
-            cv0: float) -> tuple[float, float]:
-    """(mean, coefficient of variation) of durations seen (``n``, their sum and sum of
-    squares) after a prior worth ``weight`` durations of mean ``mean0`` and CV ``cv0``."""
-    k = n + weight
-    mean = (total + weight * mean0) / k
-    ex2 = (squares + weight * mean0 ** 2 * (1 + cv0 ** 2)) / k
-    return mean, math.sqrt(max(ex2 - mean * mean, 0.0)) / mean
 
 
 class _Sim:
@@ -204,23 +188,8 @@ class _Sim:
         self.pstate = pacing.initial_state()
         self.amd_trusted = True
         self.amd_untrusted_at: float | None = None
-        # history the pacer learns from
-        self.hist: deque[dict[str, float]] = deque()  # per finished line: outcome -> weight
-        self.hist_counts = {HUMAN: 0.0, MACHINE: 0.0, BUSY: 0.0, NOANSWER: 0.0}
-        self.ring_mean = sc.ring_s * 1.0  # EWMA of dial-to-answer (prior: exponential)
-        self.ring_sq = 2.0 * sc.ring_s ** 2  # EWMA of its square
-        # ... and its empirical distribution in 1 s bins: counts that fade (memory ~_RING_MEMORY
-        # answers), starting from the same exponential prior worth _RING_PRIOR answers
-        edges = [float(k) for k in range(math.ceil(sc.no_answer_s) + 1)]
-        self.ring_hist = [_RING_PRIOR * (math.exp(-a / sc.ring_s) - math.exp(-b / sc.ring_s))
-                          for a, b in pairwise(edges)]
-        self.ring_cdf: tuple[float, ...] = ()
-        self.talk_n = 0
-        self.talk_sum = 0.0
-        self.talk_sq = 0.0
-        self.mach_n = 0  # agent time on machines AMD let through (or all, when not trusted)
-        self.mach_sum = 0.0
-        self.mach_sq = 0.0
+        # what the pacer learns from: the live dialler's own estimator
+        self.est = Estimator(ring_prior_s=sc.ring_s, no_answer_s=sc.no_answer_s, aht_s=sc.aht_s, aht_cv=sc.aht_cv)
         # results
         self.c = {k: 0 for k in ("dialed", HUMAN, MACHINE, BUSY, NOANSWER, "drops", "amd_fp",
                                  "connected_humans", "connected_machines", "dropped_machines",
@@ -276,36 +245,11 @@ class _Sim:
         self.ringing[line] = self.now
         self.push(self.now + ring, "ring_end", line)
 
-    def learn(self, weights: dict[str, float]) -> None:
-        """One finished line: its outcome (weight 1), or for a line given up while ringing, the
-        share of each outcome it would have had (so giving lines up biases no rate)."""
-        self.hist.append(weights)
-        for k, w in weights.items():
-            self.hist_counts[k] += w
-        if len(self.hist) > _WINDOW:
-            for k, w in self.hist.popleft().items():
-                self.hist_counts[k] -= w
-
-    def add_rings(self, mass: dict[int, float]) -> None:
-        """Answers seen, as weight per 1 s ring-time bin: the histogram fades by their total."""
-        h = self.ring_hist
-        fade = 1.0 - sum(mass.values()) / _RING_MEMORY
-        for k in range(len(h)):
-            h[k] = h[k] * fade + mass.get(k, 0.0)
-        self.ring_cdf = ()
-
     def release(self, line: int, inp: pacing.Inputs) -> None:
         """Give up a line still ringing (the pacer's call: it has rung the rules' minimum)."""
         elapsed = self.now - self.ringing[line]
         self.c["released"] += 1
-        share = pacing.ringing_outcome(inp, elapsed)  # keyed HUMAN, MACHINE, BUSY, NOANSWER
-        self.learn(share)
-        # the answer it might have had, spread over the later ring times as seen so far
-        answered = share[HUMAN] + share[MACHINE]
-        later = range(min(int(elapsed) + 1, len(self.ring_hist) - 1), len(self.ring_hist))
-        mass = sum(self.ring_hist[k] for k in later)
-        if answered > 0 and mass > 0:
-            self.add_rings({k: answered * self.ring_hist[k] / mass for k in later})
+        self.est.released(pacing.ringing_outcome(inp, elapsed), elapsed)
         self.finish_line(line)
 
     def finish_line(self, line: int) -> None:
@@ -320,15 +264,12 @@ class _Sim:
             return  # given up by the pacer
         kind = self.line_kind[line]
         self.c[kind] += 1
-        self.learn({kind: 1.0})
+        self.est.outcome({kind: 1.0})
         if kind in (BUSY, NOANSWER):
             self.finish_line(line)
             return
         self.account_level()
-        rt = self.now - self.ringing.pop(line)
-        self.ring_mean += 0.02 * (rt - self.ring_mean)
-        self.ring_sq += 0.02 * (rt * rt - self.ring_sq)
-        self.add_rings({min(int(rt), len(self.ring_hist) - 1): 1.0})
+        self.est.answered(self.now - self.ringing.pop(line))
         if self.amd_trusted:
             self.amd[line] = self.now
             self.push(self.now + self.sc.amd_s, "amd_done", line)
@@ -388,15 +329,7 @@ class _Sim:
 
     def on_talk_end(self, agent: int, wrap: float, kind: str) -> None:
         # the pacer learns a call's length when it ends (as live), never when it starts
-        length = self.now - self.talk_start.pop(agent)
-        if kind == HUMAN:
-            self.talk_n += 1
-            self.talk_sum += length
-            self.talk_sq += length * length
-        else:
-            self.mach_n += 1
-            self.mach_sum += length
-            self.mach_sq += length * length
+        self.est.call_ended(self.now - self.talk_start.pop(agent), machine=kind != HUMAN)
         if wrap > 0:
             self.wrap_end[agent] = self.now + wrap
             self.push(self.now + wrap, "wrap_end", agent)
@@ -415,16 +348,6 @@ class _Sim:
     # ---- the pacer
     def inputs(self) -> pacing.Inputs:
         sc, now = self.sc, self.now
-        n = len(self.hist) + _PRIOR_LINES
-        hc = self.hist_counts
-        k = _PRIOR_LINES
-        # prior: a generous answer rate (dials fewer lines until history says otherwise)
-        human_rate = (hc[HUMAN] + k * 0.5) / n
-        machine_rate = (hc[MACHINE] + k * 0.2) / n
-        busy_rate = (hc[BUSY] + k * 0.05) / n
-        # the AHT prior counts as 20 calls; machine handling has a weak generic prior (3 calls)
-        mean, cv = _learnt(self.talk_n, self.talk_sum, self.talk_sq, 20.0, sc.aht_s, sc.aht_cv)
-        m_mean, m_cv = _learnt(self.mach_n, self.mach_sum, self.mach_sq, 3.0, _MACHINE_PRIOR_S, 0.5)
         return pacing.Inputs(
             mode=sc.mode,  # type: ignore[arg-type]
             agents_total=sc.agents,
@@ -435,26 +358,13 @@ class _Sim:
             amd_pending=len(self.amd),
             amd_elapsed=tuple(now - t for t in self.amd.values()),
             waiting=len(self.waiting),
-            human_rate=human_rate, machine_rate=machine_rate, busy_rate=busy_rate,
-            mean_ring_s=self.ring_mean,
-            ring_cv=math.sqrt(max(self.ring_sq - self.ring_mean ** 2, 0.0)) / max(self.ring_mean, 1e-6),
-            ring_cdf=self.ring_cdf or self._ring_cdf(),
             no_answer_s=sc.no_answer_s, amd_delay_s=sc.amd_s,
             amd_machine_detect=sc.amd_machine_detect, amd_false_positive=sc.amd_false_positive,
-            aht_mean_s=mean, aht_cv=cv, wrap_s=sc.wrap_s,
-            machine_handle_s=m_mean, machine_handle_cv=m_cv,
+            wrap_s=sc.wrap_s,
             rolling_abandoned=self.c["drops"], rolling_human_answers=self.c["routed_humans"],
             max_abandon_rate=sc.max_abandon_rate, max_dial_ratio=sc.max_dial_ratio,
+            **self.est.fields(),  # type: ignore[arg-type]
         )
-
-    def _ring_cdf(self) -> tuple[float, ...]:
-        total = sum(self.ring_hist)
-        acc, out = 0.0, [0.0]
-        for v in self.ring_hist:
-            acc += v
-            out.append(min(acc / total, 1.0))
-        self.ring_cdf = tuple(out)
-        return self.ring_cdf
 
     def decide(self) -> None:
         if self.now >= self.sc.duration_s:

@@ -6,8 +6,8 @@ Rules of this module:
   for national numbers). A CSV import never loses a row silently: it returns the number
   imported and one :class:`Rejected` (line number, reason) per row it refused.
 * :meth:`LeadStore.reserve` is the only way to hand a lead to a dialer worker. It runs in one
-  ``BEGIN IMMEDIATE`` transaction (SQLite's write lock) and flips ``state`` from ``new`` to
-  ``reserved`` with ``WHERE state = 'new'``, so two workers -- threads with their own
+  :func:`~callcenter.persistence.transaction` (``BEGIN IMMEDIATE``: SQLite's write lock) and
+  flips ``state`` from ``new`` to ``reserved`` with ``WHERE state = 'new'``, so two workers -- threads with their own
   connections or separate processes -- never get the same lead.
 * The do-not-call list is checked inside that transaction, i.e. at dial time: a number added
   mid-campaign is never dialled again, even if it was imported earlier.
@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,9 +35,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
+from callcenter.persistence import Migration, connect, migrate, transaction
+from callcenter.persistence.db import column_missing
+
 __all__ = [
     "OUTCOMES",
     "Campaign",
+    "CampaignRow",
     "Lead",
     "LeadStore",
     "Rejected",
@@ -104,6 +109,29 @@ CREATE TABLE IF NOT EXISTS dispositions (
 """
 
 
+def _add_state(db: sqlite3.Connection) -> None:
+    if column_missing(db, "campaigns", "state"):
+        db.execute("ALTER TABLE campaigns ADD COLUMN state TEXT NOT NULL DEFAULT 'created'")
+
+
+def _add_settings(db: sqlite3.Connection) -> None:
+    """A campaign's dialling settings (queue, trunk, mode ... as JSON) and where it is defined:
+    ``yaml`` (upserted from the config at start and reload), ``cli``, or ``removed`` (gone from
+    the YAML: no longer dialled, its leads and history kept)."""
+    if column_missing(db, "campaigns", "settings"):
+        db.execute("ALTER TABLE campaigns ADD COLUMN settings TEXT NOT NULL DEFAULT '{}'")
+    if column_missing(db, "campaigns", "defined_in"):
+        db.execute("ALTER TABLE campaigns ADD COLUMN defined_in TEXT NOT NULL DEFAULT 'cli'")
+
+
+MIGRATIONS = [
+    Migration(1, _SCHEMA),
+    Migration(2, fn=_add_state),
+    Migration(3, fn=_add_settings),
+    Migration(4, "CREATE INDEX IF NOT EXISTS leads_reserved ON leads (state, reserved_by, reserved_at)"),
+]
+
+
 @dataclass(frozen=True)
 class Campaign:
     id: int
@@ -114,6 +142,21 @@ class Campaign:
     max_attempts: int
     retry_s: dict[str, float]
     max_abandon_rate: float
+
+
+@dataclass(frozen=True)
+class CampaignRow:
+    """A campaign as the live dialler reads it: the store's columns and its dialling settings."""
+
+    id: int
+    name: str
+    state: str
+    defined_in: str
+    default_region: str
+    window: str
+    max_attempts: int
+    max_abandon_rate: float
+    settings: dict[str, object]
 
 
 @dataclass(frozen=True)
@@ -225,20 +268,13 @@ class IllegalCampaignTransition(Exception):
 
 
 class LeadStore:
-    """One SQLite connection. Use one store per thread/process (SQLite serialises writers)."""
+    """One SQLite connection (:func:`callcenter.persistence.connect`), used by one thread at a time:
+    the daemon calls it only on its database thread."""
 
     def __init__(self, path: str | Path, timeout_s: float = 30.0) -> None:
         self.path = str(path)
-        self.db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None,
-                                  check_same_thread=True)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA foreign_keys = ON")
-        if self.path != ":memory:":
-            self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-        self.db.executescript(_SCHEMA)
-        if "state" not in {r[1] for r in self.db.execute("PRAGMA table_info(campaigns)")}:
-            self.db.execute("ALTER TABLE campaigns ADD COLUMN state TEXT NOT NULL DEFAULT 'created'")
+        self.db = connect(self.path, timeout_s=timeout_s, row_factory=sqlite3.Row)
+        migrate(self.db, "dialer", MIGRATIONS)
 
     def close(self) -> None:
         self.db.close()
@@ -254,22 +290,59 @@ class LeadStore:
                         window_end: str = "21:00", max_attempts: int = 5,
                         retry_no_answer_s: float = 3600, retry_busy_s: float = 600,
                         retry_machine_s: float = 14400, retry_abandoned_s: float = 259200,
-                        max_abandon_rate: float = 0.03) -> int:
-        region = default_region.upper()
-        if region not in phonenumbers.SUPPORTED_REGIONS:
-            raise ValueError(f"default_region: unknown region {default_region!r}")
-        s, e = _parse_hhmm(window_start), _parse_hhmm(window_end)
-        if not s < e:
-            raise ValueError(f"window: start {window_start} must be before end {window_end}")
-        if max_attempts < 1:
-            raise ValueError("max_attempts: must be >= 1")
+                        max_abandon_rate: float = 0.03, settings: dict[str, object] | None = None,
+                        defined_in: str = "cli") -> int:
+        region = _checked(default_region, window_start, window_end, max_attempts)
         cur = self.db.execute(
             "INSERT INTO campaigns (name, default_region, window_start, window_end, max_attempts,"
-            " retry_no_answer_s, retry_busy_s, retry_machine_s, retry_abandoned_s, max_abandon_rate)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " retry_no_answer_s, retry_busy_s, retry_machine_s, retry_abandoned_s, max_abandon_rate,"
+            " settings, defined_in) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (name, region, window_start, window_end, max_attempts, retry_no_answer_s, retry_busy_s,
-             retry_machine_s, retry_abandoned_s, max_abandon_rate))
+             retry_machine_s, retry_abandoned_s, max_abandon_rate, json.dumps(settings or {}), defined_in))
         return int(cur.lastrowid or 0)
+
+    def upsert_campaign(self, name: str, default_region: str, *, window_start: str, window_end: str,
+                        max_attempts: int, max_abandon_rate: float, settings: dict[str, object]) -> int:
+        """A campaign the YAML defines: its settings are the YAML's; its state and leads are kept."""
+        region = _checked(default_region, window_start, window_end, max_attempts)
+        with transaction(self.db):
+            row = self.db.execute("SELECT id FROM campaigns WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                return self.create_campaign(name, region, window_start=window_start, window_end=window_end,
+                                            max_attempts=max_attempts, max_abandon_rate=max_abandon_rate,
+                                            settings=settings, defined_in="yaml")
+            self.db.execute(
+                "UPDATE campaigns SET default_region = ?, window_start = ?, window_end = ?, max_attempts = ?,"
+                " max_abandon_rate = ?, settings = ?, defined_in = 'yaml' WHERE id = ?",
+                (region, window_start, window_end, max_attempts, max_abandon_rate, json.dumps(settings),
+                 row["id"]))
+            return int(row["id"])
+
+    def retire_yaml_campaigns(self, keep: Iterable[str]) -> list[str]:
+        """Campaigns the YAML no longer defines are ``removed``: never dialled again, leads kept."""
+        keep = set(keep)
+        with transaction(self.db):
+            gone = [r["name"] for r in self.db.execute("SELECT name FROM campaigns WHERE defined_in = 'yaml'")
+                    if r["name"] not in keep]
+            self.db.executemany("UPDATE campaigns SET defined_in = 'removed' WHERE name = ?", [(n,) for n in gone])
+        return gone
+
+    def campaign_rows(self) -> list[CampaignRow]:
+        """Every campaign still defined (YAML or CLI), with its settings."""
+        return [CampaignRow(id=r["id"], name=r["name"], state=r["state"], defined_in=r["defined_in"],
+                            default_region=r["default_region"], window=f"{r['window_start']}-{r['window_end']}",
+                            max_attempts=r["max_attempts"], max_abandon_rate=r["max_abandon_rate"],
+                            settings=json.loads(r["settings"] or "{}"))
+                for r in self.db.execute("SELECT * FROM campaigns WHERE defined_in != 'removed' ORDER BY id")]
+
+    def rolling(self, campaign_id: int, since: float) -> tuple[int, int]:
+        """(human answers, abandoned) of the campaign's dispositions since ``since``."""
+        rows = self.db.execute(
+            "SELECT d.outcome, COUNT(*) FROM dispositions d JOIN leads l ON l.id = d.lead_id"
+            " WHERE l.campaign_id = ? AND d.at >= ? AND d.outcome IN ('human', 'abandoned') GROUP BY 1",
+            (campaign_id, since)).fetchall()
+        n = {r[0]: int(r[1]) for r in rows}
+        return n.get("human", 0) + n.get("abandoned", 0), n.get("abandoned", 0)
 
     def campaign(self, campaign_id: int) -> Campaign:
         r = self.db.execute("SELECT * FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
@@ -353,8 +426,7 @@ class LeadStore:
             seen[phone] = line
             rows.append((phone, rec.get("name", ""), ",".join(zones), 1 if tz else 0, line))
         imported = 0
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.db):
             for phone, name, zones_s, tz_given, ln in rows:
                 try:
                     self.db.execute(
@@ -363,10 +435,6 @@ class LeadStore:
                     imported += 1
                 except sqlite3.IntegrityError:
                     rejected.append(Rejected(ln, f"already in campaign {camp.name!r} ({phone})"))
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
         rejected.sort(key=lambda r: r.line)
         return imported, rejected
 
@@ -392,8 +460,7 @@ class LeadStore:
         get the same lead and a DNC entry committed before this call always wins.
         """
         camp = self.campaign(campaign_id)
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.db):
             rows = self.db.execute(
                 "SELECT * FROM leads WHERE campaign_id = ? AND state = 'new' AND next_at <= ?"
                 " AND NOT EXISTS (SELECT 1 FROM dnc WHERE dnc.phone = leads.phone)"
@@ -407,20 +474,16 @@ class LeadStore:
                     " attempts = attempts + 1 WHERE id = ? AND state = 'new' RETURNING *",
                     (worker, now, lead.id)).fetchone()
                 if got is not None:
-                    self.db.execute("COMMIT")
                     return _lead(got)
-            self.db.execute("COMMIT")
             return None
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
 
-    def release_stale(self, now: float, older_than_s: float = 600.0) -> int:
-        """Give back leads reserved by a worker that died (no outcome within ``older_than_s``)."""
+    def release_stale(self, now: float, worker: str, older_than_s: float = 600.0) -> int:
+        """Give back the leads ``worker`` reserved more than ``older_than_s`` ago without an outcome
+        (its own leftovers, e.g. after a restart); other workers' reservations are theirs."""
         cur = self.db.execute(
             "UPDATE leads SET state = 'new', reserved_by = NULL, reserved_at = NULL,"
-            " attempts = attempts - 1 WHERE state = 'reserved' AND reserved_at < ?",
-            (now - older_than_s,))
+            " attempts = attempts - 1 WHERE state = 'reserved' AND reserved_by = ? AND reserved_at < ?",
+            (worker, now - older_than_s))
         return cur.rowcount
 
     def record_outcome(self, lead_id: int, outcome: str, now: float, worker: str = "",
@@ -428,8 +491,7 @@ class LeadStore:
         """Record an attempt's disposition and schedule the retry (or close the lead)."""
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r} (one of {', '.join(OUTCOMES)})")
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.db):
             r = self.db.execute("SELECT * FROM leads WHERE id = ?", (lead_id,)).fetchone()
             if r is None:
                 raise KeyError(f"no lead {lead_id}")
@@ -452,18 +514,13 @@ class LeadStore:
             if outcome == "dnc_request":
                 self.db.execute("INSERT OR IGNORE INTO dnc (phone, added_at, source) VALUES (?, ?, ?)",
                                 (r["phone"], now, f"lead {lead_id}"))
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
         got = self.db.execute("SELECT * FROM leads WHERE id = ?", (lead_id,)).fetchone()
         return _lead(got)
 
     def dispose(self, lead_id: int, disposition: str, now: float, agent: str = "") -> None:
         """An agent's disposition of a finished call (the lead's dial outcome is already recorded).
         ``dnc`` puts the number on the do-not-call list; ``callback`` recycles the lead in an hour."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.db):
             r = self.db.execute("SELECT * FROM leads WHERE id = ?", (lead_id,)).fetchone()
             if r is None:
                 raise KeyError(f"no lead {lead_id}")
@@ -475,10 +532,6 @@ class LeadStore:
                                 (r["phone"], now, f"agent {agent}"))
             elif disposition == "callback" and r["state"] == "done":
                 self.db.execute("UPDATE leads SET state = 'new', next_at = ? WHERE id = ?", (now + 3600, lead_id))
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
 
     def dispositions(self, lead_id: int) -> list[dict[str, object]]:
         return [dict(r) for r in self.db.execute(
@@ -502,22 +555,28 @@ class LeadStore:
 
     def change_campaign(self, campaign_id: int, trigger: str) -> str:
         """Apply start/pause/stop by the transition table, atomically; the new state."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.db):
             row = self.db.execute("SELECT name, state FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
             new = CAMPAIGN_TRANSITIONS[row["state"]].get(trigger)
             if new is None:
                 raise IllegalCampaignTransition(row["name"], row["state"], trigger)
             self.db.execute("UPDATE campaigns SET state = ? WHERE id = ?", (new, campaign_id))
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
         return new
 
     def counts(self, campaign_id: int) -> dict[str, int]:
         return {r[0]: r[1] for r in self.db.execute(
             "SELECT state, COUNT(*) FROM leads WHERE campaign_id = ? GROUP BY state", (campaign_id,))}
+
+
+def _checked(region: str, window_start: str, window_end: str, max_attempts: int) -> str:
+    """Validate a campaign's store settings; the region, upper case."""
+    if region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"default_region: unknown region {region!r}")
+    if not _parse_hhmm(window_start) < _parse_hhmm(window_end):
+        raise ValueError(f"window: start {window_start} must be before end {window_end}")
+    if max_attempts < 1:
+        raise ValueError("max_attempts: must be >= 1")
+    return region.upper()
 
 
 def _lead(r: sqlite3.Row) -> Lead:

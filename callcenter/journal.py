@@ -1,23 +1,48 @@
-"""SQLite journal: one row per call, and the agents' login/pause state (which survives restarts).
+"""SQLite call journal: one row per call; a subscriber of the domain-event bus.
 
-SQLite writes here are small and local (WAL, synchronous=NORMAL), so they run inline on the
-event loop: a few tens of microseconds each, far below AMI's own latency.
+No feature writes the journal: :meth:`Journal.subscribe` turns each domain event
+(:mod:`callcenter.events`) into one small write posted to the daemon's
+:class:`~callcenter.persistence.DbThread`, so a locked or slow database never blocks the event
+loop. Every method here runs on the thread that owns the connection (the database thread in
+the daemon; the caller's own thread in tools and tests).
+
+The tables of other features live beside it on the same connection: callbacks
+(:mod:`callcenter.features.callback.store`) and agents/pauses (:mod:`callcenter.features.acd.store`);
+the journal keeps thin delegating methods for them.
+
+The statistics read the journal through indexes, bounded by their window: ``calls_entered``
+(queue and agent figures), ``calls_started`` (outcome counts, recent calls), ``calls_ended``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from callcenter.features.acd.model import Call
+from callcenter import events as ev
 from callcenter.features.acd.agents import AgentState
+from callcenter.features.acd.model import Call
+from callcenter.features.acd.store import AgentStore
+from callcenter.features.callback.store import CallbackStore
+from callcenter.persistence import Migration, connect, migrate
+from callcenter.persistence.db import column_missing
 
-__all__ = ["Store", "CallRecord"]
+if TYPE_CHECKING:
+    from callcenter.persistence import DbThread
 
-SCHEMA = """
+__all__ = ["Journal", "Store", "CallRecord", "MIGRATIONS"]
+
+
+def _add_route(db: sqlite3.Connection) -> None:
+    if column_missing(db, "calls", "route"):  # journals from before routing explanations
+        db.execute("ALTER TABLE calls ADD COLUMN route TEXT NOT NULL DEFAULT ''")
+
+
+MIGRATIONS = [
+    Migration(1, """
 CREATE TABLE IF NOT EXISTS calls (
     call_id     TEXT PRIMARY KEY,
     uniqueid    TEXT NOT NULL,
@@ -32,29 +57,20 @@ CREATE TABLE IF NOT EXISTS calls (
     answered_at REAL,
     ended_at    REAL,
     agent       TEXT,
-    outcome     TEXT,
-    route       TEXT NOT NULL DEFAULT ''
+    outcome     TEXT
 );
 CREATE INDEX IF NOT EXISTS calls_started ON calls(started_at);
-CREATE TABLE IF NOT EXISTS pauses (
-    agent      TEXT NOT NULL,
-    reason     TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    ended_at   REAL
-);
-CREATE INDEX IF NOT EXISTS pauses_agent ON pauses(agent, started_at);
-CREATE TABLE IF NOT EXISTS callbacks (
-    call_id    TEXT PRIMARY KEY,
-    call       TEXT NOT NULL,          -- the core's Call, as JSON
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS agents (
-    agent      TEXT PRIMARY KEY,
-    state      TEXT NOT NULL,
-    reason     TEXT NOT NULL DEFAULT '',
-    since      REAL NOT NULL
-);
-"""
+"""),
+    Migration(2, fn=_add_route),
+    # The live statistics read only their window: queue/agent figures by entry time, the rest by end.
+    Migration(3, """
+CREATE INDEX IF NOT EXISTS calls_entered ON calls(entered_at) WHERE entered_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS calls_ended ON calls(ended_at) WHERE ended_at IS NOT NULL;
+"""),
+]
+
+COLUMNS = ("call_id, uniqueid, channel, caller_num, caller_name, did, ivr_path, queue, started_at, entered_at,"
+           " answered_at, ended_at, agent, outcome, route")
 
 
 @dataclass(frozen=True)
@@ -76,22 +92,45 @@ class CallRecord:
     route: str = ""  # the routing decision's explanation (strategy, score, candidates)
 
 
-class Store:
-    def __init__(self, path: str | Path):
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA busy_timeout=5000")
-        self.db.executescript(SCHEMA)
-        cols = {r[1] for r in self.db.execute("PRAGMA table_info(calls)")}
-        if "route" not in cols:  # journals from before routing explanations
-            self.db.execute("ALTER TABLE calls ADD COLUMN route TEXT NOT NULL DEFAULT ''")
+class Journal:
+    """The call journal on one connection: a path (opened with the one connection policy) or a connection."""
+
+    def __init__(self, path: str | Path | sqlite3.Connection):
+        if isinstance(path, sqlite3.Connection):
+            self.path, self.db = "", path
+        else:
+            self.path = str(path)
+            self.db = connect(self.path)
+        migrate(self.db, "journal", MIGRATIONS)
+        self.callback_store = CallbackStore(self.db)
+        self.agent_store = AgentStore(self.db)
 
     def close(self) -> None:
         self.db.close()
+
+    # ---------------------------------------------------------------- the bus
+    def subscribe(self, bus: ev.Bus, db_thread: DbThread) -> None:
+        """Journal every domain event that changes a call, an agent or a callback: each handler only
+        posts its write to ``db_thread`` (in publication order; a failed write is logged and counted there)."""
+        post = db_thread.post
+
+        bus.subscribe(ev.CallStarted, lambda e: post(self.call_started, e.call_id, e.uniqueid, e.channel,
+                                                     e.caller_num, e.caller_name, e.did, e.at))
+        bus.subscribe(ev.CallPath, lambda e: post(self.call_path, e.call_id, e.path))
+        bus.subscribe(ev.CallQueued, lambda e: post(self.call_queued, e.call_id, e.queue, e.at))
+        bus.subscribe(ev.CallOffered, lambda e: post(self.call_route, e.call_id, e.explain))
+        bus.subscribe(ev.CallAnswered, lambda e: post(self.call_answered, e.call_id, e.agent, e.at))
+        bus.subscribe(ev.CallEnded, lambda e: post(self.call_ended, e.call_id, e.outcome, e.at))
+        bus.subscribe(ev.CallOutcome, lambda e: post(self.call_outcome, e.call_id, e.outcome))
+        bus.subscribe(ev.CallOverflowed, lambda e: post(self.call_overflow, e.call_id, e.queue))
+        bus.subscribe(ev.AgentStateChanged, lambda e: post(self._agent_changed, e))
+        bus.subscribe(ev.CallbackStored, lambda e: post(self.save_callback, e.call, e.at))
+        bus.subscribe(ev.CallbackDone, lambda e: post(self.delete_callback, e.call_id))
+
+    def _agent_changed(self, e: ev.AgentStateChanged) -> None:
+        self.save_agent(e.agent, AgentState(e.state), e.reason, e.idle_since)
+        if e.pause_reason_changed:  # pause intervals per reason, for durations in the statistics
+            self.pause_changed(e.agent, e.paused_reason, e.at)
 
     # ---------------------------------------------------------------- calls
     def call_started(self, call_id: str, uniqueid: str, channel: str, caller_num: str, caller_name: str,
@@ -129,64 +168,53 @@ class Store:
         self.db.execute("UPDATE calls SET outcome=? WHERE call_id=?", (outcome, call_id))
 
     def call(self, call_id: str) -> CallRecord | None:
-        row = self.db.execute("SELECT * FROM calls WHERE call_id=?", (call_id,)).fetchone()
+        row = self.db.execute(f"SELECT {COLUMNS} FROM calls WHERE call_id=?", (call_id,)).fetchone()
         return _record(row) if row else None
 
     def calls(self, limit: int = 100) -> list[CallRecord]:
-        rows = self.db.execute("SELECT * FROM calls ORDER BY started_at DESC LIMIT ?", (limit,)).fetchall()
+        rows = self.db.execute(f"SELECT {COLUMNS} FROM calls ORDER BY started_at DESC LIMIT ?", (limit,)).fetchall()
         return [_record(r) for r in rows]
 
-    def outcome_counts(self) -> dict[str, int]:
-        return dict(self.db.execute(
-            "SELECT COALESCE(outcome,'active'), COUNT(*) FROM calls GROUP BY 1").fetchall())
+    def outcome_counts(self, since: float | None = None) -> dict[str, int]:
+        """Calls by outcome (``active`` while none yet); with ``since``, only the calls started since
+        then, read through ``calls_started`` (what ``/status`` shows: bounded by its window)."""
+        return outcome_counts_on(self.db, since)
 
-    # ---------------------------------------------------------------- callbacks
+    # ---------------------------------------------------------------- callbacks (features/callback/store.py)
     def save_callback(self, call: Call, at: float) -> None:
-        """A callback outlives its caller's channel and the daemon: its place in the queue is kept here."""
-        d = dataclasses.asdict(call)
-        for k in ("tried", "ringing"):
-            d[k] = sorted(d[k])
-        self.db.execute("INSERT INTO callbacks(call_id, call, updated_at) VALUES (?,?,?) ON CONFLICT(call_id)"
-                        " DO UPDATE SET call=excluded.call, updated_at=excluded.updated_at",
-                        (call.call_id, json.dumps(d), at))
+        self.callback_store.save(call, at)
 
     def delete_callback(self, call_id: str) -> None:
-        self.db.execute("DELETE FROM callbacks WHERE call_id=?", (call_id,))
+        self.callback_store.delete(call_id)
 
     def callbacks(self) -> list[Call]:
-        out = []
-        for (text,) in self.db.execute("SELECT call FROM callbacks ORDER BY updated_at"):
-            d = json.loads(text)
-            d["tried"], d["ringing"] = frozenset(d["tried"]), frozenset(d["ringing"])
-            d["skills"] = tuple((s, int(lv)) for s, lv in d["skills"])
-            out.append(Call(**d))
-        return out
+        return self.callback_store.all()
 
-    # ---------------------------------------------------------------- agents
+    # ---------------------------------------------------------------- agents (features/acd/store.py)
     def save_agent(self, agent: str, state: AgentState, reason: str, since: float) -> None:
-        self.db.execute("INSERT INTO agents(agent, state, reason, since) VALUES (?,?,?,?)"
-                        " ON CONFLICT(agent) DO UPDATE SET state=excluded.state, reason=excluded.reason,"
-                        " since=excluded.since", (agent, str(state), reason, since))
+        self.agent_store.save_agent(agent, state, reason, since)
 
     def pause_changed(self, agent: str, reason: str | None, at: float) -> None:
         """Close the agent's open pause (if any) and open a new one when ``reason`` is given."""
-        self.db.execute("UPDATE pauses SET ended_at=? WHERE agent=? AND ended_at IS NULL", (at, agent))
-        if reason is not None:
-            self.db.execute("INSERT INTO pauses(agent, reason, started_at) VALUES (?,?,?)", (agent, reason, at))
+        self.agent_store.pause_changed(agent, reason, at)
 
     def pause_seconds(self, since: float, now: float) -> dict[str, dict[str, float]]:
         """agent -> reason -> seconds paused within [since, now] (open pauses count up to now)."""
-        rows = self.db.execute(
-            "SELECT agent, reason, SUM(MIN(COALESCE(ended_at, :now), :now) - MAX(started_at, :since))"
-            " FROM pauses WHERE COALESCE(ended_at, :now) > :since GROUP BY agent, reason",
-            {"since": since, "now": now}).fetchall()
-        out: dict[str, dict[str, float]] = {}
-        for agent, reason, secs in rows:
-            out.setdefault(agent, {})[reason] = round(max(secs or 0.0, 0.0), 1)
-        return out
+        return self.agent_store.pause_seconds(since, now)
 
     def agents(self) -> dict[str, tuple[AgentState, str, float]]:
-        return {a: (AgentState(s), r, t) for a, s, r, t in self.db.execute("SELECT * FROM agents")}
+        return self.agent_store.agents()
+
+
+Store = Journal  # the name the daemon and older tools use
+
+
+def outcome_counts_on(db: sqlite3.Connection, since: float | None = None) -> dict[str, int]:
+    """:meth:`Journal.outcome_counts` on any connection to the journal (the statistics' read connection)."""
+    if since is None:
+        return dict(db.execute("SELECT COALESCE(outcome,'active'), COUNT(*) FROM calls GROUP BY 1").fetchall())
+    return dict(db.execute("SELECT COALESCE(outcome,'active'), COUNT(*) FROM calls WHERE started_at >= ? GROUP BY 1",
+                           (since,)).fetchall())
 
 
 def _record(row: tuple) -> CallRecord:

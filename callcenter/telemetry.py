@@ -1,19 +1,28 @@
-"""Logs (structlog: JSON off a terminal) and Prometheus metrics (no per-call label values)."""
+"""Logs (structlog: JSON off a terminal), Prometheus metrics (no per-call label values), loop lag.
+
+Metrics follow the domain-event bus (:meth:`Metrics.subscribe`); queue and agent statistics are
+served from :class:`~callcenter.features.stats.cache.StatsCache` figures, so a scrape never
+touches SQLite; :class:`LoopLagMonitor` measures how late the event loop runs.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
-
-import structlog
+import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-__all__ = ["configure_logging", "Metrics"]
+from callcenter import events as ev
+
+__all__ = ["configure_logging", "Metrics", "StatsCollector", "LoopLagMonitor"]
 
 
 def configure_logging(fmt: str = "auto", level: int = logging.INFO) -> None:
@@ -60,6 +69,24 @@ class Metrics:
                                     registry=r)
 
 
+    def subscribe(self, bus: ev.Bus) -> None:
+        """Count what the bus reports: label values are outcomes, results, states, configured queues
+        and campaigns, AMD verdicts — never a call id or a number."""
+        bus.subscribe(ev.CallEnded, lambda e: self.calls.labels(e.outcome).inc())
+        bus.subscribe(ev.CallbackDone, lambda e: self.calls.labels("callback-" + e.outcome).inc())
+        bus.subscribe(ev.CallOffered, lambda e: self.offers.labels("offered").inc())
+        bus.subscribe(ev.CallAnswered, lambda e: self.offers.labels("answered").inc())
+        bus.subscribe(ev.QueueFigures, self._queue_figures)
+        bus.subscribe(ev.AmdVerdict, lambda e: self.amd.labels(e.verdict).inc())
+        bus.subscribe(ev.DialerOutcome, lambda e: self.dial_outcomes.labels(e.campaign, e.outcome).inc())
+
+    def _queue_figures(self, e: ev.QueueFigures) -> None:
+        for queue, n in e.waiting:
+            self.waiting.labels(queue).set(n)
+        for state, n in e.agents:
+            self.agents.labels(state).set(n)
+
+
 class StatsCollector(Collector):
     """Queue and agent statistics computed at scrape time (labels: configured queues and agents only)."""
 
@@ -102,3 +129,72 @@ class StatsCollector(Collector):
         yield answered
         yield aht
         yield paused
+
+
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class LoopLagMonitor:
+    """How late the event loop runs: a task that sleeps ``interval_s`` and records by how much it
+    overslept. Exported (with a registry) as the histogram ``callcenter_loop_lag_seconds`` plus the
+    gauges ``callcenter_loop_lag_recent_p99_seconds`` / ``..._recent_max_seconds`` over the last
+    ``keep`` samples; :meth:`summary` gives p50/p99/max in milliseconds.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, interval_s: float = 0.015,
+                 keep: int = 8192) -> None:
+        self.interval_s = interval_s
+        self.samples: deque[tuple[float, float]] = deque(maxlen=keep)  # (wall time, lag seconds)
+        self.count = 0
+        self.max_s = 0.0
+        self._hist: Histogram | None = None
+        if registry is not None:
+            self._hist = Histogram("callcenter_loop_lag_seconds", "How late the event loop ran a timer",
+                                   buckets=LAG_BUCKETS, registry=registry)
+            registry.register(_RecentLag(self))
+
+    def record(self, lag_s: float, at: float | None = None) -> None:
+        lag_s = max(0.0, lag_s)
+        self.samples.append((time.time() if at is None else at, lag_s))
+        self.count += 1
+        self.max_s = max(self.max_s, lag_s)
+        if self._hist is not None:
+            self._hist.observe(lag_s)
+
+    async def run(self) -> None:
+        """Run for ever (a background task of the daemon)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self.interval_s
+            await asyncio.sleep(self.interval_s)
+            self.record(loop.time() - due)
+
+    def lags(self, since: float = 0.0, until: float = float("inf")) -> list[float]:
+        return [lag for at, lag in self.samples if since <= at <= until]
+
+    def summary(self, since: float = 0.0, until: float = float("inf")) -> dict[str, float | int]:
+        """p50/p99/max lag in ms of the kept samples taken in [since, until]."""
+        lags = sorted(self.lags(since, until))
+        return {"samples": len(lags), "lag_p50_ms": round(percentile(lags, 50) * 1000, 2),
+                "lag_p99_ms": round(percentile(lags, 99) * 1000, 2),
+                "lag_max_ms": round((lags[-1] if lags else 0.0) * 1000, 2)}
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of already sorted values (0.0 when empty)."""
+    if not sorted_values:
+        return 0.0
+    k = max(0, min(len(sorted_values) - 1, -(-len(sorted_values) * q // 100) - 1))
+    return sorted_values[int(k)]
+
+
+class _RecentLag(Collector):
+    def __init__(self, monitor: LoopLagMonitor) -> None:
+        self.monitor = monitor
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        lags = sorted(lag for _, lag in self.monitor.samples)
+        yield GaugeMetricFamily("callcenter_loop_lag_recent_p99_seconds",
+                                "p99 of the event loop's lag over the recent samples", value=percentile(lags, 99))
+        yield GaugeMetricFamily("callcenter_loop_lag_recent_max_seconds",
+                                "Largest event loop lag over the recent samples", value=lags[-1] if lags else 0.0)

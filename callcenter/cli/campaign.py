@@ -11,18 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-from callcenter import config as config_mod
 from callcenter.features.dialer.store import IllegalCampaignTransition, LeadStore
 
 
 def _store(config_path: str) -> LeadStore:
-    try:
-        cfg = config_mod.load(config_path)
-    except config_mod.ConfigError as e:
-        for line in e.problems:
-            print(f"config error: {line}", file=sys.stderr)
-        raise SystemExit(2) from None
-    return LeadStore(cfg.daemon.database)
+    from callcenter.cli._config import load_or_exit
+    return LeadStore(load_or_exit(config_path).daemon.database)
 
 
 def main(argv: list[str]) -> int:

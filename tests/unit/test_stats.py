@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -102,3 +103,102 @@ def test_pause_durations_by_reason_within_the_window():
     s.pause_changed("bob", "lunch", NOW - 30)       # still open: counts up to now
     got = s.pause_seconds(NOW - 3600, NOW)
     assert got == {"alice": {"lunch": 600.0, "training": 60.0, "break": 40.0}, "bob": {"lunch": 30.0}}
+
+
+def _file_journal(tmp_path: Path) -> tuple[Path, Store]:
+    path = tmp_path / "cc.sqlite3"
+    s = Store(path)
+    _journal(s)
+    return path, s
+
+
+def test_stats_cache_refreshes_window_figures_off_the_loop(tmp_path: Path):
+    """A refresh on the database thread gives each queue its own SL threshold, the agents, pauses and outcomes."""
+    from callcenter.features.stats.cache import StatsCache
+    from callcenter.persistence import DbThread
+
+    path, s = _file_journal(tmp_path)
+    s.pause_changed("bob", "lunch", NOW - 300)
+    s.pause_changed("bob", None, NOW - 100)
+    cache = StatsCache(path, {"sales": 20.0, "support": 0.5}, 3600)
+    th = DbThread("test-stats")
+
+    async def go() -> None:
+        assert cache.snapshot.at == 0.0 and cache.queue_figures() == {}
+        snap = await th.run(cache.compute, NOW)
+        cache.snapshot = snap
+    asyncio.run(go())
+    th.close()
+    cache.close()
+    assert cache.queue_figures()["sales"] == stats.queue_figures(s.db, NOW - 3600, 20.0)["sales"]
+    assert cache.queue_figures()["support"].answered_in_sl == 0  # 1 s wait > its 0.5 s threshold
+    assert cache.agent_figures()["alice"].answered == 2
+    assert cache.snapshot.paused == {"bob": {"lunch": 200.0}}
+    assert cache.snapshot.outcomes == {"completed": 3, "abandoned": 1, "active": 1}  # "old" is outside
+
+
+def test_stats_cache_refreshes_while_another_writer_holds_the_lock(tmp_path: Path):
+    """With the journal write-locked by another connection, a refresh still completes (WAL readers never wait)."""
+    from callcenter.features.stats.cache import StatsCache
+    from callcenter.persistence import DbThread, connect
+
+    path, s = _file_journal(tmp_path)
+    locker = connect(path, timeout_s=0.1)
+    locker.execute("BEGIN IMMEDIATE")
+    locker.execute("UPDATE calls SET outcome='x' WHERE call_id='c1'")  # uncommitted: invisible to readers
+    cache = StatsCache(path, {"sales": 20.0}, 1e9)
+    th = DbThread("test-stats")
+    try:
+        snap = asyncio.run(cache.refresh(th))
+    finally:
+        locker.execute("ROLLBACK")
+        th.close()
+        cache.close()
+    assert snap.outcomes["completed"] == 4 and "x" not in snap.outcomes and cache.refreshes == 1
+
+
+def test_scrape_serves_cached_figures_without_the_database(tmp_path: Path):
+    """The Prometheus collector reads the cached snapshot: with every connection closed a scrape still answers."""
+    from prometheus_client import generate_latest
+
+    from callcenter.features.stats.cache import StatsCache
+    from callcenter.telemetry import Metrics, StatsCollector
+
+    path, s = _file_journal(tmp_path)
+    cache = StatsCache(path, {"sales": 20.0}, 3600)
+    cache.snapshot = cache.compute(NOW)
+    cache.close()
+    s.close()
+    m = Metrics()
+    m.registry.register(StatsCollector(lambda: {
+        "queues": {q: f.as_dict() for q, f in cache.queue_figures().items()},
+        "agents": {a: {**f.as_dict(), "paused_s": cache.snapshot.paused.get(a, {})}
+                   for a, f in cache.agent_figures().items()}}))
+    text = generate_latest(m.registry).decode()
+    assert 'callcenter_queue_service_level{queue="sales"} 0.5' in text
+    assert 'callcenter_agent_answered{agent="alice"} 2.0' in text
+
+
+def test_stats_cache_run_survives_a_database_error():
+    """A failing refresh is counted and logged; the previous figures stay and the task keeps running."""
+    from callcenter.features.stats.cache import StatsCache
+    from callcenter.persistence import DbThread
+
+    s = Store(":memory:")
+    _journal(s)
+    cache = StatsCache(s.db, {"sales": 20.0}, 1e9, every_s=0.01)
+    th = DbThread("test-stats")
+
+    async def go() -> None:
+        await cache.refresh(th)
+        before = cache.snapshot
+        await th.run(s.db.execute, "DROP TABLE calls")
+        task = asyncio.get_running_loop().create_task(cache.run(th))
+        while cache.failures < 2:
+            await asyncio.sleep(0)
+        assert not task.done() and cache.snapshot is before
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    asyncio.run(go())
+    th.close()

@@ -175,7 +175,8 @@ class AcdService:
     def _execute(self, c: model.Command, now: float) -> None:
         match c:
             case model.Offer():
-                self.bus.publish(ev.CallOffered(c.call_id, c.agent, c.queue, c.explain, now))
+                call = self.state.calls.get(c.call_id)
+                self.bus.publish(ev.CallOffered(c.call_id, c.agent, call.queue if call else "", c.explain, now))
                 self.tasks.spawn(self._originate(c), "acd.originate")
             case model.CancelOffer():
                 self.tasks.spawn(self.cancel(c.call_id, c.agent), "acd.cancel")

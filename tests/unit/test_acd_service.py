@@ -1,0 +1,135 @@
+"""The ACD service with a fake AMI peer: cancels, bounded maps, node-scoped resync, verdict expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+
+import yaml
+
+from callcenter import config, events as ev
+from callcenter.asterisk import contract as cc
+from callcenter.features.acd import model as acd
+from callcenter.features.acd.service import AcdService
+from callcenter.features.amd.handlers import VERDICT_TTL_S, AmdHandlers
+from callcenter.features.amd.server import Verdict
+from callcenter.protocol.ami import Message
+from callcenter.tasks import Supervisor
+
+BASE = yaml.safe_load(open("tests/asterisk/lab.yaml"))
+
+
+class FakeAmi:
+    """Records every action; answers each with Success at once (as Asterisk does for async Originate)."""
+
+    def __init__(self) -> None:
+        self.actions: list[tuple[str, dict[str, str]]] = []
+        self.n = 0
+
+    def new_action_id(self) -> str:
+        self.n += 1
+        return f"a-{self.n}"
+
+    async def action(self, name, headers=(), *, action_id=None, timeout=10.0):
+        pairs = list(headers.items()) if isinstance(headers, dict) else list(headers)
+        self.actions.append((name, {k: v for k, v in pairs if k != "Variable"} | {"ActionID": action_id or ""}))
+        return Message((("Response", "Success"),))
+
+
+def _service(clock=lambda: 1000.0):
+    cfg = config.parse(copy.deepcopy(BASE))
+    fatal: list[str] = []
+    ami = FakeAmi()
+    svc = AcdService(cfg, ev.Bus(), ami, Supervisor(lambda n, e: fatal.append(n)), clock=clock)
+    svc.submit(acd.Resync(()))
+    return svc, ami, fatal
+
+
+def _event(*pairs: tuple[str, str], **headers: str) -> Message:
+    return Message(tuple(headers.items()) + pairs)
+
+
+def _vars(**v: str) -> tuple[tuple[str, str], ...]:
+    return tuple(("ChanVariable", f"{k}={val}") for k, val in v.items())
+
+
+async def _settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_cancel_before_newchannel_hangs_up_by_the_originate_channel_id() -> None:
+    """A cancel that races Newchannel still hangs up the ringing leg, by the ChannelId given at Originate."""
+    svc, ami, _ = _service()
+    svc.submit(acd.Login("alice"))
+    svc.submit(acd.CallQueued("c1", "sales", "PJSIP/trunk-1", "5550100", entered_at=1000.0))
+    await _settle()
+    originate = next(h for n, h in ami.actions if n == "Originate")
+    channel_id = originate["ChannelId"]
+    await svc.cancel("c1", "alice")
+    hangups = [h for n, h in ami.actions if n == "Hangup"]
+    assert hangups and hangups[-1]["Channel"] == channel_id
+
+
+async def test_ten_thousand_calls_leave_no_legs_behind() -> None:
+    """Calls answered, unanswered, hung up while ringing and never answered at all: every map returns to empty."""
+    now = [1000.0]
+    svc, ami, fatal = _service(clock=lambda: now[0])
+    svc.submit(acd.Login("alice"))
+    for i in range(10_000):
+        cid = f"{i:016x}"
+        svc.submit(acd.CallQueued(cid, "sales", f"PJSIP/trunk-{i}", "5550100", entered_at=now[0]))
+        await _settle()
+        leg_key = next(k for k, leg in svc.legs.items() if leg.call_id == cid)
+        aid = svc.legs[leg_key].action_id
+        kind = i % 4
+        if kind == 0:  # answered, talked, the agent hangs up
+            svc.on_ami_event("local", _event(Event="OriginateResponse", ActionID=aid, Response="Success"))
+            svc.on_ami_event("local", _event(*_vars(CC_ROLE="agent", CC_CALL_ID=cid, CC_AGENT="alice"),
+                                             Event="Hangup", Channel="PJSIP/2001-1", Uniqueid=leg_key[1]))
+        elif kind == 1:  # the phone did not answer; then the caller gives up
+            svc.on_ami_event("local", _event(Event="OriginateResponse", ActionID=aid, Response="Failure", Reason="3"))
+            svc.submit(acd.CallerLeft(cid))
+        elif kind == 2:  # the caller hung up while the agent's phone rang
+            svc.on_ami_event("local", _event(*_vars(CC_ROLE="caller", CC_CALL_ID=cid),
+                                             Event="Hangup", Channel=f"PJSIP/trunk-{i}", Uniqueid=f"u{i}"))
+        else:  # no response ever came (a lost link): only the sweep can forget it
+            svc.submit(acd.CallerLeft(cid))
+        await _settle()
+        now[0] += 3600  # wrap-up and retry windows over
+        svc.submit(acd.Tick())
+        if svc.state.agents["alice"].state == acd.AgentState.PAUSED:
+            svc.submit(acd.Unpause("alice"))
+        assert svc.state.agents["alice"].state == acd.AgentState.READY, (i, svc.state.agents["alice"])
+    now[0] += 3600
+    svc.sweep()
+    assert (len(svc.legs), len(svc.by_action), len(svc.hooks)) == (0, 0, 0)
+    assert not svc.state.calls and fatal == []
+
+
+async def test_resync_of_one_node_keeps_another_nodes_legs() -> None:
+    """Legs are keyed by node: a snapshot of node A forgets A's vanished legs and never touches B's."""
+    svc, _, _ = _service()
+    from callcenter.features.acd.service import Leg
+    svc.legs[("a", "leg-a")] = Leg("c1", "alice", "x1", "a", 9e9)
+    svc.legs[("b", "leg-b")] = Leg("c2", "bob", "x2", "b", 9e9)
+    svc.by_action[("a", "x1")] = "leg-a"
+    svc.by_action[("b", "x2")] = "leg-b"
+    svc.resync("a", [], [])
+    assert list(svc.legs) == [("b", "leg-b")] and list(svc.by_action) == [("b", "x2")]
+
+
+def test_verdicts_nobody_read_expire() -> None:
+    """An AMD verdict whose call hung up before the dialplan read it is forgotten after its TTL."""
+    t = [0.0]
+    h = AmdHandlers(lambda: None, ev.Bus(), lambda: None, clock=lambda: t[0])
+    for i in range(10_000):
+        h.on_final(f"uuid-{i}", Verdict("HUMAN", 700))
+    assert len(h.verdicts) == 10_000
+    t[0] = VERDICT_TTL_S + 1
+    assert h.expire() == 10_000 and len(h.verdicts) == 0
+
+
+def test_contract_roles_are_what_the_service_matches() -> None:
+    """The service reads roles through the contract (a renamed role would break here, not live)."""
+    assert (cc.ROLE, cc.ROLE_CALLER, cc.ROLE_AGENT) == ("CC_ROLE", "caller", "agent")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from callcenter.asterisk import contract
 from callcenter.config import Config
-from callcenter.features.recording.service import features_conf, phone_extensions
+from callcenter.asterisk.render_features import features_conf, phone_extensions
 
 __all__ = ["render", "write", "AMI_READ", "AMI_WRITE", "CHANNEL_VARS"]
 

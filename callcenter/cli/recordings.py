@@ -18,16 +18,14 @@ import urllib.request
 from pathlib import Path
 
 from callcenter import config as config_mod
-from callcenter.features.recording.files import STATUSES, MediaStore, RecordingRow, purge, recordings_dir, verify
+from callcenter.features.recording.files import purge, recordings_dir, verify
+from callcenter.features.recording.store import STATUSES, RecordingRow, RecordingStore
+from callcenter.features.supervision.store import SpyAuditStore
 
 
 def _config(path: str) -> config_mod.Config:
-    try:
-        return config_mod.load(path)
-    except config_mod.ConfigError as e:
-        for line in e.problems:
-            print(f"config error: {line}", file=sys.stderr)
-        raise SystemExit(2) from None
+    from callcenter.cli._config import load_or_exit
+    return load_or_exit(path)
 
 
 def _since(text: str) -> float:
@@ -72,7 +70,10 @@ def main(argv: list[str]) -> int:
     cfg = _config(a.config)
     if a.op in ("pause", "resume"):
         return _pause(cfg, a)
-    with MediaStore(cfg.daemon.database) as store:
+    if a.op == "audit":
+        with SpyAuditStore(cfg.daemon.database) as audit_store:
+            return _audit(audit_store, a)
+    with RecordingStore(cfg.daemon.database) as store:
         return _run(cfg, store, a)
 
 
@@ -103,7 +104,7 @@ def _line(r: RecordingRow) -> str:
             f" {r.status:<11} {flags:<3} {r.path or '-'}")
 
 
-def _run(cfg: config_mod.Config, store: MediaStore, a: argparse.Namespace) -> int:
+def _run(cfg: config_mod.Config, store: RecordingStore, a: argparse.Namespace) -> int:
     rdir = recordings_dir(cfg)
     if a.op == "list":
         rows = store.recordings(agent=a.agent, queue=a.queue, status=a.status, since=a.since, limit=a.limit)
@@ -153,12 +154,15 @@ def _run(cfg: config_mod.Config, store: MediaStore, a: argparse.Namespace) -> in
             print(f"{len(rows)} recordings older than {days:g} days would be deleted")
         else:
             print(f"{len(rows)} recordings older than {days:g} days deleted")
-    elif a.op == "audit":
-        audits = store.audits(since=a.since, limit=a.limit)
-        if a.json:
-            print(json.dumps([x.as_dict() for x in audits], indent=2))
-            return 0
-        for x in audits:
-            print(f"{_iso(x.at)} {x.supervisor or '-'}@{x.supervisor_phone} {x.mode} {x.target_ext}"
-                  f" ({x.agent or '-'}): {x.outcome} {x.reason}")
+    return 0
+
+
+def _audit(store: SpyAuditStore, a: argparse.Namespace) -> int:
+    audits = store.audits(since=a.since, limit=a.limit)
+    if a.json:
+        print(json.dumps([x.as_dict() for x in audits], indent=2))
+        return 0
+    for x in audits:
+        print(f"{_iso(x.at)} {x.supervisor or '-'}@{x.supervisor_phone} {x.mode} {x.target_ext}"
+              f" ({x.agent or '-'}): {x.outcome} {x.reason}")
     return 0

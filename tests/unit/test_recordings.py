@@ -25,19 +25,18 @@ from callcenter.features.recording.files import (
     REC_ID,
     BadRecId,
     LegsNotClosed,
-    MediaStore,
     check_rec_id,
     final_path,
     finalize,
     leg_paths,
     mixmonitor_options,
     new_rec_id,
-    policy_for,
     purge,
     recover,
-    should_record,
     tmp_path,
 )
+from callcenter.features.recording.policy import policy_for, should_record
+from callcenter.features.recording.store import RecordingStore
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = yaml.safe_load((ROOT / "tests" / "asterisk" / "lab.yaml").read_text())
@@ -95,8 +94,8 @@ def partial_files(d: Path) -> list[str]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> MediaStore:
-    s = MediaStore(tmp_path / "cc.sqlite3")
+def store(tmp_path: Path) -> RecordingStore:
+    s = RecordingStore(tmp_path / "cc.sqlite3")
     yield s
     s.close()
 
@@ -113,7 +112,7 @@ def test_rec_id_encodes_utc_time_and_layout(tmp_path: Path):
     r = new_rec_id(T0)
     assert check_rec_id(r) == r and REC_ID.fullmatch(r)
     assert r.startswith(time.strftime("%Y%m%dT%H%M%S", time.gmtime(T0)))
-    assert rec._rec_time(r) == T0
+    assert rec.rec_time(r) == T0
     assert final_path(tmp_path, r) == tmp_path / r[0:4] / r[4:6] / r[6:8] / f"{r}.wav"
     assert leg_paths(tmp_path, r) == (tmp_path / ".partial" / f"{r}-caller.wav",
                                       tmp_path / ".partial" / f"{r}-agent.wav")
@@ -223,7 +222,7 @@ def test_policy_for_prefers_campaign_then_queue_then_default():
 
 # --------------------------------------------------------------------------- finalize
 
-def test_stereo_join_caller_left_agent_right_padded(tmp_path: Path, store: MediaStore, rid: str):
+def test_stereo_join_caller_left_agent_right_padded(tmp_path: Path, store: RecordingStore, rid: str):
     """Caller's 440 Hz ends up left, agent's 1 kHz right, sample-exact; the shorter leg is padded with silence."""
     caller, agent = tone(440, 1.0), tone(1000, 1.5)
     legs(tmp_path, rid, caller, agent)
@@ -244,7 +243,7 @@ def test_stereo_join_caller_left_agent_right_padded(tmp_path: Path, store: Media
     assert rec.verify(store, tmp_path, rid)
 
 
-def test_ulaw_leg_is_decoded(tmp_path: Path, store: MediaStore, rid: str):
+def test_ulaw_leg_is_decoded(tmp_path: Path, store: RecordingStore, rid: str):
     """A G.711 u-law leg joins a PCM16 leg; its samples are the u-law decoding of the tone."""
     c, a = leg_paths(tmp_path, rid)
     write_leg(c, tone(300, 0.5), subtype="ULAW")
@@ -257,7 +256,7 @@ def test_ulaw_leg_is_decoded(tmp_path: Path, store: MediaStore, rid: str):
     assert np.abs(data[:, 0].astype(int) - tone(300, 0.5)).max() < 300  # u-law quantisation
 
 
-def test_finalize_refuses_legs_still_being_written(tmp_path: Path, store: MediaStore, rid: str):
+def test_finalize_refuses_legs_still_being_written(tmp_path: Path, store: RecordingStore, rid: str):
     """A header Asterisk has not completed yet means "not closed": finalize raises and changes nothing."""
     legs(tmp_path, rid, tone(440, 0.5), tone(880, 0.5), crashed=True)
     before = {p: p.read_bytes() for p in leg_paths(tmp_path, rid)}
@@ -268,7 +267,7 @@ def test_finalize_refuses_legs_still_being_written(tmp_path: Path, store: MediaS
     assert store.get(rid).status == "recording" and not final_path(tmp_path, rid).exists()
 
 
-def test_finalize_quarantines_unreadable_legs(tmp_path: Path, store: MediaStore, rid: str):
+def test_finalize_quarantines_unreadable_legs(tmp_path: Path, store: RecordingStore, rid: str):
     """A leg that is not audio moves both legs to quarantine/<rec_id>/ and says why."""
     c, a = leg_paths(tmp_path, rid)
     write_leg(c, tone(440, 0.2))
@@ -280,7 +279,7 @@ def test_finalize_quarantines_unreadable_legs(tmp_path: Path, store: MediaStore,
     assert partial_files(tmp_path) == [] and not final_path(tmp_path, rid).exists()
 
 
-def test_finalize_is_idempotent(tmp_path: Path, store: MediaStore, rid: str):
+def test_finalize_is_idempotent(tmp_path: Path, store: RecordingStore, rid: str):
     """A second finalize returns the same row and leaves the file alone."""
     legs(tmp_path, rid, tone(440, 0.3), tone(880, 0.3))
     first = finalize(store, tmp_path, rid)
@@ -291,7 +290,7 @@ def reference(rid: str, caller: np.ndarray, agent: np.ndarray, crashed: bool) ->
     """The final file's bytes and status a crash-free finalize produces."""
     with tempfile.TemporaryDirectory() as d:
         legs(Path(d), rid, caller, agent, crashed)
-        with MediaStore(Path(d) / "db.sqlite3") as s:
+        with RecordingStore(Path(d) / "db.sqlite3") as s:
             row = finalize(s, d, rid, repair=True)
             return (Path(d) / row.path).read_bytes(), row.status
 
@@ -302,7 +301,7 @@ def crash_then_recover(d: Path, rid: str, caller: np.ndarray, agent: np.ndarray,
     monkeypatch.setattr(rec, "_BLOCK", 997)  # several blocks even for short legs: tmp_partial is mid-file
     ref, ref_status = reference(rid, caller, agent, crashed)
     legs(d, rid, caller, agent, crashed)
-    with MediaStore(d / "db.sqlite3") as s:
+    with RecordingStore(d / "db.sqlite3") as s:
         s.start(rid, "call", "alice", "sales", T0)
 
         def die(name: str) -> None:
@@ -352,7 +351,7 @@ def test_finalize_atomic_any_lengths(monkeypatch: pytest.MonkeyPatch, step: str,
 
 # --------------------------------------------------------------------------- recovery
 
-def test_recover_repairs_asterisk_crash_legs(tmp_path: Path, store: MediaStore, rid: str):
+def test_recover_repairs_asterisk_crash_legs(tmp_path: Path, store: RecordingStore, rid: str):
     """Zero-size headers and a half sample at the end: header rebuilt, odd byte dropped, flagged truncated."""
     caller, agent = tone(440, 1.0), tone(1000, 0.75)
     c, a = leg_paths(tmp_path, rid)
@@ -370,7 +369,7 @@ def test_recover_repairs_asterisk_crash_legs(tmp_path: Path, store: MediaStore, 
     assert np.array_equal(data[:, 0], caller) and np.array_equal(data[:6000, 1], agent) and not data[6000:, 1].any()
 
 
-def test_recover_repairs_a_header_claiming_more_than_is_there(tmp_path: Path, store: MediaStore, rid: str):
+def test_recover_repairs_a_header_claiming_more_than_is_there(tmp_path: Path, store: RecordingStore, rid: str):
     """A file cut short (header says 10 s, 0.5 s present) keeps the 0.5 s and says it is truncated."""
     c, a = leg_paths(tmp_path, rid)
     write_crashed_leg(c, tone(440, 0.5), riff=36 + 160000, data=160000)
@@ -381,7 +380,7 @@ def test_recover_repairs_a_header_claiming_more_than_is_there(tmp_path: Path, st
     assert (r.action, row.status, row.truncated, row.duration_s) == ("repaired", "repaired", True, 0.5)
 
 
-def test_recover_fixes_only_a_wrong_riff_size_without_calling_it_truncated(tmp_path: Path, store: MediaStore,
+def test_recover_fixes_only_a_wrong_riff_size_without_calling_it_truncated(tmp_path: Path, store: RecordingStore,
                                                                          rid: str):
     """Right data size, wrong RIFF size: repaired, but no audio was lost."""
     c, a = leg_paths(tmp_path, rid)
@@ -394,7 +393,7 @@ def test_recover_fixes_only_a_wrong_riff_size_without_calling_it_truncated(tmp_p
     assert (row.status, row.truncated) == ("repaired", False)
 
 
-def test_recover_repairs_a_ulaw_leg(tmp_path: Path, store: MediaStore, rid: str):
+def test_recover_repairs_a_ulaw_leg(tmp_path: Path, store: RecordingStore, rid: str):
     """A u-law leg whose size fields were never written is repaired like a PCM one."""
     c, a = leg_paths(tmp_path, rid)
     write_leg(c, tone(300, 0.5), subtype="ULAW")
@@ -410,7 +409,7 @@ def test_recover_repairs_a_ulaw_leg(tmp_path: Path, store: MediaStore, rid: str)
     assert (row.status, row.truncated, row.duration_s) == ("repaired", True, 0.5)
 
 
-def test_recover_finalizes_closed_legs_as_done(tmp_path: Path, store: MediaStore, rid: str):
+def test_recover_finalizes_closed_legs_as_done(tmp_path: Path, store: RecordingStore, rid: str):
     """Legs Asterisk closed properly (only the daemon died) give a normal, untruncated recording."""
     legs(tmp_path, rid, tone(440, 0.5), tone(880, 0.5))
     store.start(rid, "c", "alice", "sales", T0 - 100)
@@ -422,7 +421,7 @@ def test_recover_finalizes_closed_legs_as_done(tmp_path: Path, store: MediaStore
 
 
 @pytest.mark.parametrize("damage", ["garbage", "one-leg", "stereo-leg", "header-only", "rates-differ"])
-def test_recover_quarantines_what_cannot_be_read(tmp_path: Path, store: MediaStore, rid: str, damage: str):
+def test_recover_quarantines_what_cannot_be_read(tmp_path: Path, store: RecordingStore, rid: str, damage: str):
     """Unreadable, missing, wrong-format, empty or mismatched legs are moved to quarantine, never kept silently."""
     c, a = leg_paths(tmp_path, rid)
     write_leg(a, tone(1000, 0.5))
@@ -443,7 +442,7 @@ def test_recover_quarantines_what_cannot_be_read(tmp_path: Path, store: MediaSto
     assert a.name in {p.name for p in (tmp_path / "quarantine" / rid).iterdir()}
 
 
-def test_recover_leaves_active_and_recently_written_legs_alone(tmp_path: Path, store: MediaStore):
+def test_recover_leaves_active_and_recently_written_legs_alone(tmp_path: Path, store: RecordingStore):
     """Legs Asterisk may still write (named active, or touched within min_idle_s) are not touched."""
     r1, r2 = new_rec_id(T0), new_rec_id(T0)
     legs(tmp_path, r1, tone(440, 0.2), tone(880, 0.2), crashed=True)
@@ -459,7 +458,7 @@ def test_recover_leaves_active_and_recently_written_legs_alone(tmp_path: Path, s
     assert {(r.rec_id, r.action) for r in recover(store, tmp_path, T0, active=[r2])} == {(r1, "busy"), (r2, "busy")}
 
 
-def test_recover_verifies_a_final_file_whose_row_still_says_recording(tmp_path: Path, store: MediaStore, rid: str):
+def test_recover_verifies_a_final_file_whose_row_still_says_recording(tmp_path: Path, store: RecordingStore, rid: str):
     """Final file in place, no legs, row "recording": the file is checked and the row completed."""
     legs(tmp_path, rid, tone(440, 0.5), tone(880, 0.25))
     store.start(rid, "c", "alice", "sales", T0)
@@ -471,7 +470,7 @@ def test_recover_verifies_a_final_file_whose_row_still_says_recording(tmp_path: 
     assert (row.status, row.sha256, row.path, row.duration_s) == ("done", good.sha256, good.path, 0.5)
 
 
-def test_recover_quarantines_a_half_final_file(tmp_path: Path, store: MediaStore, rid: str):
+def test_recover_quarantines_a_half_final_file(tmp_path: Path, store: RecordingStore, rid: str):
     """A final file whose header disagrees with its length is not trusted: quarantined."""
     legs(tmp_path, rid, tone(440, 0.5), tone(880, 0.5))
     finalize(store, tmp_path, rid)
@@ -483,7 +482,7 @@ def test_recover_quarantines_a_half_final_file(tmp_path: Path, store: MediaStore
     assert (tmp_path / "quarantine" / rid / f.name).exists()
 
 
-def test_recover_marks_recordings_with_no_file_at_all_lost(tmp_path: Path, store: MediaStore, rid: str):
+def test_recover_marks_recordings_with_no_file_at_all_lost(tmp_path: Path, store: RecordingStore, rid: str):
     """A row "recording" with no leg, tmp or final file is closed as quarantined, with a note."""
     store.start(rid, "c", "alice", "sales", T0 - 3600)
     [r] = recover(store, tmp_path, T0)
@@ -491,7 +490,7 @@ def test_recover_marks_recordings_with_no_file_at_all_lost(tmp_path: Path, store
     assert (r.action, row.status, row.path) == ("lost", "quarantined", None) and "no leg" in row.note
 
 
-def test_recover_quarantines_an_orphan_tmp(tmp_path: Path, store: MediaStore, rid: str):
+def test_recover_quarantines_an_orphan_tmp(tmp_path: Path, store: RecordingStore, rid: str):
     """A stereo tmp without its legs is never promoted to a final file."""
     t = tmp_path_of(tmp_path, rid)
     t.parent.mkdir(parents=True)
@@ -502,7 +501,7 @@ def test_recover_quarantines_an_orphan_tmp(tmp_path: Path, store: MediaStore, ri
     assert store.get(rid).status == "quarantined"
 
 
-def test_recover_ignores_files_that_are_not_ours(tmp_path: Path, store: MediaStore):
+def test_recover_ignores_files_that_are_not_ours(tmp_path: Path, store: RecordingStore):
     """Names that are not <rec_id>-caller/-agent/.tmp.wav are left where they are."""
     p = tmp_path / ".partial"
     p.mkdir()
@@ -520,7 +519,7 @@ def test_recover_is_deterministic(tmp_path: Path):
         for i, r in enumerate(ids):
             legs(d, r, tone(300 + 100 * i, 0.3), tone(900, 0.2 + 0.1 * i), crashed=bool(i % 2))
         age(d)
-        with MediaStore(d / "db.sqlite3") as s:
+        with RecordingStore(d / "db.sqlite3") as s:
             out = recover(s, d, T0)
             results.append(([(r.rec_id, r.action) for r in out],
                             [(s.get(r).status, s.get(r).sha256, s.get(r).truncated) for r in ids]))
@@ -530,7 +529,7 @@ def test_recover_is_deterministic(tmp_path: Path):
 
 # --------------------------------------------------------------------------- metadata
 
-def test_pause_markers(store: MediaStore, rid: str):
+def test_pause_markers(store: RecordingStore, rid: str):
     """pause/resume record [start, end] offsets; double pause or resume is refused; finish closes an open pause."""
     store.start(rid, "c", "alice", "sales", T0)
     assert store.pause(rid, T0 + 10) and not store.pause(rid, T0 + 11)
@@ -546,7 +545,7 @@ def test_pause_markers(store: MediaStore, rid: str):
 @given(st.lists(st.tuples(st.booleans(), st.floats(0, 100)), max_size=20))
 def test_pause_markers_never_overlap(ops: list[tuple[bool, float]]):
     """Any sequence of pause/resume at increasing times yields ordered, non-overlapping [start, end] spans."""
-    with MediaStore(":memory:") as s:
+    with RecordingStore(":memory:") as s:
         r = new_rec_id(T0)
         s.start(r, "c", None, None, T0)
         t = T0
@@ -560,7 +559,7 @@ def test_pause_markers_never_overlap(ops: list[tuple[bool, float]]):
     assert all(e is not None for _, e in spans[:-1])
 
 
-def test_recordings_filters(store: MediaStore):
+def test_recordings_filters(store: RecordingStore):
     """Filters by agent, queue, status and start time; newest first."""
     ids = [new_rec_id(T0 + i) for i in range(4)]
     for i, r in enumerate(ids):
@@ -573,40 +572,53 @@ def test_recordings_filters(store: MediaStore):
     assert store.recordings(limit=1)[0].rec_id == ids[3]
 
 
-def test_spy_audit(store: MediaStore):
-    """Every supervision attempt is one audit row, newest first."""
-    store.audit(T0, "sam", "2003", "alice", "2001", "listen", "denied", "bad_pin")
-    store.audit(T0 + 1, "sam", "2003", "alice", "2001", "whisper", "allowed", "ok")
-    a = store.audits()
-    assert [(x.mode, x.outcome, x.reason) for x in a] == [("whisper", "allowed", "ok"), ("listen", "denied", "bad_pin")]
-    assert len(store.audits(since=T0 + 0.5)) == 1
-
-
 def test_tables_live_beside_the_daemon_tables(tmp_path: Path):
-    """MediaStore and the call journal share one WAL database file without stepping on each other."""
+    """The recording and supervision stores and the call journal share one WAL database file without
+    stepping on each other."""
+    from callcenter.features.supervision.store import SpyAuditStore
     from callcenter.journal import Store
     db = tmp_path / "cc.sqlite3"
     Store(db).close()
-    with MediaStore(db) as s:
+    SpyAuditStore(db).close()
+    with RecordingStore(db) as s:
         assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in s.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        versions = dict(s.db.execute("SELECT component, MAX(version) FROM migrations GROUP BY component"))
     assert {"calls", "recordings", "spy_audit"} <= tables
+    assert versions["recording"] == 1 and versions["supervision"] == 1
+
+
+def test_store_adopts_a_database_made_before_the_migrations_table(tmp_path: Path, rid: str):
+    """A database whose recordings table the old MediaStore made keeps its rows; step 1 is recorded, not redone."""
+    import sqlite3
+    from callcenter.features.recording.store import MIGRATIONS
+    db = tmp_path / "old.sqlite3"
+    con = sqlite3.connect(db)
+    con.executescript(MIGRATIONS[0].sql)
+    con.execute("INSERT INTO recordings(rec_id, call_id, started_at) VALUES (?, 'c-old', ?)", (rid, T0))
+    con.commit()
+    con.close()
+    with RecordingStore(db) as s:
+        assert s.get(rid).call_id == "c-old"
+        assert s.db.execute("SELECT version FROM migrations WHERE component='recording'").fetchall() == [(1,)]
+    with RecordingStore(db) as s:  # opening again applies nothing twice
+        assert s.db.execute("SELECT COUNT(*) FROM migrations WHERE component='recording'").fetchone()[0] == 1
 
 
 # --------------------------------------------------------------------------- retention
 
-def test_purge_deletes_old_recordings_and_says_which(tmp_path: Path, store: MediaStore):
+def test_purge_deletes_old_recordings_and_says_which(tmp_path: Path, store: RecordingStore):
     """Old done and quarantined recordings go (files and empty date folders); new and in-progress ones stay."""
     old, new, live, bad = (new_rec_id(T0 - 100 * 86400), new_rec_id(T0 - 86400), new_rec_id(T0 - 200 * 86400),
                            new_rec_id(T0 - 95 * 86400))
     for r in (old, new):
         legs(tmp_path, r, tone(440, 0.2), tone(880, 0.2))
-        store.start(r, "c", "alice", "sales", rec._rec_time(r))
+        store.start(r, "c", "alice", "sales", rec.rec_time(r))
         finalize(store, tmp_path, r)
-    store.start(live, "c", "alice", "sales", rec._rec_time(live))
+    store.start(live, "c", "alice", "sales", rec.rec_time(live))
     legs(tmp_path, bad, tone(440, 0.2), tone(880, 0.2))
     leg_paths(tmp_path, bad)[0].write_bytes(b"junk")
-    store.start(bad, "c", "alice", "sales", rec._rec_time(bad))
+    store.start(bad, "c", "alice", "sales", rec.rec_time(bad))
     assert finalize(store, tmp_path, bad).status == "quarantined"
 
     dry = purge(store, tmp_path, T0, 90, dry_run=True)
@@ -623,7 +635,7 @@ def test_purge_deletes_old_recordings_and_says_which(tmp_path: Path, store: Medi
     assert purge(store, tmp_path, T0, 90) == []
 
 
-def test_purge_survives_a_file_already_gone(tmp_path: Path, store: MediaStore, rid: str):
+def test_purge_survives_a_file_already_gone(tmp_path: Path, store: RecordingStore, rid: str):
     """A crash between deleting the file and marking the row only makes the next purge finish the job."""
     legs(tmp_path, rid, tone(440, 0.2), tone(880, 0.2))
     finalize(store, tmp_path, rid)
@@ -648,10 +660,10 @@ def test_cli_list_show_purge(tmp_path: Path):
     cfg.write_text(yaml.safe_dump(data))
     now = time.time()
     old, new = new_rec_id(now - 40 * 86400), new_rec_id(now - 3600)
-    with MediaStore(tmp_path / "cc.sqlite3") as s:
+    with RecordingStore(tmp_path / "cc.sqlite3") as s:
         for r, agent in ((old, "alice"), (new, "bob")):
             legs(tmp_path / "rec", r, tone(440, 0.3), tone(880, 0.3))
-            s.start(r, "call-" + r[-4:], agent, "sales", rec._rec_time(r))
+            s.start(r, "call-" + r[-4:], agent, "sales", rec.rec_time(r))
             finalize(s, tmp_path / "rec", r)
 
     out = _cc(cfg, "list")

@@ -211,3 +211,133 @@ def test_chanspy_target_never_passes_argument_separators(s: str):
     except ValueError:
         return
     assert not set(s) & set(",()|\"'${}[]\\ \n\t")
+
+
+def test_pruned_drops_old_failures_and_ended_lockouts(cfg):
+    """Wrong PINs older than the window and lock-outs that have ended leave the state: its maps shrink to empty."""
+    state, t = LockoutState(), 1000.0
+    for _ in range(MAX_BAD_PINS):
+        state, _ = ask(cfg, pin="0000", state=state, now=t)
+    assert dict(state.locked_until) == {"sam": t + LOCKOUT_S}
+    state, _ = ask(cfg, phone="2010", pin="0000", state=state, now=t)
+    assert dict(state.failures) == {"tess": (t,)}
+    assert state.pruned(t + 1) is state
+    later = state.pruned(t + LOCKOUT_S)
+    assert dict(later.failures) == {} and dict(later.locked_until) == {}
+    assert dict(state.pruned(t + PIN_WINDOW_S).failures) == {}
+
+
+# --------------------------------------------------------------------------- the audit store
+
+def test_spy_audit(tmp_path: Path):
+    """Every supervision attempt is one audit row, newest first."""
+    from callcenter.features.supervision.store import SpyAuditStore
+    T0 = 1_786_000_000.0
+    with SpyAuditStore(tmp_path / "cc.sqlite3") as store:
+        store.audit(T0, "sam", "2003", "alice", "2001", "listen", "denied", "bad_pin")
+        store.audit(T0 + 1, "sam", "2003", "alice", "2001", "whisper", "allowed", "ok")
+        a = store.audits()
+        assert [(x.mode, x.outcome, x.reason) for x in a] == [("whisper", "allowed", "ok"),
+                                                              ("listen", "denied", "bad_pin")]
+        assert len(store.audits(since=T0 + 0.5)) == 1
+
+
+# --------------------------------------------------------------------------- the service (fake AGI/AMI)
+
+ALICE = "PJSIP/2001-0000002a"
+
+
+@pytest.fixture
+async def spy_svc(tmp_path: Path):
+    from callcenter.events import Bus
+    from callcenter.features.supervision.service import SupervisionService
+    from callcenter.persistence import DbThread
+    from tests.unit.media_fakes import Seen, lab_cfg
+    db, bus = DbThread("test-db"), Bus()
+    svc = SupervisionService(lab_cfg(tmp_path), db=db, bus=bus)
+    svc.seen = Seen(bus)  # type: ignore[attr-defined]
+    await svc.start()
+    yield svc
+    await svc.close()
+    db.close()
+
+
+async def _audits(svc):
+    return await svc.db.run(svc.store.audits)
+
+
+async def test_denied_spy_is_audited_and_never_reaches_chanspy(spy_svc):
+    """A wrong PIN: the attempt is audited, the caller hears an error and CC_SPY is never set."""
+    from callcenter.features.supervision.handlers import agi_spy
+    from tests.unit.media_fakes import FakeSession, event
+    spy_svc.on_event(event("BridgeEnter", ALICE, CC_ROLE="agent", CC_AGENT="alice"))
+    s = FakeSession(("listen", "2001", "2004"), pin="1111")
+    await agi_spy(spy_svc, s)  # type: ignore[arg-type]
+    assert not any(c[0] == "SET VARIABLE" for c in s.sent)
+    assert s.sent[-1] == ("HANGUP",) and ("STREAM FILE", "auth-incorrect", "") in s.sent
+    audits = await _audits(spy_svc)
+    assert [(a.supervisor, a.supervisor_phone, a.agent, a.mode, a.outcome, a.reason) for a in audits] == [
+        ("sam", "2004", None, "listen", "denied", "bad_pin")]
+    assert [(e.kind, e.supervisor, e.reason) for e in spy_svc.seen.events] == [("denied", "sam", "bad_pin")]
+
+
+async def test_allowed_spy_targets_exactly_the_agents_bridged_channel(spy_svc):
+    """The right PIN for an agent of sam's team: ChanSpy gets that channel's full name and option u."""
+    from callcenter.features.supervision.handlers import agi_spy
+    from tests.unit.media_fakes import FakeSession, event
+    spy_svc.on_event(event("BridgeEnter", ALICE, CC_ROLE="agent", CC_AGENT="alice"))
+    s = FakeSession(("whisper", "2001", "2004"), pin="4321")
+    await agi_spy(spy_svc, s)  # type: ignore[arg-type]
+    assert s.vars["CC_SPY"] == "ok" and s.vars["CC_SPY_TARGET"] == ALICE
+    assert "u" in s.vars["CC_SPY_OPTIONS"] and "w" in s.vars["CC_SPY_OPTIONS"]
+    audits = await _audits(spy_svc)
+    assert [(a.agent, a.outcome, a.reason) for a in audits] == [("alice", "allowed", "ok")]
+    assert [(e.kind, e.supervisor, e.agent, e.mode) for e in spy_svc.seen.events] == [
+        ("allowed", "sam", "alice", "whisper")]
+
+
+@pytest.mark.parametrize("endpoint,channel,reason", [
+    ("2001", ALICE, "not_a_supervisor"),  # an agent's phone dialling *71: not a supervisor
+    ("2004", "PJSIP/2002-00000001", "agent_not_on_call"),  # a channel that is not alice's phone
+    ("2004", None, "agent_not_on_call"),  # alice not talking
+])
+async def test_spy_refusals(spy_svc, endpoint: str, channel: str | None, reason: str):
+    """Only a supervisor's phone, and only alice's own bridged phone channel, can be spied on."""
+    from callcenter.features.supervision.handlers import agi_spy
+    from tests.unit.media_fakes import FakeSession, event
+    if channel is not None:
+        spy_svc.on_event(event("BridgeEnter", channel, CC_ROLE="agent", CC_AGENT="alice"))
+    s = FakeSession(("listen", "2001", endpoint), pin="4321")
+    await agi_spy(spy_svc, s)  # type: ignore[arg-type]
+    assert "CC_SPY" not in s.vars
+    audits = await _audits(spy_svc)
+    assert [a.reason for a in audits] == [reason]
+
+
+async def test_hangup_forgets_the_agents_channel(spy_svc):
+    """The agent's Hangup removes their talking channel."""
+    from tests.unit.media_fakes import event
+    spy_svc.on_event(event("BridgeEnter", ALICE, CC_ROLE="agent", CC_AGENT="alice"))
+    spy_svc.on_event(event("Hangup", ALICE, CC_ROLE="agent", CC_AGENT="alice"))
+    assert spy_svc.agent_channels == {}
+
+
+async def test_resync_rebuilds_talking_agents(spy_svc):
+    """After a reconnect the snapshot's bridge membership is the truth about who is talking."""
+    from callcenter.protocol.ami import Message
+    snap = Message((("Event", "CoreShowChannel"), ("Channel", ALICE), ("BridgeId", "b1"),
+                    ("ChanVariable", "CC_ROLE=agent"), ("ChanVariable", "CC_AGENT=alice"),
+                    ("ChanVariable", "CC_CALL_ID=00000000000000aa")))
+    spy_svc.agent_channels["bob"] = "PJSIP/2002-00000009"
+    spy_svc.resynced([snap])
+    assert spy_svc.agent_channels == {"alice": ALICE}
+
+
+async def test_chanspy_events_are_published_with_who(spy_svc):
+    """ChanSpyStart/Stop name the supervisor (by the spyer's endpoint) and the agent (by the spyee's)."""
+    from callcenter.protocol.ami import Message
+    for ev in ("ChanSpyStart", "ChanSpyStop"):
+        spy_svc.on_event(Message((("Event", ev), ("SpyerChannel", "PJSIP/2004-00000003"),
+                                  ("SpyeeChannel", ALICE))))
+    assert [(e.kind, e.supervisor, e.agent) for e in spy_svc.seen.events] == [
+        ("started", "sam", "alice"), ("stopped", "sam", "alice")]

@@ -1,6 +1,8 @@
-"""Call recordings: Asterisk's two mono legs -> one stereo WAV, its metadata, recovery and retention.
+"""Recording files: ids and paths, Asterisk's two mono legs -> one stereo WAV, recovery and retention.
 
-Rules of this module (it does no Asterisk I/O; the runtime starts/stops MixMonitor):
+Rules of this module (it does no Asterisk I/O; :mod:`.service` starts/stops MixMonitor). Blocking
+(disk, fsync, and the metadata rows it writes through the :class:`~.store.RecordingStore` it is
+given): the daemon runs it on its database thread.
 
 * Every file name comes from a ``rec_id`` the daemon made with :func:`new_rec_id` and that
   matches :data:`REC_ID` (``20260806T154549-0123456789ab``: UTC time, 48 random bits). Anything
@@ -25,9 +27,7 @@ Rules of this module (it does no Asterisk I/O; the runtime starts/stops MixMonit
   data actually present, partial frame trimmed -- and finalized with status ``repaired`` and
   ``truncated`` set; what cannot be read moves to ``quarantine/`` with status ``quarantined``.
   Nothing silently truncated is kept: every repair is on the row.
-* Metadata lives in the daemon's SQLite database (own tables, WAL), see :class:`MediaStore`.
-  Supervision's audit trail (``spy_audit``) is there too, so :mod:`callcenter.features.supervision.model`
-  stays pure.
+* Metadata lives in the daemon's SQLite database, see :mod:`callcenter.features.recording.store`.
 """
 
 from __future__ import annotations
@@ -35,34 +35,33 @@ from __future__ import annotations
 import calendar
 import dataclasses
 import hashlib
-import json
 import os
 import re
 import secrets
 import shutil
-import sqlite3
 import struct
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import soundfile as sf
 
 from callcenter import config as config_mod
 
+if TYPE_CHECKING:
+    from callcenter.features.recording.store import RecordingRow, RecordingStore
+
 __all__ = [
+    "PARTIAL",
+    "QUARANTINE",
     "REC_ID",
-    "STATUSES",
     "BadRecId",
     "LegInfo",
     "LegsNotClosed",
-    "MediaStore",
-    "RecordingRow",
     "Recovery",
-    "SpyAudit",
     "check_rec_id",
     "final_path",
     "finalize",
@@ -70,19 +69,16 @@ __all__ = [
     "leg_paths",
     "mixmonitor_options",
     "new_rec_id",
-    "policy_for",
     "purge",
     "recordings_dir",
+    "rec_time",
     "recover",
     "repair_leg",
-    "should_record",
     "tmp_path",
     "verify",
 ]
 
 REC_ID = re.compile(r"[0-9]{8}T[0-9]{6}-[0-9a-f]{12}")
-STATUSES = ("recording", "done", "repaired", "quarantined", "deleted")
-Status = Literal["recording", "done", "repaired", "quarantined", "deleted"]
 PARTIAL = ".partial"
 QUARANTINE = "quarantine"
 _BLOCK = 8000 * 10  # frames per read/write block: 10 s of 8 kHz audio
@@ -126,7 +122,7 @@ def check_rec_id(rec_id: object) -> str:
     return rec_id
 
 
-def _rec_time(rec_id: str) -> float:
+def rec_time(rec_id: str) -> float:
     """The UTC start time encoded in a rec_id (whole seconds)."""
     return float(calendar.timegm(time.strptime(check_rec_id(rec_id)[:15], "%Y%m%dT%H%M%S")))
 
@@ -172,271 +168,6 @@ def mixmonitor_options(dir: str | Path, rec_id: str) -> str:
         if not _SAFE_PATH.fullmatch(str(p)):
             raise ValueError(f"recordings dir must be an absolute path of [A-Za-z0-9_./-]: {str(dir)!r}")
     return f"r({agent})t({caller})"
-
-
-# --------------------------------------------------------------------------- policy
-
-def policy_for(cfg: config_mod.Config, queue: str | None = None, campaign: str | None = None
-               ) -> config_mod.Recording:
-    """The recording policy of a call: its campaign's, else its queue's, else ``recordings.default``."""
-    c = cfg.campaigns.get(campaign) if campaign is not None else None
-    if c is not None and c.recording is not None:
-        return c.recording
-    q = cfg.queues.get(queue) if queue is not None else None
-    if q is not None and q.recording is not None:
-        return q.recording
-    return cfg.recordings.default
-
-
-def should_record(policy: config_mod.Recording, call_id: str) -> bool | Literal["on_demand"]:
-    """Record this call from the start? ``"on_demand"``: only if the agent asks (feature code).
-
-    ``sample`` is decided by a hash of ``call_id``, so every process and every restart agrees, and
-    ``sample_percent`` of calls are recorded on average.
-    """
-    if policy.mode == "all":
-        return True
-    if policy.mode == "none":
-        return False
-    if policy.mode == "on_demand":
-        return "on_demand"
-    if policy.sample_percent >= 100 or policy.sample_percent <= 0:
-        return policy.sample_percent >= 100
-    h = int.from_bytes(hashlib.sha256(call_id.encode("utf-8", "surrogatepass")).digest()[:8], "big")
-    return h * 100.0 / 2**64 < policy.sample_percent
-
-
-# --------------------------------------------------------------------------- metadata
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS recordings (
-    rec_id      TEXT PRIMARY KEY,
-    call_id     TEXT NOT NULL DEFAULT '',
-    agent       TEXT,
-    queue       TEXT,
-    campaign    TEXT,
-    started_at  REAL NOT NULL,
-    ended_at    REAL,
-    duration_s  REAL,
-    path        TEXT,
-    sha256      TEXT,
-    status      TEXT NOT NULL DEFAULT 'recording'
-                CHECK (status IN ('recording', 'done', 'repaired', 'quarantined', 'deleted')),
-    truncated   INTEGER NOT NULL DEFAULT 0,
-    pauses      TEXT NOT NULL DEFAULT '[]',
-    note        TEXT NOT NULL DEFAULT '',
-    deleted_at  REAL,
-    repaired    INTEGER NOT NULL DEFAULT 0  -- legs were repaired in place (kept across a crash in finalize)
-);
-CREATE INDEX IF NOT EXISTS recordings_started ON recordings(started_at);
-CREATE INDEX IF NOT EXISTS recordings_call ON recordings(call_id);
-CREATE TABLE IF NOT EXISTS spy_audit (
-    id               INTEGER PRIMARY KEY,
-    at               REAL NOT NULL,
-    supervisor       TEXT,
-    supervisor_phone TEXT NOT NULL,
-    agent            TEXT,
-    target_ext       TEXT NOT NULL,
-    mode             TEXT NOT NULL,
-    outcome          TEXT NOT NULL,
-    reason           TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS spy_audit_at ON spy_audit(at);
-"""
-
-
-@dataclass(frozen=True)
-class RecordingRow:
-    rec_id: str
-    call_id: str
-    agent: str | None
-    queue: str | None
-    campaign: str | None
-    started_at: float
-    ended_at: float | None
-    duration_s: float | None
-    path: str | None  # relative to the recordings dir: YYYY/MM/DD/<rec_id>.wav or quarantine/<rec_id>
-    sha256: str | None
-    status: Status
-    truncated: bool
-    pauses: tuple[tuple[float, float | None], ...]  # pause markers: [start, end) offsets in s from started_at
-    note: str = ""  # what recovery found or did, one line
-    deleted_at: float | None = None
-
-    def as_dict(self) -> dict[str, object]:
-        d = dataclasses.asdict(self)
-        d["pauses"] = [list(p) for p in self.pauses]
-        return d
-
-
-@dataclass(frozen=True)
-class SpyAudit:
-    at: float
-    supervisor: str | None
-    supervisor_phone: str
-    agent: str | None
-    target_ext: str
-    mode: str
-    outcome: str  # e.g. "allowed", "denied", "ended"
-    reason: str  # supervision.Decision.reason
-
-    def as_dict(self) -> dict[str, object]:
-        return dataclasses.asdict(self)
-
-
-_COLS = ("rec_id, call_id, agent, queue, campaign, started_at, ended_at, duration_s, path, sha256, status,"
-         " truncated, pauses, note, deleted_at")
-
-
-def _row(r: tuple) -> RecordingRow:  # type: ignore[type-arg]
-    v = list(r)
-    v[11] = bool(v[11])
-    v[12] = tuple((float(a), None if b is None else float(b)) for a, b in json.loads(v[12]))
-    return RecordingRow(*v)
-
-
-class MediaStore:
-    """Recording metadata and the supervision audit, in the daemon's SQLite database (own tables)."""
-
-    def __init__(self, path: str | Path):
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA busy_timeout=5000")
-        self.db.executescript(SCHEMA)
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # ---------------------------------------------------------------- life cycle of a recording
-    def start(self, rec_id: str, call_id: str, agent: str | None, queue: str | None, started_at: float,
-              campaign: str | None = None) -> None:
-        """A recording began (call this right before/after MixMonitor starts). Idempotent."""
-        self.db.execute("INSERT OR IGNORE INTO recordings(rec_id, call_id, agent, queue, campaign, started_at)"
-                        " VALUES (?,?,?,?,?,?)", (check_rec_id(rec_id), call_id, agent, queue, campaign, started_at))
-
-    def pause(self, rec_id: str, at: float) -> bool:
-        """Open a pause marker (MixMonitorMute on); False if not recording or already paused."""
-        row = self.get(rec_id)
-        if row is None or row.status != "recording" or (row.pauses and row.pauses[-1][1] is None):
-            return False
-        self._set_pauses(rec_id, row.pauses + ((round(max(at - row.started_at, 0.0), 3), None),))
-        return True
-
-    def resume(self, rec_id: str, at: float) -> bool:
-        """Close the open pause marker; False if there is none."""
-        row = self.get(rec_id)
-        if row is None or row.status != "recording" or not row.pauses or row.pauses[-1][1] is not None:
-            return False
-        start = row.pauses[-1][0]
-        self._set_pauses(rec_id, row.pauses[:-1] + ((start, max(round(at - row.started_at, 3), start)),))
-        return True
-
-    def _set_pauses(self, rec_id: str, pauses: tuple[tuple[float, float | None], ...]) -> None:
-        self.db.execute("UPDATE recordings SET pauses=? WHERE rec_id=?", (json.dumps([list(p) for p in pauses]), rec_id))
-
-    def _ensure(self, rec_id: str) -> RecordingRow:
-        """The row, created from the rec_id alone if the daemon never wrote one (crash before start())."""
-        row = self.get(rec_id)
-        if row is None:
-            self.start(rec_id, "", None, None, _rec_time(rec_id))
-            row = self.get(rec_id)
-            assert row is not None
-        return row
-
-    def legs_repaired(self, rec_id: str, truncated: bool, note: str) -> None:
-        """Remember, before the legs are rewritten, that they were repaired (a crash must not erase it)."""
-        row = self._ensure(rec_id)
-        if note not in row.note:
-            note = f"{row.note}; {note}" if row.note else note
-        else:
-            note = row.note
-        self.db.execute("UPDATE recordings SET repaired=1, truncated=MAX(truncated, ?), note=? WHERE rec_id=?",
-                        (int(truncated), note, rec_id))
-
-    def finish(self, rec_id: str, *, status: Status, path: str | None, sha256: str | None,
-               duration_s: float | None, ended_at: float | None, truncated: bool = False, note: str = "") -> None:
-        """Record how a recording ended (used by :func:`finalize` and :func:`recover`).
-
-        ``done`` becomes ``repaired`` if :meth:`legs_repaired` was called; the notes add up; an open
-        pause is closed at the end of the audio.
-        """
-        row = self._ensure(rec_id)
-        was_repaired = bool(self.db.execute("SELECT repaired FROM recordings WHERE rec_id=?", (rec_id,)).fetchone()[0])
-        if status == "done" and was_repaired:
-            status = "repaired"
-        truncated = truncated or row.truncated
-        if row.note and row.note not in note:
-            note = f"{row.note}; {note}" if note else row.note
-        pauses = row.pauses
-        if pauses and pauses[-1][1] is None:
-            end = duration_s if duration_s is not None else pauses[-1][0]
-            pauses = pauses[:-1] + ((pauses[-1][0], max(round(end, 3), pauses[-1][0])),)
-        self.db.execute(
-            "UPDATE recordings SET status=?, path=?, sha256=?, duration_s=?, ended_at=?, truncated=?, pauses=?,"
-            " note=? WHERE rec_id=?",
-            (status, path, sha256, duration_s, ended_at, int(truncated), json.dumps([list(p) for p in pauses]),
-             note, rec_id))
-
-    def mark_deleted(self, rec_id: str, at: float) -> None:
-        self.db.execute("UPDATE recordings SET status='deleted', deleted_at=? WHERE rec_id=?", (at, rec_id))
-
-    # ---------------------------------------------------------------- queries
-    def get(self, rec_id: str) -> RecordingRow | None:
-        r = self.db.execute(f"SELECT {_COLS} FROM recordings WHERE rec_id=?", (rec_id,)).fetchone()
-        return _row(r) if r else None
-
-    def recordings(self, *, agent: str | None = None, queue: str | None = None, call_id: str | None = None,
-                   status: str | None = None, since: float | None = None, until: float | None = None,
-                   limit: int | None = 1000) -> list[RecordingRow]:
-        """Recordings matching every filter given, newest first."""
-        where: list[str] = []
-        args: list[object] = []
-        for col, val in (("agent", agent), ("queue", queue), ("call_id", call_id), ("status", status)):
-            if val is not None:
-                where.append(f"{col}=?")
-                args.append(val)
-        if since is not None:
-            where.append("started_at>=?")
-            args.append(since)
-        if until is not None:
-            where.append("started_at<?")
-            args.append(until)
-        sql = f"SELECT {_COLS} FROM recordings" + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY started_at DESC, rec_id DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
-        return [_row(r) for r in self.db.execute(sql, args)]
-
-    def expired(self, before: float) -> list[RecordingRow]:
-        """Finished or quarantined recordings that started before ``before`` (oldest first)."""
-        return [_row(r) for r in self.db.execute(
-            f"SELECT {_COLS} FROM recordings WHERE started_at<? AND status IN ('done','repaired','quarantined')"
-            " ORDER BY started_at, rec_id", (before,))]
-
-    # ---------------------------------------------------------------- supervision audit
-    def audit(self, at: float, supervisor: str | None, supervisor_phone: str, agent: str | None, target_ext: str,
-              mode: str, outcome: str, reason: str) -> None:
-        """One line of the supervision audit trail (every attempt, allowed or not)."""
-        self.db.execute("INSERT INTO spy_audit(at, supervisor, supervisor_phone, agent, target_ext, mode, outcome,"
-                        " reason) VALUES (?,?,?,?,?,?,?,?)",
-                        (at, supervisor, supervisor_phone, agent, target_ext, mode, outcome, reason))
-
-    def audits(self, since: float | None = None, limit: int = 1000) -> list[SpyAudit]:
-        rows = self.db.execute(
-            "SELECT at, supervisor, supervisor_phone, agent, target_ext, mode, outcome, reason FROM spy_audit"
-            " WHERE at>=? ORDER BY at DESC, id DESC LIMIT ?", (since if since is not None else float("-inf"), limit))
-        return [SpyAudit(*r) for r in rows]
 
 
 # --------------------------------------------------------------------------- WAV legs
@@ -635,7 +366,7 @@ def _check_final(path: Path) -> int:
 
 # --------------------------------------------------------------------------- finalize
 
-def finalize(store: MediaStore, dir: str | Path, rec_id: str, *, ended_at: float | None = None,
+def finalize(store: RecordingStore, dir: str | Path, rec_id: str, *, ended_at: float | None = None,
              repair: bool = False) -> RecordingRow:
     """Join ``rec_id``'s legs into ``YYYY/MM/DD/<rec_id>.wav`` atomically, record it, delete the legs.
 
@@ -655,7 +386,7 @@ def finalize(store: MediaStore, dir: str | Path, rec_id: str, *, ended_at: float
     caller, agent = leg_paths(dir, rec_id)
     tmp, final = tmp_path(dir, rec_id), final_path(dir, rec_id)
     row = store.get(rec_id)
-    started = row.started_at if row is not None else _rec_time(rec_id)
+    started = row.started_at if row is not None else rec_time(rec_id)
     if row is not None and row.status != "recording" and not caller.exists() and not agent.exists():
         return row  # already finalized (or quarantined)
 
@@ -716,7 +447,7 @@ def finalize(store: MediaStore, dir: str | Path, rec_id: str, *, ended_at: float
     return got
 
 
-def verify(store: MediaStore, dir: str | Path, rec_id: str) -> bool:
+def verify(store: RecordingStore, dir: str | Path, rec_id: str) -> bool:
     """Does the finished recording's file exist and hash to the recorded sha256?"""
     row = store.get(rec_id)
     p = final_path(dir, rec_id)
@@ -748,7 +479,7 @@ def _partial_files(dir: Path) -> dict[str, list[Path]]:
     return out
 
 
-def recover(store: MediaStore, dir: str | Path, now: float, *, active: Iterable[str] = (),
+def recover(store: RecordingStore, dir: str | Path, now: float, *, active: Iterable[str] = (),
             min_idle_s: float = 30.0) -> list[Recovery]:
     """Finish what a crash left behind; deterministic (sorted by rec_id); safe to run again.
 
@@ -828,7 +559,7 @@ def recover(store: MediaStore, dir: str | Path, now: float, *, active: Iterable[
 
 # --------------------------------------------------------------------------- retention
 
-def purge(store: MediaStore, dir: str | Path, now: float, retention_days: float, *, dry_run: bool = False,
+def purge(store: RecordingStore, dir: str | Path, now: float, retention_days: float, *, dry_run: bool = False,
           on_delete: Callable[[RecordingRow], None] | None = None) -> list[RecordingRow]:
     """Delete recordings (file and quarantine folder) that started more than ``retention_days`` ago.
 

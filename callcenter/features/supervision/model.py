@@ -2,7 +2,8 @@
 
 Rules of this module: pure -- no I/O, no clock, no asyncio. :func:`decide` takes the lock-out
 state and the time and returns the new state with its :class:`Decision`; the runtime keeps the
-state, runs ChanSpy and writes the audit (``MediaStore.audit`` in :mod:`callcenter.features.recording.files`).
+state, runs ChanSpy and writes the audit (:mod:`callcenter.features.supervision.service`,
+:mod:`callcenter.features.supervision.store`).
 
 Checks, in this order (the first that fails is the reason; nothing about the target is revealed
 before the PIN is right):
@@ -105,6 +106,17 @@ class LockoutState:
             lu[name] = locked_until
         return LockoutState(MappingProxyType(f), MappingProxyType(lu))
 
+    def pruned(self, now: float) -> LockoutState:
+        """The same state without what can no longer matter at ``now``: wrong PINs older than
+        :data:`PIN_WINDOW_S` and lock-outs that have ended. Keeps the maps as small as the set of
+        supervisors with a recent mistake."""
+        f = {k: kept for k, v in self.failures.items() if (kept := tuple(t for t in v if now - t < PIN_WINDOW_S))}
+        lu = {k: v for k, v in self.locked_until.items() if now < v}
+        if len(f) == len(self.failures) and len(lu) == len(self.locked_until) and all(
+                len(f[k]) == len(v) for k, v in self.failures.items()):
+            return self
+        return LockoutState(MappingProxyType(f), MappingProxyType(lu))
+
 
 def decide(cfg: Config, supervisor_phone: str, mode: str, target_ext: str, pin: str, agent_channel: str | None,
            state: LockoutState, now: float) -> tuple[LockoutState, Decision]:
@@ -120,6 +132,7 @@ def decide(cfg: Config, supervisor_phone: str, mode: str, target_ext: str, pin: 
     Returns:
         The new lock-out state and the decision.
     """
+    state = state.pruned(now)
     if mode not in MODES:
         return state, Decision(False, "bad_mode", None, None)
     sv_name = next((n for n, s in cfg.supervisors.items() if s.phone == supervisor_phone), None)

@@ -1,0 +1,140 @@
+"""Supervision in the running daemon: who is talking on which channel (from AMI), the decision
+(:func:`.model.decide`), the audit (:mod:`.store`, on the database thread) and the bus events.
+
+``*71``/``*72``/``*73`` + an agent's extension (rendered literals in ``cc-phones``) go to
+``cc-spy``, whose AGI ``spy`` (:mod:`.handlers`) asks for the PIN; :meth:`SupervisionService.authorize`
+identifies the supervisor by the calling channel's *endpoint* (never caller ID), decides, audits
+every attempt (``spy_audit`` and the log; no audit row, no spying: the write is awaited) and,
+only when allowed, returns the agent's current channel (full name, for ChanSpy's ``u`` option)
+and the options for the mode. ``ChanSpyStart``/``ChanSpyStop`` from AMI are logged and published.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from callcenter import config as config_mod
+from callcenter.asterisk import ami_events
+from callcenter.asterisk import contract as C
+from callcenter.asterisk.agi_server import AgiSession
+from callcenter.events import Bus, SpyEvent
+from callcenter.features.supervision import handlers
+from callcenter.features.supervision import model as sup
+from callcenter.features.supervision.store import SpyAuditStore
+from callcenter.persistence import DbThread
+from callcenter.protocol.ami import Message
+
+__all__ = ["Authorization", "SupervisionService"]
+
+log = structlog.get_logger("callcenter")
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """What :meth:`SupervisionService.authorize` decided; ``target``/``options`` only when allowed."""
+
+    allowed: bool
+    reason: str
+    target: str = ""
+    options: str = ""
+
+
+class SupervisionService:
+    """Listen / whisper / barge for the daemon (see the module doc).
+
+    Args:
+        db: the daemon's database thread (the audit is written there).
+        bus: where :class:`SpyEvent` s are published.
+        store: an open audit store (tests); by default :meth:`start` opens ``daemon.database`` on ``db``.
+    """
+
+    def __init__(self, cfg: config_mod.Config, *, db: DbThread, bus: Bus, store: SpyAuditStore | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.cfg = cfg
+        self.db = db
+        self.bus = bus
+        self.store = store
+        self.clock = clock
+        self._own_store = store is None
+        self.agent_channels: dict[str, str] = {}  # agent -> their channel bridged to a caller now
+        self.lockout = sup.LockoutState()
+
+    async def start(self) -> None:
+        if self.store is None:
+            self.store = await self.db.run(SpyAuditStore, self.cfg.daemon.database)
+
+    async def close(self) -> None:
+        if self.store is not None and self._own_store:
+            await self.db.run(self.store.close)
+        self.store = None
+
+    def agi_routes(self) -> dict[str, Callable[[AgiSession], Any]]:
+        return handlers.routes(self)
+
+    # ------------------------------------------------------------------ AMI events
+    def on_event(self, msg: Message) -> None:
+        ev = msg.event
+        if (b := ami_events.bridge_enter(msg)) is not None:
+            agent = b.variables.get(C.AGENT, "")
+            if b.variables.get(C.ROLE) == C.ROLE_AGENT and agent in self.cfg.agents:
+                self.agent_channels[agent] = b.channel
+        elif (h := ami_events.hangup(msg)) is not None:
+            agent = h.variables.get(C.AGENT, "")
+            if self.agent_channels.get(agent) == h.channel:
+                del self.agent_channels[agent]
+            self.lockout = self.lockout.pruned(self.clock())
+        elif ev in ("ChanSpyStart", "ChanSpyStop"):
+            spyer, spyee = msg.get("SpyerChannel"), msg.get("SpyeeChannel")
+            sv = self._supervisor_at(ami_events.channel_endpoint(spyer))
+            agent = self.cfg.agent_by_phone(ami_events.channel_endpoint(spyee)) or None
+            kind = "started" if ev == "ChanSpyStart" else "stopped"
+            log.info(f"spy.{kind}", spyer=spyer, spyee=spyee)
+            self.bus.publish(SpyEvent(kind, sv, agent))
+
+    def resynced(self, channels: list[Message]) -> None:
+        """After an AMI (re)connect: rebuild who is talking from the snapshot."""
+        self.agent_channels.clear()
+        for m in channels:
+            v = ami_events.channel_vars(m)
+            agent = v.get(C.AGENT, "")
+            if v.get(C.ROLE) == C.ROLE_AGENT and agent in self.cfg.agents and m.get("BridgeId"):
+                self.agent_channels[agent] = m.get("Channel")
+        self.lockout = self.lockout.pruned(self.clock())
+
+    def _supervisor_at(self, phone: str) -> str | None:
+        return next((n for n, s in self.cfg.supervisors.items() if s.phone == phone), None) if phone else None
+
+    # ------------------------------------------------------------------ the decision
+    async def authorize(self, mode: str, ext: str, endpoint: str, pin: str) -> Authorization:
+        """May the phone ``endpoint`` spy on the agent at ``ext`` in ``mode`` with ``pin``? Audited,
+        logged and published whatever the answer."""
+        if self.store is None:
+            raise RuntimeError("supervision service not started")
+        agent = self.cfg.agent_by_phone(ext) if ext else None
+        channel = self.agent_channels.get(agent) if agent else None
+        if agent and channel and not channel.startswith(f"PJSIP/{self.cfg.agents[agent].phone}-"):
+            channel = None  # only ever that agent's own phone channel
+        now = self.clock()
+        self.lockout, d = sup.decide(self.cfg, endpoint, mode, ext, pin, channel, self.lockout, now)
+        target = options = ""
+        reason = d.reason
+        if d.allowed:
+            assert channel is not None
+            try:
+                target, options = sup.chanspy_target(channel), sup.chanspy_options(mode)
+            except ValueError:
+                reason = "bad_channel"
+        allowed = bool(target)
+        await self.db.run(self.store.audit, now, d.supervisor, endpoint, d.agent, ext, mode[:10],
+                          "allowed" if allowed else "denied", reason)
+        (log.info if allowed else log.warning)(
+            "spy.allowed" if allowed else "spy.denied", supervisor=d.supervisor, phone=endpoint or None,
+            agent=d.agent, target_ext=ext or None, mode=mode[:10], reason=reason,
+            channel=channel if allowed else None)
+        self.bus.publish(SpyEvent("allowed" if allowed else "denied", d.supervisor, d.agent, mode[:10], reason))
+        return Authorization(allowed, reason, target, options)

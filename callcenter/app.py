@@ -38,6 +38,7 @@ from callcenter.features.amd.detector import AmdParams
 from callcenter.features.amd.handlers import AmdHandlers
 from callcenter.features.amd.server import AmdServer
 from callcenter.features.callback.handlers import CallbackHandlers
+from callcenter.features.callback.numbers import dial_back_number
 from callcenter.features.ivr.handlers import IvrHandlers
 from callcenter.features.stats import figures as stats_mod
 from callcenter.features.stats.cache import StatsCache
@@ -283,8 +284,9 @@ class Daemon:
         return fig.aht_s if fig else None
 
     def _dial_back(self, number: str, trunk: str) -> str | None:
-        from callcenter.features.callback import numbers
-        return numbers.dial_back(number, trunk, self.cfg)
+        """The trunk's allow-list decides (spoofed caller IDs, premium-rate, abroad unless allowed)."""
+        conf = self.cfg.trunks.get(trunk)
+        return dial_back_number(number, conf, self.cfg.site) if conf is not None else None
 
     def caller_gone(self, call_id: str) -> None:
         """The dialler gives up on a dialled person (no agent within 2 s): out of the queue now."""

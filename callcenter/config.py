@@ -28,8 +28,8 @@ from callcenter.features.recording.schema import RecordingConf, Recordings
 from callcenter.features.supervision.schema import SupervisorConf
 
 __all__ = [
-    "Config", "ConfigError", "load", "parse", "DaemonConf", "Site", "Trunk", "Phone", "Ami", "Listen", "Sip",
-    "Features",
+    "Config", "ConfigError", "FrozenDict", "freeze", "load", "parse",
+    "DaemonConf", "Site", "Trunk", "Phone", "Ami", "Listen", "Sip", "Features",
     # re-exported from the features' schemas, under their new names ...
     "Action", "Hours", "Menu", "HolidayConf", "Schedule", "AgentConf", "QueueConf", "OverflowConf", "PenaltyRule",
     "CallbackConf", "RecordingConf", "Recordings", "SupervisorConf", "CampaignConf",
@@ -345,6 +345,44 @@ def _references(cfg: Config) -> list[str]:
 
 # --------------------------------------------------------------------------- loading
 
+class FrozenDict(dict):  # type: ignore[type-arg]
+    """A dict that refuses changes: the mappings of a validated config (still a ``dict`` to pydantic,
+    ``json`` and ``dataclasses.asdict``; copies and pickles as a ``FrozenDict``)."""
+
+    def _frozen(self, *_: Any, **__: Any) -> Any:
+        raise TypeError("the configuration is frozen")
+
+    __setitem__ = __delitem__ = __ior__ = _frozen  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = _frozen  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (dict(self),))
+
+    def __copy__(self) -> FrozenDict:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenDict:
+        return self
+
+
+def freeze(obj: Any) -> Any:
+    """Every mapping inside a validated config, at any depth, made a :class:`FrozenDict` (in place:
+    the dataclasses themselves are frozen already)."""
+    if isinstance(obj, dict):
+        return obj if isinstance(obj, FrozenDict) and all(
+            v is freeze(v) for v in obj.values()) else FrozenDict({k: freeze(v) for k, v in obj.items()})
+    if isinstance(obj, tuple):
+        return tuple(freeze(v) for v in obj) if any(isinstance(v, (dict, tuple)) or dataclasses.is_dataclass(v)
+                                                     for v in obj) else obj
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            v = getattr(obj, f.name)
+            fv = freeze(v)
+            if fv is not v:
+                object.__setattr__(obj, f.name, fv)
+    return obj
+
+
 def _describe(err: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     typ = err["type"]
@@ -375,7 +413,7 @@ def parse(data: Any, *, source: str = "<config>") -> Config:
     problems = [f"{k}: unknown key" for k in bad] + _references(cfg)
     if problems:
         raise ConfigError(problems)
-    return cfg
+    return freeze(cfg)
 
 
 def _merge(base: Any, over: Any) -> Any:
@@ -415,4 +453,4 @@ def load(path: str | Path) -> Config:
     if not db.is_absolute():
         cfg = dataclasses.replace(cfg, daemon=dataclasses.replace(
             cfg.daemon, database=str((path.parent.resolve() / db))))
-    return cfg
+    return freeze(cfg)

@@ -79,6 +79,34 @@ def test_config_is_frozen():
         cfg.ami.port = 1  # type: ignore[misc]
 
 
+def test_config_mappings_are_frozen_too():
+    """The mappings inside the validated config (queues, penalties, menu options, DIDs) cannot be changed either."""
+    cfg = load(SHIPPED)
+    with pytest.raises(TypeError):
+        cfg.queues["ghost"] = cfg.queues["sales"]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        cfg.queues["sales"].penalties["dave"] = 0  # type: ignore[index]
+    with pytest.raises(TypeError):
+        cfg.menus["main"].options.pop("1")
+    with pytest.raises(TypeError):
+        cfg.trunks["pstn"].dids.update({"5553000": cfg.trunks["pstn"].dids["5551000"]})
+    with pytest.raises(TypeError):
+        cfg.menus["main"].options["3"].skills.clear()  # type: ignore[union-attr]
+    with pytest.raises(TypeError):
+        parse(copy.deepcopy(RAW)).campaigns["demo-outbound"].dispositions.setdefault("9", "spam")
+
+
+def test_frozen_config_still_copies_and_serialises():
+    """A frozen config deep-copies, pickles and turns into plain data (asdict, JSON) like before."""
+    import json
+    import pickle
+    cfg = load(SHIPPED)
+    assert copy.deepcopy(cfg) == cfg and pickle.loads(pickle.dumps(cfg)) == cfg
+    data = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    assert data["queues"]["sales"]["penalties"] == {"dave": 2}
+    assert config_mod.freeze(dataclasses.replace(cfg, pause_reasons={"1": "lunch"})).pause_reasons == {"1": "lunch"}
+
+
 # --------------------------------------------------------------------------- error paths
 
 def test_unknown_key_has_dotted_path():

@@ -246,3 +246,36 @@ async def test_media_facade_wires_both_services(cfg: config_mod.Config):
         assert list(m.recording.active) == [CALL]
     finally:
         await m.close()
+
+
+async def test_media_cfg_assignment_reconfigures_both_services(cfg: config_mod.Config, tmp_path: Path):
+    """The daemon's reload sets media.cfg: the recording policy and the supervisors change at once, the
+    recordings directory stays, and a removed agent's talking channel is forgotten."""
+    import copy
+
+    import yaml
+
+    from tests.unit.media_fakes import ROOT
+    calls = {CALL: Call(CALL, "sales", "alice")}
+    m = Media(cfg, FakeAmi(), lambda: calls)  # type: ignore[arg-type]
+    await m.start()
+    try:
+        m.on_event(event("BridgeEnter", ALICE_CHAN, CC_ROLE="agent", CC_AGENT="alice"))
+        data = copy.deepcopy(yaml.safe_load((ROOT / "tests" / "asterisk" / "lab.yaml").read_text()))
+        data["daemon"]["database"] = cfg.daemon.database
+        data["recordings"] = {"dir": str(tmp_path / "elsewhere"), "default": {"mode": "none"}}
+        data["queues"]["sales"]["recording"] = {"mode": "none"}
+        del data["agents"]["alice"]
+        data["queues"]["sales"]["members"] = ["bob"]
+        new = config_mod.parse(data)
+        old_dir = m.recording.dir
+        m.cfg = new
+        assert m.cfg is new and m.recording.cfg is new and m.supervision.cfg is new
+        assert m.recording.dir == old_dir
+        assert m.supervision.agent_channels == {}
+        calls[CALL] = Call(CALL, "sales", "bob")
+        s = FakeSession(())
+        await m.connected(s, calls[CALL])  # type: ignore[arg-type]
+        assert m.recording.active == {} and not any(c[0] == "EXEC" for c in s.sent)
+    finally:
+        await m.close()

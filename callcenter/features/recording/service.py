@@ -135,6 +135,14 @@ class RecordingService:
             await self.db.run(self.store.close)
         self.store = None
 
+    def reconfigure(self, cfg: config_mod.Config) -> None:
+        """A reloaded config: policies, agents and retention take effect at once; the recordings
+        directory only on restart (recordings in progress finish where they started)."""
+        if rec.recordings_dir(cfg) != self.dir or (cfg.recordings.asterisk_dir or str(self.dir)) != self.asterisk_dir:
+            log.warning("recording.dir_unchanged", reason="recordings.dir/asterisk_dir take effect on restart",
+                        dir=str(self.dir))
+        self.cfg = cfg
+
     def agi_routes(self) -> dict[str, Callable[[AgiSession], Any]]:
         return handlers.routes(self)
 
@@ -398,6 +406,16 @@ class Media:
     @staticmethod
     def _fatal(name: str, exc: BaseException | None) -> None:
         log.error("media.task_died", task=name, error=repr(exc) if exc is not None else None)
+
+    @property
+    def cfg(self) -> config_mod.Config:
+        return self.recording.cfg
+
+    @cfg.setter
+    def cfg(self, cfg: config_mod.Config) -> None:
+        """``media.cfg = new`` (the daemon's reload) reconfigures both services."""
+        self.recording.reconfigure(cfg)
+        self.supervision.reconfigure(cfg)
 
     @property
     def campaign_of(self) -> Callable[[str], str | None]:

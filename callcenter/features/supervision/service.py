@@ -73,6 +73,12 @@ class SupervisionService:
             await self.db.run(self.store.close)
         self.store = None
 
+    def reconfigure(self, cfg: config_mod.Config) -> None:
+        """A reloaded config: supervisors, PINs, teams and agents take effect at once; the talking
+        channel of an agent no longer configured is forgotten."""
+        self.cfg = cfg
+        self.agent_channels = {a: ch for a, ch in self.agent_channels.items() if a in cfg.agents}
+
     def agi_routes(self) -> dict[str, Callable[[AgiSession], Any]]:
         return handlers.routes(self)
 

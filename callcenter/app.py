@@ -40,8 +40,10 @@ from callcenter.features.amd.server import AmdServer
 from callcenter.features.callback.handlers import CallbackHandlers
 from callcenter.features.callback.numbers import dial_back_number
 from callcenter.features.ivr.handlers import IvrHandlers
+from callcenter.features.recording.service import RecordingService
 from callcenter.features.stats import figures as stats_mod
 from callcenter.features.stats.cache import StatsCache
+from callcenter.features.supervision.service import SupervisionService
 from callcenter.journal import Journal
 from callcenter.persistence import DbThread
 from callcenter.protocol.ami import Message
@@ -110,14 +112,16 @@ class Daemon:
         self.amd_handlers = AmdHandlers(lambda: self.amd, self.bus, lambda: self.dialer)
         self.amd = AmdServer(cfg.audiosocket.host, cfg.audiosocket.port, AmdParams.from_mapping(cfg.amd),
                              self.amd_handlers.on_final, _amd_profiles(cfg))
-        self.media = _build_media(self)
+        self.recording = RecordingService(cfg, self.ami, lambda: self.acd.state.calls, db=self.db, tasks=self.tasks,
+                                          bus=self.bus)
+        self.supervision = SupervisionService(cfg, db=self.db, bus=self.bus)
         self.acd_handlers = AcdHandlers(self._config, self.acd, self.bus, self.ivr, lookup_call=self.lookup_call,
-                                        aht_of=self._aht_of, on_connected=self.media.connected,
+                                        aht_of=self._aht_of, on_connected=self.recording.connected,
                                         dial_callback=self.callback.dial, callback_prompt=self.callback.prompt,
                                         dialer=lambda: self.dialer)
         routes: dict[str, Callable[..., Any]] = {}
         for part in (self.ivr.routes(), self.acd_handlers.routes(), self.callback.routes(),
-                     self.amd_handlers.routes(), self.media.agi_routes()):
+                     self.amd_handlers.routes(), self.recording.agi_routes(), self.supervision.agi_routes()):
             routes.update(part)
         self.agi = AgiServer(cfg.agi.host, cfg.agi.port, routes,
                              on_session=lambda s, r: self.metrics.agi_sessions.labels(s, r).inc())
@@ -148,7 +152,8 @@ class Daemon:
             loop.add_signal_handler(signal.SIGHUP, lambda: self.tasks.spawn(self.reload(), "reload"))
         await self.agi.start()
         await self.amd.start()
-        await self.media.start()
+        await self.recording.start()
+        await self.supervision.start()
         await self._start_http()
         log.info("daemon.started", agi=f"{self.cfg.agi.host}:{self.cfg.agi.port}",
                  http=f"{self.cfg.http.host}:{self.cfg.http.port}", database=self.cfg.daemon.database)
@@ -170,7 +175,8 @@ class Daemon:
         await self.amd.close()
         if self._http is not None:
             await self._http.cleanup()
-        await self.media.close()
+        await self.recording.close()
+        await self.supervision.close()
         await self.db.drain()
         self.db.close()
         self.stats.close()
@@ -239,7 +245,8 @@ class Daemon:
             return self._reload_refused(e.problems)
         old, self.cfg = self.cfg, new
         self.stats.reconfigure(new)
-        self.media.cfg = new
+        self.recording.reconfigure(new)
+        self.supervision.reconfigure(new)
         if self.dialer is not None and hasattr(self.dialer, "apply_config"):
             await _maybe_await(self.dialer.apply_config(new))
         asterisk = await self._reload_asterisk(new)
@@ -308,7 +315,8 @@ class Daemon:
 
     def _dispatch(self, msg: Message) -> None:
         """Each feature sees the event; one that raises is logged and the others still run."""
-        owned = self._guard("recording", self.media.on_event, msg)
+        self._guard("recording", self.recording.on_event, msg)
+        self._guard("supervision", self.supervision.on_event, msg)
         owned = self._guard("dialer", self._dialer_event, msg)
         if not owned:  # an OriginateResponse of the dialler's own lines is not the ACD's
             self._guard("acd", lambda m: self.acd.on_ami_event(self.node, m), msg)
@@ -343,7 +351,8 @@ class Daemon:
         buffered = self._sync.buffered
         self._sync = _Sync()
         self.acd.resync(self.node, chans, devs)
-        self.media.resynced(chans)
+        self.recording.resynced(chans)
+        self.supervision.resynced(chans)
         if self.dialer is not None and hasattr(self.dialer, "resync"):
             await _maybe_await(self.dialer.resync(chans))
         for msg in buffered:  # events that raced the snapshot; the core tolerates stale ones
@@ -427,7 +436,7 @@ class Daemon:
             return web.json_response({"agent": agent, "disposition": name})
 
         app.router.add_post("/dialer/disposition", disposition)
-        self.media.add_routes(app)
+        self.recording.add_routes(app)
         app.router.add_get("/metrics", metrics)
         app.router.add_get("/status", status)
         app.router.add_get("/healthz", healthz)
@@ -444,9 +453,6 @@ def _amd_profiles(cfg: config_mod.Config) -> dict[str, AmdParams]:
     return {name: AmdParams.from_mapping({**cfg.amd, **prof}) for name, prof in cfg.amd_profiles.items()}
 
 
-def _build_media(d: Daemon) -> Any:
-    from callcenter.features.recording.service import Media
-    return Media(d.cfg, d.ami, lambda: d.acd.state.calls)
 
 
 def _build_dialer(d: Daemon) -> Any:
@@ -455,7 +461,7 @@ def _build_dialer(d: Daemon) -> Any:
     if not d.cfg.campaigns:
         return None
     dialer = LiveDialer(d, d.cfg, LeadStore(d.cfg.daemon.database))
-    d.media.campaign_of = dialer.campaign_of  # a dialled call follows its campaign's recording policy
+    d.recording.campaign_of = dialer.campaign_of  # a dialled call follows its campaign's recording policy
     return dialer
 
 

@@ -37,6 +37,8 @@ import pytest
 import soundfile as sf
 
 from callcenter.features.recording import files as rec
+from callcenter.features.recording.store import RecordingRow, RecordingStore
+from callcenter.features.supervision.store import SpyAuditStore
 from callcenter.lab.asterisk import Lab
 from callcenter.lab.phones import _pj
 
@@ -236,8 +238,8 @@ def _cli(daemon: DaemonProc, *args: str) -> subprocess.CompletedProcess[str]:
                            *args], capture_output=True, text=True, timeout=30, check=False)
 
 
-def _row(daemon: DaemonProc, rec_id: str) -> rec.RecordingRow:
-    with rec.MediaStore(daemon.cfg.daemon.database) as st:
+def _row(daemon: DaemonProc, rec_id: str) -> RecordingRow:
+    with RecordingStore(daemon.cfg.daemon.database) as st:
         row = st.get(rec_id)
     assert row is not None
     return row
@@ -292,7 +294,7 @@ async def test_stereo_recording_caller_left_agent_right_with_pauses(
     assert row.agent == "alice" and row.queue == "sales"
     path = media_dirs[0] / row.path
     assert str(path) == fin["path"] and path.exists()
-    assert rec.verify(rec.MediaStore(daemon.cfg.daemon.database), media_dirs[0], rec_id)
+    assert rec.verify(RecordingStore(daemon.cfg.daemon.database), media_dirs[0], rec_id)
     info = sf.info(str(path))
     assert (info.channels, info.samplerate, info.subtype) == (2, 8000, "PCM_16")
     x, fs = sf.read(str(path), dtype="float64")
@@ -354,7 +356,7 @@ async def test_retention_purge_runs_in_the_daemon_and_says_what_it_deleted(
     db = tmp_path / "callcenter.sqlite3"  # the daemon_config fixture's database
     old_at, new_at = time.time() - 40 * 86400, time.time() - 5 * 86400
     ids = []
-    with rec.MediaStore(db) as st:
+    with RecordingStore(db) as st:
         for at in (old_at, new_at):
             rid = rec.new_rec_id(at)
             ids.append(rid)
@@ -449,7 +451,7 @@ async def test_listen_whisper_barge_by_code_and_dtmf(recording_daemon: Callable[
     await daemon.until("recording.finalized", 20, after=m)
 
     assert [s["SpyeeChannel"] for s in spies.starts] == [agent_chan], spies.starts  # exactly alice's channel
-    with rec.MediaStore(daemon.cfg.daemon.database) as st:
+    with SpyAuditStore(daemon.cfg.daemon.database) as st:
         audits = st.audits()
     assert [(a.supervisor, a.supervisor_phone, a.agent, a.target_ext, a.mode, a.outcome, a.reason)
             for a in audits] == [("sam", "2004", "alice", "2001", "listen", "allowed", "ok")]
@@ -505,7 +507,7 @@ async def test_unauthorised_supervisor_is_denied_audited_and_never_spies(
         await _no_chanspy_channel(witness)  # ... and after
     await asyncio.sleep(0.5)
     assert spies.starts == []
-    with rec.MediaStore(daemon.cfg.daemon.database) as st:
+    with SpyAuditStore(daemon.cfg.daemon.database) as st:
         audits = sorted(st.audits(), key=lambda a: a.at)
     assert [(a.supervisor, a.supervisor_phone, a.agent, a.target_ext, a.mode, a.outcome, a.reason)
             for a in audits] == [("sam", "2004", None, "2001", "listen", "denied", "bad_pin"),
@@ -595,7 +597,7 @@ async def test_killing_asterisk_mid_recording_leaves_no_silently_truncated_file(
     finally:
         again.stop()
     assert not list((d / rec.PARTIAL).glob("*")), list((d / rec.PARTIAL).glob("*"))
-    with rec.MediaStore(again.cfg.daemon.database) as st:
+    with RecordingStore(again.cfg.daemon.database) as st:
         rows = [st.get(rid) for rid in rec_ids]
         for row in rows:
             assert row is not None and row.status == "repaired" and row.truncated, row

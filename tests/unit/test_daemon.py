@@ -76,7 +76,7 @@ async def test_a_feature_that_raises_on_an_ami_event_does_not_stop_the_others(ru
     def bad(msg: Message) -> None:
         raise KeyError("CC_REC_ID")
 
-    monkeypatch.setattr(d.media, "on_event", bad)
+    monkeypatch.setattr(d.recording, "on_event", bad)
     d._dispatch(Message((("Event", "DeviceStateChange"), ("Device", "PJSIP/2001"), ("State", "INUSE"))))
     assert d.acd.state.agents["alice"].device == "INUSE"
 

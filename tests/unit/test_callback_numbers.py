@@ -104,6 +104,7 @@ def test_asterisk_style_pattern_for_private_numbers():
     (("site", "dial_allow"), ["premium-rate"], "site.dial_allow: bad dial pattern 'premium-rate'"),
     (("site", "country"), "XX", "site.country: unknown country 'XX'"),
     (("site", "region"), "US", "site.region: unknown key"),
+    (("queues", "sales", "callback"), {"unavailable": ["../x"]}, "queues.sales.callback.unavailable: bad prompt name"),
 ])
 def test_bad_allow_list_config_names_its_key_path(where, value, expected):
     """A bad pattern or country is refused at load, at its dotted key path."""

@@ -265,11 +265,11 @@ class Daemon:
 
     async def _reload_asterisk(self, cfg: config_mod.Config) -> str:
         """Render Asterisk's files where it reads them and reload the modules that use them."""
-        out = getattr(cfg.daemon, "asterisk_config_dir", None)
+        out = cfg.daemon.asterisk_config_dir
         if not out:
             return "not configured"
         await asyncio.to_thread(write, render(cfg), out)
-        cmd = list(getattr(cfg.daemon, "asterisk_reload", ()) or ())
+        cmd = list(cfg.daemon.asterisk_reload)
         if not cmd:
             return "rendered"
         for module in ("module reload res_pjsip.so", "dialplan reload", "moh reload", "module reload features"):

@@ -187,6 +187,17 @@ class DaemonConf:
     log_format: Literal["auto", "json", "console"] = "auto"
     reconnect_max_s: float = Field(default=10, gt=0, le=300)
     stats_window_s: float = Field(default=3600, gt=0)  # live statistics cover this much recent time
+    # Reload: where Asterisk reads the rendered files (#include them), and the argv prefix that runs
+    # one Asterisk CLI command (e.g. [asterisk, -rx]); the daemon's AMI user never gets `system`.
+    asterisk_config_dir: str | None = None
+    asterisk_reload: tuple[str, ...] = ()
+
+    @field_validator("asterisk_reload")
+    @classmethod
+    def _argv(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not a or "\n" in a or "\0" in a for a in v):
+            raise ValueError("each argument must be non-empty, without newlines or NUL")
+        return v
 
 
 @dataclass(config=STRICT)

@@ -20,7 +20,6 @@ from callcenter.features.acd.service import AcdService
 __all__ = ["CallbackHandlers"]
 
 log = structlog.get_logger("callcenter.callback")
-NOT_POSSIBLE = ("beeperr",)  # heard when a callback cannot be offered to this number
 
 
 class CallbackHandlers:
@@ -66,7 +65,7 @@ class CallbackHandlers:
         number = self.dial_back(c.caller_num, trunk) if trunk else None
         if number is None or trunk is None or time.time() - c.entered_at < cb.offer_after_s:
             log.warning("callback.refused", call_id=call_id, allowed_number=number is not None, trunk=trunk)
-            await play(s, NOT_POSSIBLE, escape="")
+            await play(s, cb.unavailable, escape="")  # "a callback is not possible"; they stay queued
             return
         self.acd.submit(acd.CallbackRequested(call_id, number, trunk))
         if self.acd.state.calls.get(call_id, c).callback != number:

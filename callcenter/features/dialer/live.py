@@ -1,35 +1,45 @@
-"""The live dialer: campaigns from the YAML and the lead store, paced by :mod:`callcenter.features.dialer.pacing`,
+"""The live dialer: campaigns from the lead store, paced by :mod:`callcenter.features.dialer.pacing`,
 dialled through Asterisk (AMI Originate into ``cc-outbound``).
 
 This is an adapter: every number it dials comes from :meth:`LeadStore.reserve` (atomic, DNC and
-calling window checked at dial time); every decision is :func:`pacing.decide`, the same function
-the simulator and ``bench dialer`` measure. A line's life:
+calling window checked at dial time, on the database thread); every decision is
+:func:`pacing.decide`, fed by :class:`~.estimator.Estimator`, the same code the simulator and
+``bench dialer`` run. It reaches the daemon only through a :class:`~.ports.DialerHost`. The
+database is the one store of a campaign's settings (:mod:`.campaigns`): YAML campaigns are
+upserted by :meth:`LiveDialer.apply_config`, CLI campaigns are dialled as they are. A line's life:
 
     ringing --OriginateResponse ok--> amd --HUMAN/NOTSURE--> waiting --agent answers--> connected
        |  busy / no answer / failed        \\--MACHINE--> message or hang-up (dialplan)
        |                                    waiting 2 s without an agent --> compliance message, abandoned
+
+Every line leaves the maps when its channel hangs up, when an AMI resync finds its channel gone,
+or (events lost) after a bounded time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import re
+import socket
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
-from callcenter.features.dialer import pacing
+from callcenter.asterisk.ami_client import AmiError, NotConnected
 from callcenter.features.acd.agents import AgentState
-from callcenter.features.dialer.store import LeadStore
+from callcenter.features.acd.model import on_duty, staffed
+from callcenter.features.dialer import campaigns, pacing
+from callcenter.features.dialer.estimator import BUSY, HUMAN, MACHINE, NOANSWER, Estimator
 
 if TYPE_CHECKING:
     from callcenter.config import Campaign, Config
+    from callcenter.features.dialer.ports import DialerHost
+    from callcenter.features.dialer.store import LeadStore
+    from callcenter.persistence import DbThread
     from callcenter.protocol.ami import Message
 
 log = structlog.get_logger("callcenter.dialer")
@@ -41,8 +51,13 @@ REASONS = {"5": "busy", "8": "busy", "3": "no_answer"}
 CAUSES = {"17": "busy", "34": "busy", "38": "busy", "19": "no_answer", "18": "no_answer", "1": "invalid",
           "28": "invalid", "3": "invalid"}
 ROLLING_S = 24 * 3600.0  # the compliance window the abandon rate is counted over (Ofcom: 24 h)
-PRIOR_LINES = 10.0  # pseudo-lines of prior (the scenario defaults) before history speaks
 WAKE_S = 1.0  # re-decide at least this often while a campaign runs (ringing lines age)
+RING_PRIOR_S = pacing.Inputs().mean_ring_s
+ORIGINATE_GRACE_S = 30.0  # a line still "ringing" this long after its ring timeout lost its events
+MAX_LINE_S = 6 * 3600.0  # no call lasts this long: a line still here lost its hangup
+DISPOSE_WINDOW_S = 3600.0  # an agent may dispose their last dialler call this long after it
+COUNTS_EVERY_S = 5.0  # lead counts for /status are refreshed this often
+KIND = {"human": HUMAN, "abandoned": HUMAN, "machine": MACHINE, "busy": BUSY}
 
 
 def dial_number(e164: str) -> str:
@@ -59,117 +74,138 @@ class Line:
     campaign: str
     lead_id: int
     dialled_at: float
-    state: str = "ringing"  # ringing | amd | waiting | connected | machine | done
+    ring_s: float = 25.0
+    action_id: str = ""
+    state: str = "ringing"  # ringing | amd | waiting | connected | machine | abandoned
     answered_at: float | None = None
+    connected_at: float | None = None
     call_id: str | None = None  # once routed to the queue
     agent: str | None = None
     channel: str = ""
     outcome: str | None = None  # recorded in the lead store (once)
-    reason: str | None = None  # Originate failure reason, and the channel's hangup cause:
+    reason: str | None = None  # Originate failure reason ("": never coming), and the hangup cause:
     cause: str | None = None  # the line's outcome is decided when both are known
     released: dict[str, float] | None = None  # given up while ringing: the outcome shares it had then
 
 
 @dataclass
-class History:
-    """What this campaign's lines did recently (rates for the pacer)."""
+class Active:
+    """A campaign the dialler paces: its store id and state, and its settings (from the store)."""
 
-    # (finished at, outcome -> weight, rang for): weight 1 for a line's outcome; a line given up
-    # while ringing counts as the share of each outcome it still had (so no rate is biased)
-    finished: deque[tuple[float, dict[str, float], float]] = field(default_factory=lambda: deque(maxlen=500))
-
-    def add(self, now: float, kind: str, ring_s: float) -> None:
-        self.finished.append((now, {kind: 1.0}, ring_s))
-
-    def add_released(self, now: float, share: dict[str, float], ring_s: float) -> None:
-        self.finished.append((now, share, ring_s))
-
-    def ring_cdf(self, prior_mean_s: float, horizon_s: float) -> tuple[float, ...]:
-        """P(an answered line rang <= k s), k = 0, 1, ... ``horizon_s``: the answered lines seen,
-        after an exponential prior worth ``PRIOR_LINES`` answers (as the simulator learns it). A
-        line given up after ``r`` s adds its answer share spread evenly over ``(r, horizon_s]``."""
-        horizon = max(horizon_s, 1.0)
-        answers = [(r, sum(w.get(k, 0.0) for k in ("human", "machine")), len(w) > 1)
-                   for _, w, r in self.finished]
-        answers = [a for a in answers if a[1] > 0]
-        total = sum(a for _, a, _ in answers)
-        w, mean = PRIOR_LINES, max(prior_mean_s, 0.1)
-        out = []
-        for k in range(math.ceil(horizon) + 1):
-            seen = sum(a * (min(max((k - r) / max(horizon - r, 1e-9), 0.0), 1.0) if spread else float(r <= k))
-                       for r, a, spread in answers)
-            out.append((seen + w * (1.0 - math.exp(-k / mean))) / (total + w))
-        return tuple(out)
-
-    def rates(self, prior: pacing.Inputs) -> dict[str, float]:
-        n = len(self.finished)
-        count = {k: sum(w.get(k, 0.0) for _, w, _ in self.finished) for k in ("human", "machine", "busy")}
-        rings = [r for _, w, r in self.finished if len(w) == 1 and ("human" in w or "machine" in w)]
-        w = PRIOR_LINES
-        return {
-            "human_rate": (count["human"] + w * prior.human_rate) / (n + w),
-            "machine_rate": (count["machine"] + w * prior.machine_rate) / (n + w),
-            "busy_rate": (count["busy"] + w * prior.busy_rate) / (n + w),
-            "mean_ring_s": (sum(rings) + w * prior.mean_ring_s) / (len(rings) + w),
-        }
+    id: int
+    state: str
+    conf: Campaign
 
 
 class LiveDialer:
-    """Runs inside the daemon: ``daemon`` gives the AMI client, the ACD state and ``submit``."""
+    """Paces and dials every running campaign of the store; ``host`` is its view of the daemon,
+    ``db`` the thread every :class:`LeadStore` call runs on."""
 
-    def __init__(self, daemon: Any, cfg: Config, store: LeadStore) -> None:
-        self.d = daemon
-        self.cfg = cfg
-        self.store = store
-        self.worker = f"daemon-{uuid.uuid4().hex[:8]}"
+    def __init__(self, host: DialerHost, cfg: Config, store: LeadStore, db: DbThread, *,
+                 worker: str | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.host, self.cfg, self.store, self.db, self.clock = host, cfg, store, db, clock
+        # stable across restarts, so the daemon releases its own leftover reservations (and only them)
+        self.worker = worker or f"daemon-{socket.gethostname()}"
+        self.camps: dict[str, Active] = {}
         self.lines: dict[str, Line] = {}
-        self.by_action: dict[str, str] = {}  # Originate ActionID -> line id
+        self.by_action: dict[str, str] = {}  # Originate ActionID -> line id (until its response)
         self.by_call: dict[str, str] = {}  # ACD call id -> line id
-        self.last_lead: dict[str, tuple[str, int]] = {}  # agent -> (campaign, lead) of their last dialler call
-        self.pacer: dict[str, pacing.PacingState] = {n: pacing.initial_state() for n in cfg.campaigns}
-        self.history: dict[str, History] = {n: History() for n in cfg.campaigns}
-        self.ids: dict[str, int] = {}
+        self.last_lead: dict[str, tuple[str, int, float, dict[str, str]]] = {}  # agent -> campaign, lead, at, codes
+        self.pacer: dict[str, pacing.PacingState] = {}
+        self.est: dict[str, Estimator] = {}
         self.last_decision: dict[str, pacing.Decision] = {}
-        self._ringing: dict[str, list[Line]] = {n: [] for n in cfg.campaigns}
+        self._ringing: dict[str, list[Line]] = {}
+        self._rolling: dict[str, tuple[int, int]] = {}
+        self._counts: dict[str, dict[str, int]] = {}
+        self._counts_at = -COUNTS_EVERY_S
+        self._unusable: dict[str, str] = {}
         self._wake = asyncio.Event()
-        for name, c in cfg.campaigns.items():  # the YAML defines campaigns; their state lives in SQLite
+
+    # ------------------------------------------------------------------ campaigns: the store is the truth
+    async def apply_config(self, cfg: Config) -> None:
+        """At start and on every reload: upsert the YAML's campaigns into the store (the YAML wins
+        for its settings, state and leads kept), retire those it dropped; lines in flight go on."""
+        self.cfg = cfg
+        for problem in await self.db.run(campaigns.sync_yaml, self.store, cfg):
+            log.warning("dialer.campaign_not_saved", problem=problem)
+        await self._refresh()
+        self.wake()
+
+    async def _refresh(self) -> None:
+        """Re-read every campaign from the store (CLI-made ones included)."""
+        camps: dict[str, Active] = {}
+        rows = await self.db.run(self.store.campaign_rows)
+        self._unusable = {r.name: w for r in rows if (w := self._unusable.get(r.name)) is not None}
+        for row in rows:
             try:
-                self.ids[name] = store.campaign_id(name)
-            except KeyError:
-                start, end = c.window.split("-")
-                self.ids[name] = store.create_campaign(name, c.region, window_start=start, window_end=end,
-                                                       max_attempts=c.max_attempts,
-                                                       max_abandon_rate=c.max_abandon_rate)
+                conf = campaigns.conf_of(row)
+                why = campaigns.not_dialable(conf, self.cfg)
+            except ValueError as e:
+                why = str(e)
+            if why is not None:
+                if self._unusable.get(row.name) != why:
+                    log.warning("dialer.campaign_not_dialable", campaign=row.name, reason=why)
+                self._unusable[row.name] = why
+                continue
+            self._unusable.pop(row.name, None)
+            camps[row.name] = Active(row.id, row.state, conf)
+            est = self.est.get(row.name)
+            if est is None or est.no_answer_s != conf.ring_s:
+                self.est[row.name] = Estimator(ring_prior_s=RING_PRIOR_S, no_answer_s=conf.ring_s)
+            self.pacer.setdefault(row.name, pacing.initial_state())
+        self.camps = camps
+        busy = {ln.campaign for ln in self.lines.values()} | set(camps)
+        for d in (self.est, self.pacer, self.last_decision, self._ringing, self._rolling, self._counts):
+            for name in [n for n in d if n not in busy]:
+                del d[name]
+
+    def campaign_conf(self, name: str) -> Campaign | None:
+        """The settings of a campaign being dialled (recording policy, dispositions ...)."""
+        c = self.camps.get(name)
+        return c.conf if c is not None else None
 
     # ------------------------------------------------------------------ the loop
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
-        released = self.store.release_stale(time.time(), older_than_s=0)  # our own leftovers: no line lives on
-        if released:
-            log.info("dialer.released_stale", leads=released)
+        await self.apply_config(self.cfg)
+        released = await self.db.run(self.store.release_stale, self.clock(), self.worker, 0.0)
+        if released:  # our own leftovers from before a restart: no line of ours lives on
+            log.info("dialer.released_stale", leads=released, worker=self.worker)
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), WAKE_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake.clear()
-            if not self.d.state.synced:
-                continue
-            for name in self.cfg.campaigns:
-                await self._pace(name, time.time())
+            await self.tick()
+
+    async def tick(self) -> None:
+        """One round: expire lost lines, re-read the campaigns, pace every running one."""
+        now = self.clock()
+        self.expire(now)
+        if not self.host.acd_state().synced:
+            return
+        await self._refresh()
+        if now - self._counts_at >= COUNTS_EVERY_S:
+            self._counts_at = now
+            for name, c in self.camps.items():
+                self._counts[name] = await self.db.run(self.store.counts, c.id)
+        for name in list(self.camps):
+            await self._pace(name, now)
 
     async def _pace(self, name: str, now: float) -> None:
-        camp = self.cfg.campaigns[name]
-        if self.store.campaign_state(self.ids[name]) != "running":
+        camp = self.camps[name]
+        if camp.state != "running":
             return
-        inp = self._inputs(name, camp, now)
+        self._rolling[name] = await self.db.run(self.store.rolling, camp.id, now - ROLLING_S)
+        inp = self._inputs(name, camp.conf, now)
         self.pacer[name], dec = pacing.decide(self.pacer[name], inp, now)
         prev = self.last_decision.get(name)
         self.last_decision[name] = dec
-        m = self.d.metrics
-        m.dial_level.labels(name).set(len([ln for ln in self.lines.values() if ln.campaign == name]))
+        m = self.host.metrics
+        m.dial_level.labels(name).set(sum(1 for ln in self.lines.values() if ln.campaign == name))
         if inp.rolling_human_answers:
             m.dial_abandon_rate.labels(name).set(inp.rolling_abandoned / inp.rolling_human_answers)
         if inp.agents_total:
@@ -180,17 +216,16 @@ class LiveDialer:
             return  # nothing new to say
         log.info("dialer.pace", campaign=name, **dec.log_fields())
         for _ in range(dec.lines):
-            lead = self.store.reserve(self.ids[name], now, self.worker)
+            lead = await self.db.run(self.store.reserve, camp.id, now, self.worker)
             if lead is None:
                 log.info("dialer.no_dialable_lead", campaign=name)
                 break
-            await self._dial(name, camp, lead.id, lead.phone, amd=camp.amd and dec.amd_trusted)
+            await self._dial(name, camp.conf, lead.id, lead.phone, amd=camp.conf.amd and dec.amd_trusted)
 
     def _inputs(self, name: str, camp: Campaign, now: float) -> pacing.Inputs:
-        st = self.d.state
-        members = self.cfg.queues[camp.queue].members
-        agents = [st.agents[m] for m in members]
-        on = [a for a in agents if a.state not in (AgentState.LOGGED_OUT, AgentState.PAUSED)]
+        st = self.host.acd_state()
+        members = [st.agents[m] for m in self.cfg.queues[camp.queue].members if m in st.agents]
+        on = [a for a in members if on_duty(a)]
         talk = tuple(now - (st.calls[a.call_id].answered_at or now) for a in on
                      if a.state == AgentState.BUSY and a.call_id in st.calls)
         wrap = tuple(max(0.0, (a.wrap_until or now) - now) for a in on if a.state == AgentState.WRAPUP)
@@ -199,47 +234,34 @@ class LiveDialer:
         self._ringing[name] = [ln for ln in mine if ln.state == "ringing" and ln.released is None]
         # A blended queue: inbound callers already waiting take free agents before any line we
         # dial now is answered, so they are not free for it.
-        ours = {ln.call_id for ln in self.lines.values() if ln.call_id}
         inbound = sum(1 for c in st.calls.values() if c.queue == camp.queue and c.agent is None
-                      and c.call_id not in ours)
+                      and c.call_id not in self.by_call)
         free = sum(1 for a in on if a.state == AgentState.READY)
-        fig = self.d.queue_figures(now).get(camp.queue)
+        humans, abandoned = self._rolling.get(name, (0, 0))
         prior = pacing.Inputs()
-        humans, abandoned = self._rolling(name, now)
         return pacing.Inputs(
-            mode=camp.mode, agents_total=len(on),
+            mode=camp.mode, agents_total=staffed(self.cfg, st.agents, camp.queue),
             agents_free=max(0, free - inbound),
             talk_elapsed=talk, wrap_remaining=wrap,
             ringing_elapsed=tuple(now - ln.dialled_at for ln in self._ringing[name]),
             amd_pending=sum(1 for ln in mine if ln.state == "amd"),
             amd_elapsed=tuple(now - (ln.answered_at or now) for ln in mine if ln.state == "amd"),
-            ring_cdf=self.history[name].ring_cdf(prior.mean_ring_s, camp.ring_s),
             waiting=sum(1 for ln in mine if ln.state == "waiting"),
             no_answer_s=camp.ring_s, release_after_s=camp.release_after_s, wrap_s=self.cfg.queues[camp.queue].wrapup_s,
-            aht_mean_s=(fig.aht_s if fig is not None and fig.aht_s else prior.aht_mean_s),
             rolling_abandoned=abandoned, rolling_human_answers=humans,
             max_abandon_rate=camp.max_abandon_rate,
             amd_false_positive=prior.amd_false_positive if camp.amd else 0.0,
-            **self.history[name].rates(prior))
-
-    def _rolling(self, name: str, now: float) -> tuple[int, int]:
-        """Human answers and abandoned calls of the campaign in the rolling window (from the journal)."""
-        rows = self.store.db.execute(
-            "SELECT d.outcome, COUNT(*) FROM dispositions d JOIN leads l ON l.id = d.lead_id"
-            " WHERE l.campaign_id = ? AND d.at >= ? AND d.outcome IN ('human', 'abandoned') GROUP BY 1",
-            (self.ids[name], now - ROLLING_S)).fetchall()
-        n = {r[0]: int(r[1]) for r in rows}
-        return n.get("human", 0) + n.get("abandoned", 0), n.get("abandoned", 0)
+            **self.est[name].fields(self.host.queue_aht(camp.queue, now)))  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ dialling
     async def _dial(self, name: str, camp: Campaign, lead_id: int, phone: str, *, amd: bool) -> None:
-        line = Line(f"ccdial-{uuid.uuid4().hex[:20]}", name, lead_id, time.time())
+        line = Line(f"ccdial-{uuid.uuid4().hex[:20]}", name, lead_id, self.clock(), ring_s=camp.ring_s)
         try:
             digits = dial_number(phone)
         except ValueError:
             self._finish(line, "invalid", "not a dialable number")
             return
-        aid = self.d.ami.new_action_id()
+        line.action_id = aid = self.host.ami.new_action_id()
         self.lines[line.line_id] = line
         self.by_action[aid] = line.line_id
         variables = [("CC_QUEUE", camp.queue), ("CC_CAMPAIGN", name), ("CC_DIAL_ID", line.line_id),
@@ -252,19 +274,17 @@ class LiveDialer:
                    ("ChannelId", line.line_id), ("Async", "true")]
         headers += [("Variable", f"{k}={v}") for k, v in variables]
         log.info("dialer.dial", campaign=name, lead=lead_id, line=line.line_id, amd=amd)
-        self.d.metrics.dialled.labels(name).inc()
+        self.host.metrics.dialled.labels(name).inc()
         try:
-            await self.d.ami.action("Originate", headers, action_id=aid)
-        except Exception as e:  # noqa: BLE001 - AmiError, NotConnected, timeout: the lead goes back
-            if isinstance(e, asyncio.CancelledError):
-                raise
-            self.by_action.pop(aid, None)
+            await self.host.ami.action("Originate", headers, action_id=aid)
+        except (AmiError, NotConnected, OSError, TimeoutError) as e:  # the lead goes back
             self._finish(line, "no_answer", f"originate failed: {e}")
+            self._drop(line)
 
     async def _release(self, name: str, inp: pacing.Inputs, dec: pacing.Decision) -> None:
         """Give up the ringing lines the pacer released: hang up (the channel's uniqueid is the
         line id); the lead is retried as unanswered."""
-        now = time.time()
+        now = self.clock()
         for i in dec.release:
             line = self._ringing[name][i]
             if line.state != "ringing" or line.released is not None:
@@ -273,31 +293,40 @@ class LiveDialer:
             log.info("dialer.release", campaign=name, lead=line.lead_id, line=line.line_id,
                      ring_s=round(now - line.dialled_at, 2))
             try:
-                await self.d.ami.action("Hangup", [("Channel", line.line_id), ("Cause", "16")])
-            except Exception as e:  # noqa: BLE001 - AmiError (already gone), NotConnected: it rings out
-                if isinstance(e, asyncio.CancelledError):
-                    raise
+                await self.host.ami.action("Hangup", [("Channel", line.line_id), ("Cause", "16")])
+            except (AmiError, NotConnected, OSError, TimeoutError) as e:  # already gone, AMI down: it rings out
                 log.info("dialer.release_failed", campaign=name, line=line.line_id, error=str(e))
 
     def _finish(self, line: Line, outcome: str, detail: str = "") -> None:
-        """Record the attempt's outcome in the lead store (once) and forget the line when it is over."""
+        """Record the attempt's outcome (once, on the database thread) and learn from it."""
         if line.outcome is None:
             line.outcome = outcome
-            try:
-                self.store.record_outcome(line.lead_id, outcome, time.time(), self.worker, detail)
-            except (KeyError, ValueError) as e:
-                log.warning("dialer.outcome_not_recorded", lead=line.lead_id, outcome=outcome, error=str(e))
-            kind = {"human": "human", "abandoned": "human", "machine": "machine", "busy": "busy"}.get(outcome, "other")
-            ring = (line.answered_at or time.time()) - line.dialled_at
-            if line.released is not None and line.answered_at is None:
-                share = {("other" if k == "no_answer" else k): v for k, v in line.released.items()}
-                self.history[line.campaign].add_released(time.time(), share, ring)
-            else:
-                self.history[line.campaign].add(time.time(), kind, ring)
-            self.d.metrics.dial_outcomes.labels(line.campaign, outcome).inc()
+            now = self.clock()
+            self.db.post(self._record, line.lead_id, outcome, now, detail)
+            est = self.est.get(line.campaign)
+            if est is not None:
+                if line.released is not None and line.answered_at is None:
+                    est.released(line.released, now - line.dialled_at)
+                else:
+                    est.outcome({KIND.get(outcome, NOANSWER): 1.0})
+            self.host.metrics.dial_outcomes.labels(line.campaign, outcome).inc()
             log.info("dialer.outcome", campaign=line.campaign, lead=line.lead_id, line=line.line_id,
                      outcome=outcome, detail=detail or None, call_id=line.call_id)
         self.wake()
+
+    def _record(self, lead_id: int, outcome: str, now: float, detail: str) -> None:
+        try:
+            self.store.record_outcome(lead_id, outcome, now, self.worker, detail)
+        except (KeyError, ValueError) as e:
+            log.warning("dialer.outcome_not_recorded", lead=lead_id, outcome=outcome, error=str(e))
+
+    def _drop(self, line: Line) -> None:
+        """Forget a line that is over, with every key that leads to it."""
+        self.lines.pop(line.line_id, None)
+        if self.by_action.get(line.action_id) == line.line_id:
+            del self.by_action[line.action_id]
+        if line.call_id is not None and self.by_call.get(line.call_id) == line.line_id:
+            del self.by_call[line.call_id]
 
     # ------------------------------------------------------------------ what Asterisk and the ACD tell us
     def on_originate_response(self, msg: Message) -> bool:
@@ -306,15 +335,20 @@ class LiveDialer:
         if line is None:
             return False
         if msg.get("Response").lower() == "success":
-            line.state, line.answered_at = "amd", time.time()
-            line.channel = msg.get("Channel")
-            log.info("dialer.answered", campaign=line.campaign, lead=line.lead_id, line=line.line_id,
-                     ring_s=round(line.answered_at - line.dialled_at, 2))
+            self._answered(line, msg.get("Channel"))
         else:
             line.reason = msg.get("Reason")
             self._unanswered(line)
         self.wake()
         return True
+
+    def _answered(self, line: Line, channel: str) -> None:
+        line.state, line.answered_at, line.channel = "amd", self.clock(), channel
+        est = self.est.get(line.campaign)
+        if est is not None:
+            est.answered(line.answered_at - line.dialled_at)
+        log.info("dialer.answered", campaign=line.campaign, lead=line.lead_id, line=line.line_id,
+                 ring_s=round(line.answered_at - line.dialled_at, 2))
 
     def _unanswered(self, line: Line) -> None:
         """Busy, no answer or invalid: once both the Originate reason and the hangup cause are in."""
@@ -324,9 +358,9 @@ class LiveDialer:
             outcome, detail = "no_answer", "released while ringing: no agent in reach of its answer"
         else:
             outcome = REASONS.get(line.reason) or CAUSES.get(line.cause, "no_answer")
-            detail = f"originate reason {line.reason}, cause {line.cause}"
+            detail = f"originate reason {line.reason or '?'}, cause {line.cause}"
         self._finish(line, outcome, detail)
-        self.lines.pop(line.line_id, None)
+        self._drop(line)
 
     def campaign_of(self, call_id: str) -> str | None:
         """The campaign of a dialled call now in the ACD (None for inbound calls)."""
@@ -335,9 +369,7 @@ class LiveDialer:
 
     def on_verdict(self, line_id: str, verdict: str) -> None:
         line = self.lines.get(line_id)
-        if line is None:
-            return
-        if verdict == "MACHINE":
+        if line is not None and verdict == "MACHINE":
             line.state = "machine"
             self._finish(line, "machine")
 
@@ -355,22 +387,22 @@ class LiveDialer:
         line = self.lines.get(line_id)
         if line is None or line.state != "waiting" or line.call_id is None:
             return
-        c = self.d.state.calls.get(line.call_id)
+        c = self.host.acd_state().calls.get(line.call_id)
         if c is not None and c.agent is not None:
             return  # an agent's phone is ringing for them right now (auto-answer: milliseconds)
         line.state = "abandoned"
         self._finish(line, "abandoned", "no agent within 2 s")
-        self.d.submit_caller_gone(line.call_id)  # out of the queue now, before an agent is offered it
-        self.d.compliance(line.channel, line.call_id)
+        self.host.caller_gone(line.call_id)  # out of the queue now, before an agent is offered it
+        self.host.compliance(line.channel, line.call_id)
 
     def on_call_answered(self, call_id: str, agent: str) -> None:
         line = self.lines.get(self.by_call.get(call_id, ""))
-        if line is None or line.state not in ("waiting", "abandoned"):
+        if line is None or line.state != "waiting":
             return
-        if line.state == "abandoned":
-            return
-        line.state, line.agent = "connected", agent
-        self.last_lead[agent] = (line.campaign, line.lead_id)
+        line.state, line.agent, line.connected_at = "connected", agent, self.clock()
+        camp = self.camps.get(line.campaign)
+        codes = dict(camp.conf.dispositions) if camp is not None else {}
+        self.last_lead[agent] = (line.campaign, line.lead_id, line.connected_at, codes)
         self._finish(line, "human")
 
     def on_hangup(self, uniqueid: str, cause: str) -> None:
@@ -381,41 +413,104 @@ class LiveDialer:
             line.cause = cause or "0"
             self._unanswered(line)
             return
-        self.lines.pop(uniqueid, None)
-        if line.call_id:
-            self.by_call.pop(line.call_id, None)
+        self._ended(line, f"callee hung up in state {line.state}")
+
+    def _ended(self, line: Line, detail: str) -> None:
+        """An answered line's channel is gone: settle it if still open, learn the talk time, forget it."""
+        self._drop(line)
+        if line.connected_at is not None:
+            est = self.est.get(line.campaign)
+            if est is not None:
+                est.call_ended(self.clock() - line.connected_at)
         if line.outcome is None:  # gone before a verdict or before the grace ended
             if line.released is not None:  # answered just as we hung it up: count it against us
                 self._finish(line, "abandoned", f"answered as it was released (state {line.state})")
             else:
-                outcome = "abandoned" if line.state == "waiting" else "no_answer"
-                self._finish(line, outcome, f"callee hung up in state {line.state}")
+                self._finish(line, "abandoned" if line.state == "waiting" else "no_answer", detail)
         self.wake()
 
-    def dispose(self, agent: str, code: str, now: float) -> str | None:
+    def _settle(self, line: Line, detail: str) -> None:
+        """A line whose events were lost: settle it now with what is known (the lead is released)."""
+        if line.state == "ringing":
+            line.reason = line.reason if line.reason is not None else ""
+            line.cause = line.cause or "0"
+            self._unanswered(line)
+        else:
+            self._ended(line, detail)
+
+    # ------------------------------------------------------------------ lost events: AMI down, resync, expiry
+    def ami_down(self) -> None:
+        """AMI is gone: the responses to our Originates will never come (hangup causes decide)."""
+        for lid in self.by_action.values():
+            line = self.lines.get(lid)
+            if line is not None and line.reason is None:
+                line.reason = ""
+        self.by_action.clear()
+
+    def resync(self, channels: Iterable[Message]) -> int:
+        """After each AMI (re)sync, with its ``CoreShowChannels`` events: lines whose channel is gone
+        are settled (outcome recorded, lead released for a retry); a ringing line found up is in AMD.
+        Lines whose Originate response is still awaited on this connection are left alone. The
+        number of lines settled."""
+        up = {m.get("Uniqueid"): m for m in channels}
+        settled = 0
+        for line in list(self.lines.values()):
+            if line.action_id in self.by_action:
+                continue
+            m = up.get(line.line_id)
+            if m is None:
+                self._settle(line, "channel gone (AMI resync)")
+                settled += 1
+            elif line.state == "ringing" and m.get("ChannelState") == "6":
+                self._answered(line, m.get("Channel"))
+        if settled:
+            log.info("dialer.resync", settled=settled, lines=len(self.lines))
+        self.wake()
+        return settled
+
+    def expire(self, now: float) -> None:
+        """Settle lines whose events never came: an Originate without a response or hangup well past
+        its ring timeout, any line older than a call can last; forget stale disposition targets."""
+        for line in list(self.lines.values()):
+            if (line.state == "ringing" and now - line.dialled_at > line.ring_s + ORIGINATE_GRACE_S) \
+                    or now - line.dialled_at > MAX_LINE_S:
+                log.info("dialer.line_expired", campaign=line.campaign, line=line.line_id, state=line.state)
+                self._settle(line, f"no event for {now - line.dialled_at:.0f} s")
+        for agent in [a for a, v in self.last_lead.items() if now - v[2] > DISPOSE_WINDOW_S]:
+            del self.last_lead[agent]
+
+    # ------------------------------------------------------------------ agents and status
+    async def dispose(self, agent: str, code: str, now: float) -> str | None:
         """An agent's disposition of their last dialler call (*69<code> or the HTTP API)."""
         last = self.last_lead.get(agent)
         if last is None:
             return None
-        campaign, lead_id = last
-        name = self.cfg.campaigns[campaign].dispositions.get(code)
+        campaign, lead_id, _, codes = last
+        name = codes.get(code)
         if name is None:
             return None
-        self.store.dispose(lead_id, name, now, agent)
+        await self.db.run(self.store.dispose, lead_id, name, now, agent)
+        del self.last_lead[agent]
         log.info("dialer.disposition", campaign=campaign, lead=lead_id, agent=agent, disposition=name)
         return name
 
     def status(self) -> dict[str, object]:
+        """Each campaign being dialled (as of the last round: no database work here)."""
         out: dict[str, object] = {}
-        for name in self.cfg.campaigns:
+        for name, c in self.camps.items():
             dec = self.last_decision.get(name)
-            humans, abandoned = self._rolling(name, time.time())
-            out[name] = {"state": self.store.campaign_state(self.ids[name]),
+            humans, abandoned = self._rolling.get(name, (0, 0))
+            out[name] = {"state": c.state,
                          "lines": sum(1 for ln in self.lines.values() if ln.campaign == name),
                          "rolling_human_answers": humans, "rolling_abandoned": abandoned,
                          "abandon_rate": round(abandoned / humans, 4) if humans else 0.0,
                          "amd_trusted": self.pacer[name].amd_trusted,
                          "last_decision": None if dec is None else {"lines": dec.lines, "reason": dec.reason},
-                         "leads": self.store.counts(self.ids[name])}
+                         "leads": self._counts.get(name, {})}
         return out
+
+    def sizes(self) -> dict[str, int]:
+        """How many entries each map holds (for tests and /status: none grows without bound)."""
+        return {"lines": len(self.lines), "by_action": len(self.by_action), "by_call": len(self.by_call),
+                "last_lead": len(self.last_lead)}
 

@@ -461,20 +461,24 @@ class LeadStore:
         """
         camp = self.campaign(campaign_id)
         with transaction(self.db):
-            rows = self.db.execute(
+            cur = self.db.execute(
                 "SELECT * FROM leads WHERE campaign_id = ? AND state = 'new' AND next_at <= ?"
                 " AND NOT EXISTS (SELECT 1 FROM dnc WHERE dnc.phone = leads.phone)"
-                " ORDER BY next_at, id LIMIT ?", (campaign_id, now, scan)).fetchall()
-            for r in rows:
-                lead = _lead(r)
-                if not within_window(lead, now, camp.window_start, camp.window_end):
-                    continue
-                got = self.db.execute(
-                    "UPDATE leads SET state = 'reserved', reserved_by = ?, reserved_at = ?,"
-                    " attempts = attempts + 1 WHERE id = ? AND state = 'new' RETURNING *",
-                    (worker, now, lead.id)).fetchone()
-                if got is not None:
-                    return _lead(got)
+                " ORDER BY next_at, id LIMIT ?", (campaign_id, now, scan))
+            try:  # read lazily: the first lead in its window is usually the first row
+                for batch in iter(lambda: cur.fetchmany(16), []):
+                    for r in batch:
+                        lead = _lead(r)
+                        if not within_window(lead, now, camp.window_start, camp.window_end):
+                            continue
+                        got = self.db.execute(
+                            "UPDATE leads SET state = 'reserved', reserved_by = ?, reserved_at = ?,"
+                            " attempts = attempts + 1 WHERE id = ? AND state = 'new' RETURNING *",
+                            (worker, now, lead.id)).fetchone()
+                        if got is not None:
+                            return _lead(got)
+            finally:
+                cur.close()
             return None
 
     def release_stale(self, now: float, worker: str, older_than_s: float = 600.0) -> int:

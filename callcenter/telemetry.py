@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from callcenter import events as ev
@@ -80,11 +80,27 @@ class Metrics:
         bus.subscribe(ev.AmdVerdict, lambda e: self.amd.labels(e.verdict).inc())
         bus.subscribe(ev.DialerOutcome, lambda e: self.dial_outcomes.labels(e.campaign, e.outcome).inc())
 
+    def watch_db(self, db_thread: Any) -> None:
+        """Export a :class:`~callcenter.persistence.DbThread`'s backlog and failed writes (read at scrape
+        time from two counters the thread keeps: no database access)."""
+        self.registry.register(_DbThreadCollector(db_thread))
+
     def _queue_figures(self, e: ev.QueueFigures) -> None:
         for queue, n in e.waiting:
             self.waiting.labels(queue).set(n)
         for state, n in e.agents:
             self.agents.labels(state).set(n)
+
+
+class _DbThreadCollector(Collector):
+    def __init__(self, db_thread: Any) -> None:
+        self.db_thread = db_thread
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        yield GaugeMetricFamily("callcenter_db_pending_writes", "Writes queued on the database thread (a locked "
+                                "database makes it grow)", value=self.db_thread.pending)
+        yield CounterMetricFamily("callcenter_db_write_failures", "Queued writes that failed (logged)",
+                                  value=self.db_thread.failures)
 
 
 class StatsCollector(Collector):

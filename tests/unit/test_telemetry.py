@@ -81,3 +81,25 @@ def test_loop_lag_summary_window():
     for at, lag in ((10.0, 0.5), (20.0, 0.002), (21.0, 0.004), (30.0, 0.9)):
         mon.record(lag, at=at)
     assert mon.summary(15.0, 25.0) == {"samples": 2, "lag_p50_ms": 2.0, "lag_p99_ms": 4.0, "lag_max_ms": 4.0}
+
+
+def test_db_thread_backlog_and_failures_are_exported():
+    """Pending and failed writes of the database thread are scraped from its counters."""
+    from callcenter.persistence import DbThread
+
+    def fail() -> None:
+        raise RuntimeError("disk full")
+
+    async def go() -> DbThread:
+        th = DbThread("test-db")
+        th.post(fail)
+        await th.drain()
+        return th
+
+    th = asyncio.run(go())
+    m = Metrics()
+    m.watch_db(th)
+    th.pending = 7  # as if seven writes were waiting for a lock
+    assert _value(m, "callcenter_db_pending_writes") == 7
+    assert _value(m, "callcenter_db_write_failures_total") == 1
+    th.close()

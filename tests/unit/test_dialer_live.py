@@ -303,3 +303,30 @@ async def test_run_releases_only_its_own_leftover_reservations(rig_factory):
     released = await rig.db.run(rig.store.release_stale, rig.now, rig.dialer.worker, 0.0)
     assert released == 1
     assert rig.store.lead(mine.id).state == "new" and rig.store.lead(theirs.id).state == "reserved"
+
+
+async def test_the_lead_store_is_never_called_on_the_event_loop(rig_factory):
+    """Every LeadStore call of a round (campaigns, counts, rolling, reserve, outcome) runs on the database thread."""
+    import threading
+    rig = rig_factory({"out": CAMP})
+    loop_thread = threading.get_ident()
+    calls: list[tuple[str, bool]] = []
+    store = rig.store
+    for name in ("campaign_rows", "counts", "rolling", "reserve", "record_outcome", "upsert_campaign",
+                 "retire_yaml_campaigns", "dispose"):
+        real = getattr(store, name)
+
+        def spy(*a: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
+            calls.append((_name, threading.get_ident() == loop_thread))
+            return _real(*a, **kw)
+        setattr(store, name, spy)
+    await rig.dialer.apply_config(rig.cfg)
+    rig.leads("out", 2)
+    await rig.dialer.tick()
+    for h in rig.ami.originates():
+        rig.dialer.on_originate_response(_response(h["ActionID"], False, "5"))
+        rig.dialer.on_hangup(h["ChannelId"], "17")
+    await rig.db.drain()
+    names = {n for n, _ in calls}
+    assert {"campaign_rows", "counts", "rolling", "reserve", "record_outcome", "upsert_campaign"} <= names
+    assert not [n for n, on_loop in calls if on_loop]

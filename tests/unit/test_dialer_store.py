@@ -303,3 +303,41 @@ def test_zones_derived_from_the_number() -> None:
     assert zones_for("+13105550199") == ("America/Los_Angeles",)
     assert zones_for("+442079460958") == ("Europe/London",)
     assert len(zones_for("+18005550100")) > 3
+
+
+def test_a_database_from_before_the_migrations_table_is_adopted(tmp_path) -> None:
+    """An old leads database (no state/settings columns, no migrations table) opens with its data kept."""
+    import sqlite3 as sq
+    path = tmp_path / "old.sqlite3"
+    old = sq.connect(path)
+    old.executescript(
+        "CREATE TABLE campaigns (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, default_region TEXT NOT NULL,"
+        " window_start TEXT NOT NULL DEFAULT '08:00', window_end TEXT NOT NULL DEFAULT '21:00',"
+        " max_attempts INTEGER NOT NULL DEFAULT 5, retry_no_answer_s REAL NOT NULL DEFAULT 3600,"
+        " retry_busy_s REAL NOT NULL DEFAULT 600, retry_machine_s REAL NOT NULL DEFAULT 14400,"
+        " retry_abandoned_s REAL NOT NULL DEFAULT 259200, max_abandon_rate REAL NOT NULL DEFAULT 0.03);"
+        "INSERT INTO campaigns (name, default_region) VALUES ('old', 'US');")
+    old.commit()
+    old.close()
+    with LeadStore(path) as s:
+        (row,) = s.campaign_rows()
+        assert (row.name, row.state, row.defined_in, row.settings) == ("old", "created", "cli", {})
+        versions = [v for (v,) in s.db.execute("SELECT version FROM migrations WHERE component = 'dialer'")]
+        assert versions == [1, 2, 3, 4]
+    with LeadStore(path) as s:  # a second open applies nothing again
+        assert s.campaign_id("old") == row.id
+
+
+def test_yaml_upsert_keeps_state_and_retire_stops_listing(store: LeadStore) -> None:
+    """Upserting a YAML campaign updates its settings but keeps its state; retired ones are not listed."""
+    cid = store.upsert_campaign("y", "US", window_start="08:00", window_end="21:00", max_attempts=5,
+                                max_abandon_rate=0.03, settings={"queue": "q1"})
+    store.change_campaign(cid, "start")
+    assert store.upsert_campaign("y", "GB", window_start="09:00", window_end="20:00", max_attempts=7,
+                                 max_abandon_rate=0.02, settings={"queue": "q2"}) == cid
+    (row,) = store.campaign_rows()
+    assert (row.state, row.default_region, row.window, row.max_attempts, row.settings) == \
+        ("running", "GB", "09:00-20:00", 7, {"queue": "q2"})
+    store.create_campaign("cli-made")
+    assert store.retire_yaml_campaigns(keep=[]) == ["y"]
+    assert [r.name for r in store.campaign_rows()] == ["cli-made"]

@@ -212,6 +212,23 @@ async def test_resync_settles_lost_lines_releases_their_leads_and_recounts_amd(r
     inp = rig.dialer._inputs("out", rig.dialer.camps["out"].conf, rig.now)
     assert inp.amd_pending == 1 and inp.ringing_elapsed == ()
     assert inp.ring_cdf == rig.dialer.est["out"].ring_cdf()  # the estimator the simulator runs
+    assert rig.dialer.resync([], node="elsewhere") == 0 and up in rig.dialer.lines  # another node's resync
+
+
+async def test_an_agent_may_dispose_a_long_call_after_it_ends(rig_factory):
+    """The disposition window runs from the hang-up, so a call longer than the window can still be disposed."""
+    rig = rig_factory({"out": CAMP})
+    await rig.dialer.apply_config(rig.cfg)
+    rig.leads("out", 1)
+    await rig.dialer.tick()
+    (h,) = rig.ami.originates()
+    rig.dialer.on_originate_response(_response(h["ActionID"], True))
+    rig.dialer.on_queued(h["ChannelId"], "c1", lambda _s, fn: None)
+    rig.dialer.on_call_answered("c1", "alice")
+    rig.now += 2 * 3600  # a two-hour call
+    rig.dialer.on_hangup(h["ChannelId"], "16")
+    rig.dialer.expire(rig.now + 60)
+    assert await rig.dialer.dispose("alice", "2", rig.now + 60) == "callback"
 
 
 async def test_staffed_agents_are_the_acd_models(rig_factory):

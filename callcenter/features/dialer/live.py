@@ -102,8 +102,9 @@ class LiveDialer:
     ``db`` the thread every :class:`LeadStore` call runs on."""
 
     def __init__(self, host: DialerHost, cfg: Config, store: LeadStore, db: DbThread, *,
-                 worker: str | None = None, clock: Callable[[], float] = time.time) -> None:
+                 worker: str | None = None, clock: Callable[[], float] = time.time, node: str = "local") -> None:
         self.host, self.cfg, self.store, self.db, self.clock = host, cfg, store, db, clock
+        self.node = node  # the Asterisk node every line of this dialler lives on (its AMI)
         # stable across restarts, so the daemon releases its own leftover reservations (and only them)
         self.worker = worker or f"daemon-{socket.gethostname()}"
         self.camps: dict[str, Active] = {}
@@ -418,6 +419,9 @@ class LiveDialer:
     def _ended(self, line: Line, detail: str) -> None:
         """An answered line's channel is gone: settle it if still open, learn the talk time, forget it."""
         self._drop(line)
+        last = self.last_lead.get(line.agent or "")
+        if last is not None and last[1] == line.lead_id:  # the disposition window starts at the hang-up
+            self.last_lead[line.agent or ""] = (last[0], last[1], self.clock(), last[3])
         if line.connected_at is not None:
             est = self.est.get(line.campaign)
             if est is not None:
@@ -439,19 +443,23 @@ class LiveDialer:
             self._ended(line, detail)
 
     # ------------------------------------------------------------------ lost events: AMI down, resync, expiry
-    def ami_down(self) -> None:
+    def ami_down(self, node: str | None = None) -> None:
         """AMI is gone: the responses to our Originates will never come (hangup causes decide)."""
+        if node is not None and node != self.node:
+            return
         for lid in self.by_action.values():
             line = self.lines.get(lid)
             if line is not None and line.reason is None:
                 line.reason = ""
         self.by_action.clear()
 
-    def resync(self, channels: Iterable[Message]) -> int:
+    def resync(self, channels: Iterable[Message], node: str | None = None) -> int:
         """After each AMI (re)sync, with its ``CoreShowChannels`` events: lines whose channel is gone
         are settled (outcome recorded, lead released for a retry); a ringing line found up is in AMD.
         Lines whose Originate response is still awaited on this connection are left alone. The
-        number of lines settled."""
+        number of lines settled. Another node's resync never touches this node's lines."""
+        if node is not None and node != self.node:
+            return 0
         up = {m.get("Uniqueid"): m for m in channels}
         settled = 0
         for line in list(self.lines.values()):

@@ -347,3 +347,27 @@ async def test_the_lead_store_is_never_called_on_the_event_loop(rig_factory):
     names = {n for n, _ in calls}
     assert {"campaign_rows", "counts", "rolling", "reserve", "record_outcome", "upsert_campaign"} <= names
     assert not [n for n, on_loop in calls if on_loop]
+
+
+async def test_a_locked_database_costs_a_round_not_the_dialler(rig_factory):
+    """A database error in one round (locked past the busy timeout) is logged; the next round runs."""
+    import asyncio
+    import sqlite3
+    rig = rig_factory({"out": CAMP})
+    real, calls, again = rig.store.campaign_rows, [], asyncio.Event()
+
+    def flaky() -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise sqlite3.OperationalError("database is locked")
+        if len(calls) >= 3:
+            rig.db_loop.call_soon_threadsafe(again.set)
+        return real()
+    rig.db_loop = asyncio.get_running_loop()
+    rig.store.campaign_rows = flaky
+    task = asyncio.create_task(rig.dialer.run())
+    await asyncio.wait_for(again.wait(), 10)
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

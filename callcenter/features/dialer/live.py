@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -180,7 +181,10 @@ class LiveDialer:
             except TimeoutError:
                 pass
             self._wake.clear()
-            await self.tick()
+            try:
+                await self.tick()
+            except sqlite3.OperationalError as e:  # locked past the busy timeout: try again next round
+                log.error("dialer.database_error", error=str(e))
 
     async def tick(self) -> None:
         """One round: expire lost lines, re-read the campaigns, pace every running one."""

@@ -6,6 +6,9 @@ recording is copied into Asterisk's sounds, played by one half of a Local channe
 other half runs ``AMD()`` (several at a time); the verdict and the time from answer to verdict
 come back as a UserEvent over AMI. Both columns use the same metrics
 (:func:`callcenter.bench.amd_corpus.evaluate`).
+
+The lab is taken down at the end (also on Ctrl-C, SIGTERM or SIGHUP) unless it was already up;
+``$CALLCENTER_LAB_PORT_OFFSET`` moves every port, for a second lab.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ import yaml
 
 from callcenter.asterisk.ami_client import AmiClient
 from callcenter.features.amd.detector import AmdParams, Result, classify
-from callcenter.lab.asterisk import Lab, LabError
+from callcenter.lab.asterisk import Lab, LabError, port_offset, shift_ports
+from callcenter.lab.signals import interrupt_on_stop_signals
 from callcenter.protocol.ami import Message
 from callcenter.bench.amd_corpus import _corpus_module, evaluate
 
@@ -51,7 +55,7 @@ exten => appamd,1,Answer()
 """}
 
 
-async def _app_amd(names: list[str], parallel: int, timeout_s: float) -> dict[str, Result]:
+async def _app_amd(ami_port: int, names: list[str], parallel: int, timeout_s: float) -> dict[str, Result]:
     events: dict[str, Message] = {}
     got = asyncio.Event()
 
@@ -65,7 +69,7 @@ async def _app_amd(names: list[str], parallel: int, timeout_s: float) -> dict[st
     async def on_up() -> None:
         up.set()
 
-    ami = AmiClient("127.0.0.1", 5038, "callcenter", SECRET, on_event=on_event, on_up=on_up, on_down=lambda: None)
+    ami = AmiClient("127.0.0.1", ami_port, "callcenter", SECRET, on_event=on_event, on_up=on_up, on_down=lambda: None)
     task = asyncio.create_task(ami.run())
     try:
         await asyncio.wait_for(up.wait(), 20)
@@ -118,26 +122,29 @@ def run(count: int, seed: int | None, parallel: int) -> dict[str, Any]:
     ours = evaluate(items, classify(audio, AmdParams()))
 
     tmp = Path(tempfile.mkdtemp(prefix="cc-amd-bench-"))
-    (tmp / "bench.yaml").write_text(yaml.safe_dump(dict(CONFIG, daemon={"database": str(tmp / "x.sqlite3"),
-                                                                        "log_format": "json"})))
+    cfg = shift_ports(dict(CONFIG, daemon={"database": str(tmp / "x.sqlite3"), "log_format": "json"}),
+                      port_offset())
+    (tmp / "bench.yaml").write_text(yaml.safe_dump(cfg))
     lab = Lab.default()
-    lab.up(tmp / "bench.yaml", extra=DIALPLAN)
-    sounds = lab.root / "usr/share/asterisk/sounds/cc-corpus"
-    sounds.mkdir(parents=True, exist_ok=True)
     try:
-        for it, x in generated:
-            sf.write(sounds / f"{it.name}.wav", x.astype(np.int16), 8000, subtype="PCM_16")
-        t0 = time.monotonic()
-        res = asyncio.run(_app_amd([it.name for it in items], parallel, 20.0))
-        app_s = time.monotonic() - t0
+        with lab.session(tmp / "bench.yaml", extra=DIALPLAN) as info:
+            sounds = lab.root / "usr/share/asterisk/sounds/cc-corpus"
+            sounds.mkdir(parents=True, exist_ok=True)
+            try:
+                for it, x in generated:
+                    sf.write(sounds / f"{it.name}.wav", x.astype(np.int16), 8000, subtype="PCM_16")
+                t0 = time.monotonic()
+                res = asyncio.run(_app_amd(cfg["ami"]["port"], [it.name for it in items], parallel, 20.0))
+                app_s = time.monotonic() - t0
+            finally:
+                shutil.rmtree(sounds, ignore_errors=True)
     finally:
-        shutil.rmtree(sounds, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
     app = evaluate(items, [res[it.name] for it in items])
     app["run_s"] = round(app_s, 1)
     keys = ("accuracy", "humans_classified_machine_rate", "decision_ms_median", "decision_ms_p90",
             "human_delay_after_utterance_ms_median", "human_delay_after_utterance_ms_p90")
-    return {"split": "test", "seed": seed, "count": count, "asterisk": lab.version(),
+    return {"split": "test", "seed": seed, "count": count, "asterisk": info["asterisk"],
             "summary": {k: {"ours": ours[k], "app_amd": app[k]} for k in keys},
             "ours": ours, "app_amd": app}
 
@@ -150,9 +157,13 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     try:
-        res = run(a.count, a.seed, a.parallel)
+        with interrupt_on_stop_signals():
+            res = run(a.count, a.seed, a.parallel)
     except (LabError, OSError) as e:
         print(f"bench amd-vs-app-amd: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP: cleaned up on the way here
+        print(f"bench amd-vs-app-amd: stopped ({e or 'SIGINT'})", file=sys.stderr)
+        return 130
     print(json.dumps(res, indent=1) if a.json else json.dumps(res["summary"], indent=1))
     return 0

@@ -6,6 +6,9 @@ Each round: the agent talks to caller X while caller Y waits; the agent hangs up
 moment it frees up) and the time until its phone has answered the call that connects it to Y
 (t1) is measured. X then calls in again to be the next one waiting. Both systems see the
 same SIP phones (pjsua2), wrap-up 0, and a queue straight from the DID (no IVR).
+
+The lab is taken down at the end (also on Ctrl-C, SIGTERM or SIGHUP) unless it was already up;
+``$CALLCENTER_LAB_PORT_OFFSET`` moves every port, for a second lab.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ from pathlib import Path
 
 import yaml
 
-from callcenter.lab.asterisk import Lab, LabError
+from callcenter.lab.asterisk import Lab, LabError, port_offset, shift_ports
+from callcenter.lab.signals import interrupt_on_stop_signals, stop_children
 
 AGENT_EXT, AGENT_SECRET = "2001", "bench-secret-2001"
 OUR_DID, APPQ_DID = "5558000", "5559000"
-SIP = "127.0.0.1:5060"
 
 CONFIG = {
     "ami": {"host": "127.0.0.1", "port": 5038, "username": "callcenter", "secret": "bench-ami-secret"},
@@ -54,7 +57,7 @@ def _rounds(phones, agent, did: str, rounds: int) -> list[float]:  # noqa: ANN00
     callers = [phones.caller(f"55580{i:02d}", f"Bench {i}") for i in range(2)]
 
     def dial(i: int):  # noqa: ANN202
-        h = callers[i].dial(f"sip:{did}@{SIP}")
+        h = callers[i].dial(f"sip:{did}@{phones.asterisk}")
         if not phones.wait(lambda: h.state == "CONFIRMED", 10):
             raise RuntimeError(f"caller {i} was not answered: {h.states}")
         return h
@@ -114,15 +117,29 @@ def _quiet(phones, accounts) -> None:  # noqa: ANN001
 
 
 def run(rounds: int) -> dict[str, object]:
-    from callcenter.lab.phones import Phones
-
     tmp = Path(tempfile.mkdtemp(prefix="cc-bench-"))
-    cfg = dict(CONFIG, daemon=dict(CONFIG["daemon"], database=str(tmp / "bench.sqlite3")))
+    cfg = shift_ports(dict(CONFIG, daemon=dict(CONFIG["daemon"], database=str(tmp / "bench.sqlite3"))), port_offset())
     path = tmp / "bench.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    lab = Lab.default()
-    info = lab.up(path, extra=APP_QUEUE)
-    phones = Phones(asterisk=SIP)
+    with Lab.default().session(path, extra=APP_QUEUE) as info:
+        appq, ours = _measure(path, tmp, rounds)
+    med_ours, med_appq = statistics.median(ours), statistics.median(appq)
+    return {
+        "asterisk": info["asterisk"], "rounds": rounds,
+        "ours_median_ms": round(med_ours, 1), "ours_p90_ms": round(_p90(ours), 1),
+        "app_queue_median_ms": round(med_appq, 1), "app_queue_p90_ms": round(_p90(appq), 1),
+        "ratio": round(med_ours / med_appq, 3),
+        "ours_ms": [round(x, 1) for x in ours], "app_queue_ms": [round(x, 1) for x in appq],
+    }
+
+
+def _measure(path: Path, tmp: Path, rounds: int) -> tuple[list[float], list[float]]:
+    from callcenter import config as config_mod
+    from callcenter.lab.phones import Phones
+
+    cfg = config_mod.load(path)
+    sip = f"{cfg.sip.bind}:{cfg.sip.port}"
+    phones = Phones(asterisk=sip)
     daemon = None
     try:
         agent = phones.agent(AGENT_EXT, AGENT_SECRET)
@@ -134,25 +151,16 @@ def run(rounds: int) -> dict[str, object]:
         _quiet(phones, [agent])
         daemon = subprocess.Popen([sys.executable, "-m", "callcenter", "run", "--config", str(path)],
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=open(tmp / "daemon.log", "wb"))
-        _wait_http(9183, 20)
-        login = agent.dial(f"sip:*61@{SIP}")
+                                  stderr=open(tmp / "daemon.log", "wb"), start_new_session=True)
+        _wait_http(cfg.http.port, 20)
+        login = agent.dial(f"sip:*61@{sip}")
         phones.wait(lambda: login.ended, 10)
         _quiet(phones, [agent])
         ours = _rounds(phones, agent, OUR_DID, rounds)
     finally:
-        if daemon is not None:
-            daemon.terminate()
-            daemon.wait(10)
+        stop_children([daemon])
         phones.close()
-    med_ours, med_appq = statistics.median(ours), statistics.median(appq)
-    return {
-        "asterisk": info["asterisk"], "rounds": rounds,
-        "ours_median_ms": round(med_ours, 1), "ours_p90_ms": round(_p90(ours), 1),
-        "app_queue_median_ms": round(med_appq, 1), "app_queue_p90_ms": round(_p90(appq), 1),
-        "ratio": round(med_ours / med_appq, 3),
-        "ours_ms": [round(x, 1) for x in ours], "app_queue_ms": [round(x, 1) for x in appq],
-    }
+    return appq, ours
 
 
 def _p90(xs: list[float]) -> float:
@@ -179,9 +187,13 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     try:
-        res = run(a.rounds)
+        with interrupt_on_stop_signals():
+            res = run(a.rounds)
     except (LabError, RuntimeError) as e:
         print(f"bench vs-app-queue: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP: cleaned up on the way here
+        print(f"bench vs-app-queue: stopped ({e or 'SIGINT'})", file=sys.stderr)
+        return 130
     print(json.dumps(res) if a.json else "\n".join(f"{k}: {v}" for k, v in res.items()))
     return 0

@@ -4,6 +4,14 @@ The host's Asterisk when it has one; otherwise Debian testing (or sid) in a chro
 cache folder outside the checkout (``$CALLCENTER_CACHE`` or ``~/.cache/callcenter``), built
 once with debootstrap and reused. Everything binds to loopback. ``down`` stops what ``up``
 started (by pid) and unmounts what it mounted.
+
+A command that needs the lab for a while (the demo, a benchmark) uses :meth:`Lab.session`: it
+brings the lab up and, on the way out (normally, on an exception, on Ctrl-C, and with
+:func:`callcenter.lab.signals.interrupt_on_stop_signals` on SIGTERM/SIGHUP too), takes it down
+again unless it found it already running.
+
+A second lab runs beside the first with another ``$CALLCENTER_CACHE`` (its own chroot, mounts and
+pid file) and ``$CALLCENTER_LAB_PORT_OFFSET`` added to every port (:func:`shift_ports`).
 """
 
 from __future__ import annotations
@@ -18,13 +26,16 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from callcenter import config as config_mod
 from callcenter.asterisk.render import render, write
+from callcenter.lab.signals import shielded
 
-__all__ = ["Lab", "LabError"]
+__all__ = ["Lab", "LabError", "port_offset", "shift_ports"]
 
 SUITES = ("forky", "sid")  # Debian testing first (moves more slowly), then unstable
 PACKAGES = "asterisk,asterisk-core-sounds-en-wav,asterisk-moh-opsound-wav"
@@ -84,6 +95,30 @@ exten => _12125550[5]XX,1,Ringing()
 
 def cache_dir() -> Path:
     return Path(os.environ.get("CALLCENTER_CACHE") or Path.home() / ".cache" / "callcenter")
+
+
+def port_offset() -> int:
+    """Added to every lab port (``$CALLCENTER_LAB_PORT_OFFSET``, default 0) for a second lab."""
+    return int(os.environ.get("CALLCENTER_LAB_PORT_OFFSET") or 0)
+
+
+def shift_ports(d: dict[str, Any], offset: int) -> dict[str, Any]:
+    """A copy of the raw configuration mapping ``d`` with every port moved by ``offset`` (RTP by ten
+    times that, so the ranges of two labs do not overlap)."""
+    import copy
+    d = copy.deepcopy(d)
+    if not offset:
+        return d
+    defaults = {"ami": 5038, "agi": 4573, "http": 9180, "sip": 5060, "audiosocket": 9093}
+    for key, port in defaults.items():
+        section = d.setdefault(key, {})
+        section["port"] = int(section.get("port", port)) + offset
+    d["sip"]["rtp_start"] = int(d["sip"].get("rtp_start", 10000)) + 10 * offset
+    d["sip"]["rtp_end"] = int(d["sip"].get("rtp_end", 10999)) + 10 * offset
+    for t in (d.get("trunks") or {}).values():
+        if isinstance(t, dict) and "port" in t:
+            t["port"] = int(t["port"]) + offset
+    return d
 
 
 def _run(cmd: list[str], *, check: bool = True, timeout: float = 600, quiet: bool = False) -> subprocess.CompletedProcess[str]:
@@ -224,6 +259,31 @@ class Lab:
         # Start from the distribution's stock files (indications, codecs ...), then ours on top.
         shutil.copytree(self.root / "etc/asterisk", self.etc, symlinks=True)
         write(files, self.etc)
+        try:
+            self._start()
+        except BaseException:  # a failed or interrupted (Ctrl-C, SIGTERM) start leaves nothing behind
+            with shielded():
+                self.down()
+            raise
+        hash_file.write_text(digest)
+        return self.info(cfg)
+
+    @contextlib.contextmanager
+    def session(self, config_path: str | Path, extra: dict[str, str] | None = None) -> Iterator[dict[str, object]]:
+        """The lab up for the ``with`` block (see :meth:`up`); on the way out, however it is left
+        (SIGTERM/SIGHUP too under ``interrupt_on_stop_signals``), Asterisk is stopped and the
+        mounts undone unless the lab was already running when the block began (then it is left
+        running, with this configuration)."""
+        found_up = self.pid() is not None
+        try:
+            yield self.up(config_path, extra)
+        finally:
+            if not found_up:
+                with shielded():
+                    self.down()
+
+    def _start(self) -> None:
+        """Mount, start Asterisk (its pid in the state folder at once) and wait until it has booted."""
         self._prepare()
         log = open(self.state / "asterisk.out", "ab")
         cmd = self._wrap(["asterisk", "-f", "-C", self.conf_path] +
@@ -241,10 +301,7 @@ class Lab:
             r = _run(self._wrap(["asterisk", "-C", self.conf_path, "-rx", "core waitfullybooted"]),
                      check=False, quiet=True, timeout=120)
         if r.returncode != 0:
-            self.down()
             raise LabError(f"asterisk did not boot: {(r.stdout or '')[-300:]}")
-        hash_file.write_text(digest)
-        return self.info(cfg)
 
     def _prepare(self) -> None:
         if not self.chroot:
@@ -261,6 +318,10 @@ class Lab:
             target = self.root / m
             if not os.path.ismount(target):
                 _run(["mount", "--bind", f"/{m}", str(target)], quiet=True)
+
+    def rx_argv(self) -> list[str]:
+        """The argv prefix that runs one Asterisk CLI command on this lab (``daemon.asterisk_reload``)."""
+        return self._wrap(["asterisk", "-C", self.conf_path, "-rx"])
 
     def rx(self, command: str) -> str:
         r = _run(self._wrap(["asterisk", "-C", self.conf_path, "-rx", command]), check=False, quiet=True,

@@ -3,13 +3,13 @@
 Agents are pjsua2 desk phones that register, log in with the feature code and auto-answer;
 they talk for a while and hang up. Callers dial the DID from the trunk side every few seconds,
 press menu digits, and some give up if they wait too long. Ctrl-C stops everything this
-started (daemon, phones, Asterisk) and unmounts the lab.
+started (daemon, phones, Asterisk) and unmounts the lab; so do SIGTERM and SIGHUP (closing
+the terminal window). The lab is left running only if it was running before the demo began.
 """
 
 from __future__ import annotations
 
 import contextlib
-import signal
 import subprocess
 import sys
 import time
@@ -18,86 +18,93 @@ from pathlib import Path
 from callcenter import config as config_mod
 from callcenter.features.dialer.store import LeadStore
 from callcenter.lab.asterisk import Lab, LabError, cache_dir, pstn_sim
+from callcenter.lab.signals import interrupt_on_stop_signals, stop_children
 from callcenter.cli.screen import fetch_status, render_text
 
 CLEAR = "\x1b[H\x1b[2J"
 
 
 def main(config_path: str, duration: float, n_agents: int, call_every: float) -> int:
+    """Run the demo until ``duration`` ends (0: forever) or Ctrl-C, SIGTERM or SIGHUP (the terminal
+    closed): all three take the same clean-up path."""
     cfg = config_mod.load(config_path)
+    with interrupt_on_stop_signals():
+        try:
+            return _run(cfg, config_path, duration, n_agents, call_every)
+        except KeyboardInterrupt:
+            return 0  # stopped by hand (or by SIGTERM/SIGHUP): cleaned up, a normal end
+
+
+def _say(text: str, err: bool = False) -> None:
+    """Print, unless the terminal is gone (after SIGHUP a write fails with EIO)."""
+    with contextlib.suppress(OSError, ValueError):
+        stream = sys.stderr if err else sys.stdout
+        stream.write(text + "\n")
+        stream.flush()
+
+
+def _run(cfg: config_mod.Config, config_path: str, duration: float, n_agents: int, call_every: float) -> int:
     lab = Lab.default()
-    print("demo: starting the lab Asterisk ...", flush=True)
-    try:
-        sim = next((t for t in cfg.trunks.values() if t.host == "127.0.0.3"), None)
-        info = lab.up(config_path, extra=pstn_sim(sim.port) if sim is not None else None)
-    except LabError as e:
-        print(f"demo: {e}", file=sys.stderr)
-        return 1
-    print(f"demo: {info['asterisk']} up; starting the daemon", flush=True)
+    _say("demo: starting the lab Asterisk ...")
+    sim = next((t for t in cfg.trunks.values() if t.host == "127.0.0.3"), None)
     log_path = cache_dir() / "demo-daemon.log"
-    log = open(log_path, "ab")
-    daemon = subprocess.Popen([sys.executable, "-m", "callcenter", "run", "--config", config_path],
-                              stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-    stop = False
-
-    def on_signal(*_: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    workers: list[subprocess.Popen[bytes]] = []
+    children: list[subprocess.Popen[bytes]] = []  # the daemon first, then the floor
     try:
-        if not _wait_daemon(cfg, daemon, 20):
-            print(f"demo: the daemon did not come up; see {log_path}", file=sys.stderr)
-            return 1
-        sip = f"{cfg.sip.bind}:{cfg.sip.port}"
-        floor = [sys.executable, "-m", "callcenter.lab.floor"]
-        names = list(cfg.agents)[:n_agents]
-        names += [m for c in cfg.campaigns.values() for m in cfg.queues[c.queue].members if m not in names]
-        for k, name in enumerate(names):  # (and the campaigns' agents)
-            ext = cfg.agents[name].phone
-            workers.append(subprocess.Popen(floor + ["agent", "--sip", sip, "--ext", ext, "--secret",
-                                                     cfg.phones[ext].secret, "--login", cfg.features.login,
-                                                     "--seed", str(k + 1)], stdin=subprocess.DEVNULL,
-                                            stdout=log, stderr=log, start_new_session=True))
-        for name in cfg.campaigns:
-            print(f"demo: campaign {name}: {_demo_leads(cfg, name)} fresh leads, started", flush=True)
-        did = next(iter(next(iter(cfg.trunks.values())).dids))
-        n_callers = 3  # each places up to 3 calls at once
-        for k in range(n_callers):
-            workers.append(subprocess.Popen(floor + ["callers", "--sip", sip, "--did", did, "--every",
-                                                     str(call_every * n_callers), "--seed", str(100 + k)],
-                                            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                            start_new_session=True))
-        t_end = time.monotonic() + duration if duration > 0 else float("inf")
-        while not stop and time.monotonic() < t_end and daemon.poll() is None:
+        with lab.session(config_path, extra=pstn_sim(sim.port) if sim is not None else None) as info:
             try:
-                st = fetch_status(cfg.http.host, cfg.http.port)
-                sys.stdout.write(CLEAR + render_text(st, "callcenter demo (Ctrl-C to stop)") + "\n")
-                sys.stdout.flush()
-            except OSError as e:
-                sys.stdout.write(f"demo: status unavailable: {e}\n")
-            time.sleep(1.0)  # the screen's refresh rate
-        return 0
+                return _floor(cfg, config_path, info, log_path, children, duration, n_agents, call_every)
+            finally:
+                _say("\ndemo: stopping ...")
+                # Floor workers first (their phones hang up), then the daemon; the lab after them.
+                stop_children(children[1:])
+                stop_children(children[:1])
+    except LabError as e:
+        _say(f"demo: {e}", err=True)
+        return 1
     finally:
-        print("\ndemo: stopping ...", flush=True)
-        for w in workers:
-            with contextlib.suppress(ProcessLookupError):
-                w.send_signal(signal.SIGTERM)
-        for w in workers:
-            try:
-                w.wait(10)
-            except subprocess.TimeoutExpired:
-                w.kill()
-        if daemon.poll() is None:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(10)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-        lab.down()
-        print(f"demo: stopped (daemon and phones log: {log_path})", flush=True)
+        _say(f"demo: stopped (daemon and phones log: {log_path})")
+
+
+def _floor(cfg: config_mod.Config, config_path: str, info: dict[str, object], log_path: Path,
+           children: list[subprocess.Popen[bytes]], duration: float, n_agents: int, call_every: float) -> int:
+    _say(f"demo: {info['asterisk']} up; starting the daemon")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "ab")
+
+    def spawn(cmd: list[str]) -> None:
+        # Each child leads its own process group: the terminal's signals do not reach it, we do.
+        children.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         start_new_session=True))
+
+    spawn([sys.executable, "-m", "callcenter", "run", "--config", config_path])
+    daemon = children[0]
+    if not _wait_daemon(cfg, daemon, 20):
+        _say(f"demo: the daemon did not come up; see {log_path}", err=True)
+        return 1
+    sip = f"{cfg.sip.bind}:{cfg.sip.port}"
+    floor = [sys.executable, "-m", "callcenter.lab.floor"]
+    names = list(cfg.agents)[:n_agents]
+    names += [m for c in cfg.campaigns.values() for m in cfg.queues[c.queue].members if m not in names]
+    for k, name in enumerate(names):  # (and the campaigns' agents)
+        ext = cfg.agents[name].phone
+        spawn(floor + ["agent", "--sip", sip, "--ext", ext, "--secret", cfg.phones[ext].secret,
+                       "--login", cfg.features.login, "--seed", str(k + 1)])
+    for name in cfg.campaigns:
+        _say(f"demo: campaign {name}: {_demo_leads(cfg, name)} fresh leads, started")
+    did = next(iter(next(iter(cfg.trunks.values())).dids))
+    n_callers = 3  # each places up to 3 calls at once
+    for k in range(n_callers):
+        spawn(floor + ["callers", "--sip", sip, "--did", did, "--every", str(call_every * n_callers),
+                       "--seed", str(100 + k)])
+    t_end = time.monotonic() + duration if duration > 0 else float("inf")
+    while time.monotonic() < t_end and daemon.poll() is None:
+        try:
+            st = fetch_status(cfg.http.host, cfg.http.port)
+            _say(CLEAR + render_text(st, "callcenter demo (Ctrl-C to stop)"))
+        except OSError as e:
+            _say(f"demo: status unavailable: {e}")
+        time.sleep(1.0)  # the screen's refresh rate
+    return 0
 
 
 def _demo_leads(cfg: config_mod.Config, name: str, n: int = 300) -> int:

@@ -11,6 +11,7 @@ one never polls.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import sys
 import threading
@@ -18,6 +19,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pjsua2 as pj
 
@@ -39,6 +41,34 @@ def _pj(fn: Callable[[], object], attempts: int = 8) -> object:
                 raise
             time.sleep(0.02 * (i + 1))
     return None
+
+
+def _libpjsua() -> ctypes.CDLL | None:
+    """pjsua's C library as bundled with the pjsua2 wheel (the copy already loaded), if found."""
+    libs = Path(pj.__file__).resolve().parent / "pjsua2_pybind11.libs"
+    found = sorted(libs.glob("libpjsua-*.so*"))
+    if not found:
+        return None
+    try:
+        lib = ctypes.CDLL(str(found[0]))
+        lib.pjsua_acc_set_registration.argtypes = [ctypes.c_int, ctypes.c_int]
+        lib.pjsua_acc_set_registration.restype = ctypes.c_int
+        return lib
+    except (OSError, AttributeError):
+        return None
+
+
+_PJSUA = _libpjsua()
+
+
+def _register(acc: pj.Account) -> None:
+    """``acc.setRegistration(True)`` with the GIL released (a ctypes call releases it)."""
+    if _PJSUA is None:
+        acc.setRegistration(True)
+        return
+    status = _PJSUA.pjsua_acc_set_registration(acc.id, 1)
+    if status != 0:
+        raise RuntimeError(f"pjsua_acc_set_registration: status {status}")
 
 
 @contextlib.contextmanager
@@ -249,8 +279,14 @@ class Phones:
         cred = pj.AuthCredInfo()
         cred.scheme, cred.realm, cred.username, cred.data, cred.dataType = "digest", "*", ext, secret, 0
         ac.sipConfig.authCreds.append(cred)
+        # Register in a second step, without the GIL: pjsua takes its lock again after sending
+        # the REGISTER; if the answer is already in, pj's thread holds that lock inside onRegState
+        # waiting for the GIL, which a pybind call never releases: both threads hang for good
+        # (seen in the demo, where such a phone then ignored SIGTERM as well).
+        ac.regConfig.registerOnAdd = False
         acc.create(ac)
         self.accounts.append(acc)
+        _register(acc)
         return acc
 
     def caller(self, number: str, name: str = "") -> Softphone:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -99,7 +100,9 @@ class Daemon:
         self.journal = Journal(cfg.daemon.database)
         self.journal.subscribe(self.bus, self.db)
         self.metrics.subscribe(self.bus)
+        self.metrics.watch_db(self.db)
         self.stats = StatsCache.from_config(cfg)
+        self.stats_db = DbThread("stats")  # its own reader: figures stay fresh while writes wait on a lock
         self._sync = _Sync()
         self._ready_sent = False
         self.ami = AmiClient(cfg.ami.host, cfg.ami.port, cfg.ami.username, cfg.ami.secret,
@@ -135,12 +138,6 @@ class Daemon:
     def _config(self) -> config_mod.Config:
         return self.cfg
 
-    @property
-    def state(self) -> acd.AcdState:
-        return self.acd.state
-
-    def submit_caller_gone(self, call_id: str) -> None:
-        self.caller_gone(call_id)
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> int:
@@ -162,7 +159,7 @@ class Daemon:
             log.info("callback.restored", call_id=cb.call_id, queue=cb.queue, attempts=cb.attempts)
         self.tasks.spawn(self.ami.run(), "ami", essential=True)
         self.tasks.spawn(self.lag.run(), "loop-lag", essential=True)
-        self.tasks.spawn(self.stats.run(self.db), "stats", essential=True)
+        self.tasks.spawn(self.stats.run(self.stats_db), "stats", essential=True)
         self.tasks.spawn(self._sweep_loop(), "sweep", essential=True)
         if self.dialer is not None:
             self.tasks.spawn(self.dialer.run(), "dialer", essential=True)
@@ -179,7 +176,8 @@ class Daemon:
         await self.supervision.close()
         await self.db.drain()
         self.db.close()
-        self.stats.close()
+        await self.stats_db.run(self.stats.close)  # its connection belongs to that thread
+        self.stats_db.close()
         self.journal.close()
         log.info("daemon.stopped", exit_code=self.exit_code)
         return self.exit_code
@@ -247,8 +245,8 @@ class Daemon:
         self.stats.reconfigure(new)
         self.recording.reconfigure(new)
         self.supervision.reconfigure(new)
-        if self.dialer is not None and hasattr(self.dialer, "apply_config"):
-            await _maybe_await(self.dialer.apply_config(new))
+        if self.dialer is not None:
+            await self.dialer.apply_config(new)
         asterisk = await self._reload_asterisk(new)
         self.generation += 1
         self.last_reload = {"ok": True, "at": time.time(), "problems": [], "asterisk": asterisk}
@@ -353,8 +351,8 @@ class Daemon:
         self.acd.resync(self.node, chans, devs)
         self.recording.resynced(chans)
         self.supervision.resynced(chans)
-        if self.dialer is not None and hasattr(self.dialer, "resync"):
-            await _maybe_await(self.dialer.resync(chans))
+        if self.dialer is not None:
+            self.dialer.resync(chans, self.node)
         for msg in buffered:  # events that raced the snapshot; the core tolerates stale ones
             self._dispatch(msg)
         self.metrics.ami_connected.set(1)
@@ -368,8 +366,8 @@ class Daemon:
         self.metrics.ami_connected.set(0)
         self.synced.clear()
         self.acd.ami_down(self.node)
-        if self.dialer is not None and hasattr(self.dialer, "ami_down"):
-            self.dialer.ami_down()
+        if self.dialer is not None:
+            self.dialer.ami_down(self.node)
         sd_notify("STATUS=AMI disconnected, reconnecting")
 
     # ------------------------------------------------------------------ HTTP
@@ -456,14 +454,22 @@ def _amd_profiles(cfg: config_mod.Config) -> dict[str, AmdParams]:
 
 
 def _build_dialer(d: Daemon) -> Any:
+    """Always built: campaigns live in the database (YAML ones upserted at start and on reload), so a
+    campaign made with the CLI is dialled too. It reaches the daemon only through its ports."""
     from callcenter.features.dialer.live import LiveDialer
+    from callcenter.features.dialer.ports import Host
     from callcenter.features.dialer.store import LeadStore
-    if not d.cfg.campaigns:
-        return None
-    dialer = LiveDialer(d, d.cfg, LeadStore(d.cfg.daemon.database))
+    host = Host(ami=d.ami, metrics=d.metrics, acd_state=lambda: d.acd.state,
+                queue_aht=lambda queue, now: d._aht_of(queue), caller_gone=d.caller_gone, compliance=d.compliance)
+    dialer = LiveDialer(host, d.cfg, LeadStore(d.cfg.daemon.database), d.db, node=d.node)
     d.recording.campaign_of = dialer.campaign_of  # a dialled call follows its campaign's recording policy
     return dialer
 
 
 async def serve(cfg: config_mod.Config, config_path: str | Path | None = None) -> int:
-    return await Daemon(cfg, config_path).run()
+    daemon = Daemon(cfg, config_path)
+    # Everything built so far lives as long as the daemon: keep it out of the collector's scans, so a
+    # full collection (they grow with queued writes while the database is locked) stays short.
+    gc.collect()
+    gc.freeze()
+    return await daemon.run()

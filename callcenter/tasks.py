@@ -62,7 +62,10 @@ class Supervisor:
     async def close(self) -> None:
         """Cancel everything (shutdown): nothing counts as a failure from here on."""
         self._closing = True
-        tasks = list(self._tasks)
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        pending = set(self._tasks)
+        while pending:
+            for t in pending:  # again each round: a task that swallowed a cancel gets another
+                t.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1.0)
+            for t in pending:
+                log.warning("task.slow_to_cancel", task=self._tasks.get(t, (t.get_name(),))[0])

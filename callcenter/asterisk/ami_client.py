@@ -105,10 +105,9 @@ class AmiClient:
                 return
             if asyncio.get_running_loop().time() - started > 30:
                 backoff = 0.25  # it was a long healthy session: reconnect quickly
-            try:
-                await asyncio.wait_for(self._stop.wait(), backoff)
-            except asyncio.TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout never swallows a cancel (wait_for can)
+                async with asyncio.timeout(backoff):
+                    await self._stop.wait()
             backoff = min(backoff * 2, self.max_backoff_s)
 
     # ------------------------------------------------------------------ internals

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -98,11 +99,11 @@ async def test_reload_adds_an_agent_and_a_queue_without_touching_calls(running, 
     from callcenter.features.acd import model as acd
     d, data, path, _ = running
     d.acd.submit(acd.Resync(()))
-    d.acd.submit(acd.CallQueued("c1", "sales", "PJSIP/trunk-1", "5550100", entered_at=1.0))
+    d.acd.submit(acd.CallQueued("c1", "sales", "PJSIP/trunk-1", "5550100", entered_at=time.time()))
     data = copy.deepcopy(data)
     data["phones"]["2009"] = {"secret": "phone-secret-2009", "name": "Zed"}
     data["agents"]["zed"] = {"phone": "2009", "name": "Zed"}
-    data["queues"]["vip"] = {"members": ["zed"]}
+    data["queues"]["vip"] = {"members": ["zed"], "fallback": {"hangup": ["goodbye"]}}
     path.write_text(yaml.safe_dump(data))
     assert await d.reload()
     assert "zed" in d.acd.state.agents and d.acd.state.agents["zed"].state == AgentState.LOGGED_OUT
@@ -128,11 +129,13 @@ async def test_reload_refuses_to_remove_a_queue_with_callers(running) -> None:
     from callcenter.features.acd import model as acd
     d, data, path, _ = running
     d.acd.submit(acd.Resync(()))
-    d.acd.submit(acd.CallQueued("c9", "empty", "PJSIP/trunk-9", "5550100", entered_at=1.0))
+    d.acd.submit(acd.CallQueued("c9", "empty", "PJSIP/trunk-9", "5550100", entered_at=time.time()))
     data = copy.deepcopy(data)
     del data["queues"]["empty"]
     for m in data["menus"].values():
         m["options"] = {k: v for k, v in m["options"].items() if v != {"queue": "empty"}}
+    for t in data["trunks"].values():
+        t["dids"] = {k: v for k, v in t["dids"].items() if v != {"queue": "empty"}}
     path.write_text(yaml.safe_dump(data))
     if not await d.reload():
         assert any(p.startswith("queues.empty") for p in d.status()["config"]["last_reload"]["problems"])

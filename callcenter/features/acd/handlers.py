@@ -174,8 +174,9 @@ class AcdHandlers:
         hook = self.acd.hooks.get(call_id)
         if hook is not None:  # the caller is inside its queue hook: bridge only once it has returned
             try:
-                await asyncio.wait_for(hook.wait(), 10)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(10):
+                    await hook.wait()
+            except TimeoutError:
                 log.warning("offer.claim_hook_timeout", call_id=call_id[:32])
         c = self.acd.state.calls.get(call_id)
         if c is not None and agent in cfg.agents and c.answered_at is None and self.acd.state.synced:

@@ -6,6 +6,6 @@ and writes inside :func:`transaction`. The daemon runs every store call on one d
 (:class:`DbThread`), so a locked or slow database never blocks the event loop.
 """
 
-from callcenter.persistence.db import DbThread, Migration, connect, migrate, transaction
+from callcenter.persistence.db import DbThread, Migration, Store, connect, migrate, transaction
 
-__all__ = ["DbThread", "Migration", "connect", "migrate", "transaction"]
+__all__ = ["DbThread", "Migration", "Store", "connect", "migrate", "transaction"]

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-__all__ = ["DbThread", "Migration", "connect", "migrate", "transaction"]
+__all__ = ["DbThread", "Migration", "Store", "connect", "migrate", "transaction"]
 
 T = TypeVar("T")
 log = structlog.get_logger("callcenter.db")
@@ -114,6 +114,31 @@ def _statements(sql: str) -> list[str]:
 def column_missing(db: sqlite3.Connection, table: str, column: str) -> bool:
     """For adopting databases from before the migrations table: is this column still to be added?"""
     return column not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+
+
+class Store:
+    """Base of a store that owns its connection: opened with the one policy, migrated as
+    ``COMPONENT`` with ``MIGRATIONS`` (not when read-only), closed once; a context manager."""
+
+    COMPONENT: str = ""
+    MIGRATIONS: Sequence[Migration] = ()
+    ROW_FACTORY: Any = None
+
+    def __init__(self, path: str | Path, *, readonly: bool = False, timeout_s: float = 30.0) -> None:
+        self.path = str(path)
+        self.db: sqlite3.Connection = connect(self.path, readonly=readonly, timeout_s=timeout_s,
+                                              row_factory=self.ROW_FACTORY)
+        if not readonly:
+            migrate(self.db, self.COMPONENT, self.MIGRATIONS)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class DbThread:

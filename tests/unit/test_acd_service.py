@@ -16,24 +16,9 @@ from callcenter.features.amd.server import Verdict
 from callcenter.protocol.ami import Message
 from callcenter.tasks import Supervisor
 
+from .fakes import FakeAmi
+
 BASE = yaml.safe_load(open("tests/asterisk/lab.yaml"))
-
-
-class FakeAmi:
-    """Records every action; answers each with Success at once (as Asterisk does for async Originate)."""
-
-    def __init__(self) -> None:
-        self.actions: list[tuple[str, dict[str, str]]] = []
-        self.n = 0
-
-    def new_action_id(self) -> str:
-        self.n += 1
-        return f"a-{self.n}"
-
-    async def action(self, name, headers=(), *, action_id=None, timeout=10.0):
-        pairs = list(headers.items()) if isinstance(headers, dict) else list(headers)
-        self.actions.append((name, {k: v for k, v in pairs if k != "Variable"} | {"ActionID": action_id or ""}))
-        return Message((("Response", "Success"),))
 
 
 def _service(clock=lambda: 1000.0):

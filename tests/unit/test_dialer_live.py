@@ -22,31 +22,11 @@ from callcenter.features.dialer.store import LeadStore
 from callcenter.persistence import DbThread
 from callcenter.protocol.ami import Message
 
+from .fakes import FakeAmi
+
 LAB = yaml.safe_load(open("tests/asterisk/lab.yaml"))
 NOON_NY = dt.datetime(2026, 3, 4, 12, 0, tzinfo=ZoneInfo("America/New_York")).timestamp()
 CAMP = {"queue": "sales", "trunk": "sim", "caller_id": "5551000", "ring_s": 20, "mode": "progressive"}
-
-
-class FakeAmi:
-    """Records every action and answers Success (as Asterisk does for an async Originate)."""
-
-    def __init__(self) -> None:
-        self.actions: list[tuple[str, dict[str, str]]] = []
-        self.n = 0
-
-    def new_action_id(self) -> str:
-        self.n += 1
-        return f"a-{self.n}"
-
-    async def action(self, name: str, headers: Any = (), *, action_id: str | None = None) -> Message:
-        pairs = list(headers)
-        self.actions.append((name, {k: v for k, v in pairs if k != "Variable"}
-                             | {"ActionID": action_id or "", "Variables": ";".join(v for k, v in pairs
-                                                                                    if k == "Variable")}))
-        return Message((("Response", "Success"),))
-
-    def originates(self) -> list[dict[str, str]]:
-        return [h for n, h in self.actions if n == "Originate"]
 
 
 class Family:

@@ -19,6 +19,7 @@ or (events lost) after a bounded time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
 import sqlite3
@@ -176,10 +177,9 @@ class LiveDialer:
         if released:  # our own leftovers from before a restart: no line of ours lives on
             log.info("dialer.released_stale", leads=released, worker=self.worker)
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), WAKE_S)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout never swallows a cancel (wait_for can)
+                async with asyncio.timeout(WAKE_S):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.tick()

@@ -29,13 +29,12 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
-from callcenter.persistence import Migration, connect, migrate, transaction
+from callcenter.persistence import Migration, Store, transaction
 from callcenter.persistence.db import column_missing
 
 __all__ = [
@@ -267,23 +266,13 @@ class IllegalCampaignTransition(Exception):
         super().__init__(f"campaign {name!r} is {state}: cannot {trigger}")
 
 
-class LeadStore:
+class LeadStore(Store):
     """One SQLite connection (:func:`callcenter.persistence.connect`), used by one thread at a time:
     the daemon calls it only on its database thread."""
 
-    def __init__(self, path: str | Path, timeout_s: float = 30.0) -> None:
-        self.path = str(path)
-        self.db = connect(self.path, timeout_s=timeout_s, row_factory=sqlite3.Row)
-        migrate(self.db, "dialer", MIGRATIONS)
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    COMPONENT = "dialer"
+    MIGRATIONS = MIGRATIONS
+    ROW_FACTORY = sqlite3.Row
 
     # ---- campaigns
     def create_campaign(self, name: str, default_region: str = "US", *, window_start: str = "08:00",

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal, Self
+from typing import Literal
 
 from callcenter.features.recording.files import check_rec_id, rec_time
-from callcenter.persistence import Migration, connect, migrate, transaction
+from callcenter.persistence import Migration, Store, transaction
 
 __all__ = ["MIGRATIONS", "STATUSES", "RecordingRow", "RecordingStore", "Status"]
 
@@ -89,23 +87,11 @@ def _pauses_json(pauses: tuple[tuple[float, float | None], ...]) -> str:
     return json.dumps([list(p) for p in pauses])
 
 
-class RecordingStore:
+class RecordingStore(Store):
     """The ``recordings`` table (see the module doc). ``path``: the daemon's database file."""
 
-    def __init__(self, path: str | Path, *, readonly: bool = False):
-        self.path = str(path)
-        self.db: sqlite3.Connection = connect(self.path, readonly=readonly)
-        if not readonly:
-            migrate(self.db, "recording", MIGRATIONS)
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    COMPONENT = "recording"
+    MIGRATIONS = MIGRATIONS
 
     # ---------------------------------------------------------------- life cycle of a recording
     def start(self, rec_id: str, call_id: str, agent: str | None, queue: str | None, started_at: float,

@@ -8,12 +8,9 @@ it on its :class:`~callcenter.persistence.DbThread` only.
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Self
 
-from callcenter.persistence import Migration, connect, migrate
+from callcenter.persistence import Migration, Store
 
 __all__ = ["MIGRATIONS", "SpyAudit", "SpyAuditStore"]
 
@@ -48,23 +45,11 @@ class SpyAudit:
         return dataclasses.asdict(self)
 
 
-class SpyAuditStore:
+class SpyAuditStore(Store):
     """The ``spy_audit`` table (see the module doc). ``path``: the daemon's database file."""
 
-    def __init__(self, path: str | Path, *, readonly: bool = False):
-        self.path = str(path)
-        self.db: sqlite3.Connection = connect(self.path, readonly=readonly)
-        if not readonly:
-            migrate(self.db, "supervision", MIGRATIONS)
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    COMPONENT = "supervision"
+    MIGRATIONS = MIGRATIONS
 
     def audit(self, at: float, supervisor: str | None, supervisor_phone: str, agent: str | None, target_ext: str,
               mode: str, outcome: str, reason: str) -> None:

@@ -118,3 +118,14 @@ def test_verdicts_nobody_read_expire() -> None:
 def test_contract_roles_are_what_the_service_matches() -> None:
     """The service reads roles through the contract (a renamed role would break here, not live)."""
     assert (cc.ROLE, cc.ROLE_CALLER, cc.ROLE_AGENT) == ("CC_ROLE", "caller", "agent")
+
+
+def test_a_snapshot_of_one_node_never_touches_another_nodes_callers() -> None:
+    """Resync of node a with no channels ends a's waiting caller; b's caller waits on untouched."""
+    cfg = config.parse(copy.deepcopy(BASE))
+    state, _ = acd.step(cfg, acd.initial_state(cfg), acd.Resync((), node="a"), 0.0)
+    state, _ = acd.step(cfg, state, acd.CallQueued("ca", "sales", "PJSIP/t-1", entered_at=1.0, node="a"), 1.0)
+    state, _ = acd.step(cfg, state, acd.CallQueued("cb", "sales", "PJSIP/t-2", entered_at=2.0, node="b"), 2.0)
+    state, cmds = acd.step(cfg, state, acd.Resync((), node="a"), 3.0)
+    assert set(state.calls) == {"cb"} and state.calls["cb"].node == "b"
+    assert [c.call_id for c in cmds if isinstance(c, acd.CallEnded)] == ["ca"]

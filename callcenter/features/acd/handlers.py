@@ -87,7 +87,8 @@ class AcdHandlers:
                 return
             at = epoch(entered) or time.time()
             log.info("call.readopted", call_id=call_id, queue=queue)
-            self.acd.submit(acd.CallQueued(call_id, queue, s.channel, rec.caller_num, rec.caller_name, at))
+            self.acd.submit(acd.CallQueued(call_id, queue, s.channel, rec.caller_num, rec.caller_name, at,
+                                           node=self.node))
             c = self.acd.state.calls.get(call_id)
             if c is None:
                 return

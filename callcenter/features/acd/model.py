@@ -82,6 +82,7 @@ class Call:
     attempts: int = 0  # callback dial attempts that failed
     not_before: float = 0.0  # no new callback attempt before this time
     connected: bool = False  # the callback was answered: agent and caller are talking
+    node: str = "local"  # the Asterisk node the caller's channel lives on
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,7 @@ class CallQueued:
     entered_at: float | None = None  # None: now
     priority: int = 0
     skills: tuple[tuple[str, int], ...] = ()
+    node: str = "local"
 
 
 @dataclass(frozen=True)
@@ -289,6 +291,7 @@ class Resync:
 
     channels: tuple[ChannelSnapshot, ...]
     devices: Mapping[str, str] = field(default_factory=dict)  # agent -> device state
+    node: str = "local"  # the node this snapshot is of: other nodes' calls are not touched
 
 
 # --------------------------------------------------------------------------- commands
@@ -439,7 +442,7 @@ def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
             tx.calls[ev.call_id] = Call(ev.call_id, ev.queue, ev.channel,
                                         now if ev.entered_at is None else ev.entered_at,
                                         ev.caller_num, ev.caller_name, priority=ev.priority,
-                                        skills=ev.skills)
+                                        skills=ev.skills, node=ev.node)
         case Overflow(call_id=cid) if cid in tx.calls and tx.calls[cid].agent is None:
             _overflow(cfg, tx, tx.calls[cid], now, "expected-wait")
         case CallbackRequested(call_id=cid, number=number, trunk=trunk) if cid in tx.calls:
@@ -796,6 +799,9 @@ def _resync(cfg: Config, tx: _Tx, ev: Resync, now: float) -> None:
     # Agent legs: talking ones make the agent Busy; ringing ones from before are cancelled.
     for name, a in list(tx.agents.items()):
         leg = agent_legs.get(name)
+        held = tx.calls.get(a.call_id) if a.call_id else None
+        if leg is None and held is not None and held.node != ev.node:
+            continue  # busy with a call on another node: this snapshot knows nothing of it
         cb = tx.calls.get(leg.call_id) if leg is not None else None
         if leg is not None and leg.up and cb is not None and cb.callback:  # calling a callback back
             if a.state != AgentState.BUSY or a.call_id != leg.call_id:
@@ -813,7 +819,7 @@ def _resync(cfg: Config, tx: _Tx, ev: Resync, now: float) -> None:
             tx.calls[leg.call_id] = Call(leg.call_id, cal.queue or (old.queue if old else (a.queues or ("",))[0]),
                                          cal.channel, cal.entered_at or now, cal.caller_num, cal.caller_name,
                                          agent=name, answered_at=old.answered_at if old and old.answered_at
-                                         else now)
+                                         else now, node=ev.node)
             continue
         if leg is not None:  # ringing from an offer whose outcome we can no longer learn
             tx.out.append(CancelOffer(leg.call_id, name))
@@ -828,7 +834,7 @@ def _resync(cfg: Config, tx: _Tx, ev: Resync, now: float) -> None:
     # Waiting callers: exactly the caller channels in the wait loop that nobody is talking to.
     talking = {c.call_id for c in tx.calls.values() if c.answered_at is not None}
     for cid, c in list(tx.calls.items()):
-        if cid in talking:
+        if cid in talking or (c.node != ev.node and not c.callback):
             continue
         if c.callback and c.connected:  # its conversation ended while we were away
             del tx.calls[cid]
@@ -848,7 +854,7 @@ def _resync(cfg: Config, tx: _Tx, ev: Resync, now: float) -> None:
         if cid in tx.calls or ch.bridged or ch.queue not in cfg.queues or ch.context != "cc-wait":
             continue
         tx.calls[cid] = Call(cid, ch.queue, ch.channel, ch.entered_at if ch.entered_at is not None else now,
-                             ch.caller_num, ch.caller_name, priority=ch.priority, skills=ch.skills)
+                             ch.caller_num, ch.caller_name, priority=ch.priority, skills=ch.skills, node=ev.node)
     tx.synced = True
 
 

@@ -349,7 +349,7 @@ class AcdService:
             agent = self.agent_for_device(m.get("Device"))
             if agent:
                 devices[agent] = m.get("State")
-        self.submit(model.Resync(tuple(snaps), devices))
+        self.submit(model.Resync(tuple(snaps), devices, node=node))
 
     def ami_down(self, node: str) -> None:
         self.submit(model.AmiDown())

@@ -121,5 +121,5 @@ class IvrHandlers:
         log.info("call.queued", call_id=call_id, queue=step.queue)
         name, num = s.env.values.get("agi_calleridname", ""), s.env.values.get("agi_callerid", "")
         cmds = self.acd.submit(acd.CallQueued(call_id, step.queue, s.channel, num, name, now, step.priority,
-                                              step.skills))
+                                              step.skills, node=self.node))
         return next((c for c in cmds if isinstance(c, acd.Fallback) and c.call_id == call_id), None)

@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -23,7 +21,6 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from callcenter import config as config_mod
 from callcenter import events as ev
@@ -32,9 +29,8 @@ from callcenter.asterisk.ami_client import AmiClient
 from callcenter.asterisk.ami_events import is_zombie
 from callcenter.asterisk.render import render, write
 from callcenter.features.acd import model as acd
-from callcenter.features.acd.agents import AgentState
 from callcenter.features.acd.handlers import AcdHandlers
-from callcenter.features.acd.service import AcdService, originate_headers, sanitize_caller_id
+from callcenter.features.acd.service import AcdService
 from callcenter.features.amd.detector import AmdParams
 from callcenter.features.amd.handlers import AmdHandlers
 from callcenter.features.amd.server import AmdServer
@@ -42,35 +38,22 @@ from callcenter.features.callback.handlers import CallbackHandlers
 from callcenter.features.callback.numbers import dial_back_number
 from callcenter.features.ivr.handlers import IvrHandlers
 from callcenter.features.recording.service import RecordingService
-from callcenter.features.stats import figures as stats_mod
 from callcenter.features.stats.cache import StatsCache
+from callcenter.features.stats.status import build_status
+from callcenter.features.dialer.http import routes as dialer_routes
+from callcenter.http import start_http
 from callcenter.features.supervision.service import SupervisionService
 from callcenter.journal import Journal
 from callcenter.persistence import DbThread
 from callcenter.protocol.ami import Message
+from callcenter.systemd import sd_notify, start_watchdog
 from callcenter.tasks import Supervisor
 from callcenter.telemetry import LoopLagMonitor, Metrics, StatsCollector
 
-__all__ = ["Daemon", "serve", "sd_notify", "originate_headers", "sanitize_caller_id"]
+__all__ = ["Daemon", "serve"]
 
-EMPTY = stats_mod.Figures(0, 0, 0, 0, None, None, None)
 log = structlog.get_logger("callcenter")
 SWEEP_S = 30.0
-
-
-def sd_notify(message: str) -> bool:
-    addr = os.environ.get("NOTIFY_SOCKET")
-    if not addr:
-        return False
-    if addr.startswith("@"):
-        addr = "\0" + addr[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(addr)
-            s.sendall(message.encode())
-        except OSError:
-            return False
-    return True
 
 
 class _Sync:
@@ -163,7 +146,9 @@ class Daemon:
         self.tasks.spawn(self._sweep_loop(), "sweep", essential=True)
         if self.dialer is not None:
             self.tasks.spawn(self.dialer.run(), "dialer", essential=True)
-        self._start_watchdog()
+        start_watchdog(self.alive, lambda: {"ami": self.tasks.alive("ami"), "agi": self.agi.serving,
+                                            "audiosocket": self.amd.serving,
+                                            "dialer": self.tasks.alive("dialer")})
         await self.stopped.wait()
         sd_notify("STOPPING=1")
         self.ami.stop()
@@ -196,23 +181,6 @@ class Daemon:
         needed = ["ami", "loop-lag"] + (["dialer"] if self.dialer is not None else [])
         return (all(self.tasks.alive(n) for n in needed) and self.agi.serving and self.amd.serving
                 and not self.stopped.is_set())
-
-    def _start_watchdog(self) -> None:
-        usec = os.environ.get("WATCHDOG_USEC")
-        if not usec or not usec.isdigit():
-            return
-        interval = int(usec) / 2e6
-        loop = asyncio.get_running_loop()
-
-        def ping() -> None:  # runs only while the loop turns; pings only while every part is alive
-            if self.alive():
-                sd_notify("WATCHDOG=1")
-            else:
-                log.error("watchdog.withheld", ami=self.tasks.alive("ami"), agi=self.agi.serving,
-                          audiosocket=self.amd.serving)
-            loop.call_later(interval, ping)
-
-        ping()
 
     async def _sweep_loop(self) -> None:
         """Bounded maps: forget legs, verdicts and lines whose end was never reported."""
@@ -371,80 +339,16 @@ class Daemon:
         sd_notify("STATUS=AMI disconnected, reconnecting")
 
     # ------------------------------------------------------------------ HTTP
-    def queue_figures(self, now: float | None = None) -> dict[str, stats_mod.Figures]:
-        return dict(self.stats.queue_figures())
-
     def status(self) -> dict[str, object]:
         """The live screen's data: live state from memory, window figures from the stats cache (no SQL)."""
-        now = time.time()
-        st = self.acd.state
-        snap = self.stats.snapshot if hasattr(self.stats, "snapshot") else None
-        figures = self.stats.queue_figures()
-        per_agent = self.stats.agent_figures()
-        paused = snap.paused if snap is not None else {}
-        queues = {}
-        for q in self.cfg.queues:
-            waiting = st.waiting(q)
-            queues[q] = {"waiting": len(waiting),
-                         "talking": sum(1 for c in st.calls.values() if c.queue == q and c.answered_at is not None),
-                         "ringing": sum(1 for c in st.calls.values() if c.queue == q and c.agent and c.answered_at is None),
-                         "longest_wait_s": round(now - waiting[0].entered_at, 1) if waiting else 0.0,
-                         **figures.get(q, EMPTY).as_dict()}
-        agents = {a.name: {"state": str(a.state), "device": a.device, "call_id": a.call_id,
-                           "answered": per_agent[a.name].answered if a.name in per_agent else 0,
-                           "paused_s": dict(paused.get(a.name, {})),
-                           "aht_s": (round(per_agent[a.name].aht_s, 1)
-                                     if a.name in per_agent and per_agent[a.name].aht_s else None),
-                           "reason": a.pause_reason, "calls": a.calls_taken,
-                           "idle_s": round(now - a.idle_since, 1) if a.state == AgentState.READY else None}
-                  for a in st.agents.values()}
-        calls = [{"call_id": c.call_id, "queue": c.queue, "agent": c.agent,
-                  "state": "talking" if c.answered_at else ("ringing" if c.agent else "waiting"),
-                  "wait_s": round((c.answered_at or now) - c.entered_at, 1)}
-                 for c in st.calls.values()]
-        return {"synced": st.synced, "queues": queues, "agents": agents, "calls": calls,
-                "outcomes": dict(snap.outcomes) if snap is not None else {},
-                "config": {"generation": self.generation, "last_reload": self.last_reload},
-                "campaigns": self.dialer.status() if self.dialer is not None else {}}
+        return build_status(self.cfg.queues, self.acd.state, self.stats.snapshot, time.time(),
+                            campaigns=self.dialer.status() if self.dialer is not None else {},
+                            config={"generation": self.generation, "last_reload": self.last_reload})
 
     async def _start_http(self) -> None:
-        app = web.Application()
-
-        async def metrics(_: web.Request) -> web.Response:
-            return web.Response(body=generate_latest(self.metrics.registry),
-                                headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-        async def status(_: web.Request) -> web.Response:
-            return web.json_response(self.status())
-
-        async def healthz(_: web.Request) -> web.Response:
-            ok = self.acd.state.synced
-            return web.Response(status=200 if ok else 503, text="ok\n" if ok else "ami not synced\n")
-
-        async def disposition(req: web.Request) -> web.Response:
-            """POST /dialer/disposition {"agent": "alice", "code": "1"}: the agent's last dialler call."""
-            try:
-                body = await req.json()
-                agent, code = str(body["agent"]), str(body["code"])
-            except (ValueError, KeyError, TypeError):
-                return web.json_response({"error": "body must be JSON with agent and code"}, status=400)
-            name = await _maybe_await(self.dialer.dispose(agent, code, time.time())) if self.dialer else None
-            if name is None:
-                return web.json_response({"error": "no dialler call of that agent, or unknown code"}, status=404)
-            return web.json_response({"agent": agent, "disposition": name})
-
-        app.router.add_post("/dialer/disposition", disposition)
-        self.recording.add_routes(app)
-        app.router.add_get("/metrics", metrics)
-        app.router.add_get("/status", status)
-        app.router.add_get("/healthz", healthz)
-        self._http = web.AppRunner(app, access_log=None)
-        await self._http.setup()
-        await web.TCPSite(self._http, self.cfg.http.host, self.cfg.http.port, reuse_address=True).start()
-
-
-async def _maybe_await(x: Any) -> Any:
-    return await x if asyncio.iscoroutine(x) or isinstance(x, asyncio.Future) else x
+        self._http = await start_http(self.cfg.http.host, self.cfg.http.port, registry=self.metrics.registry,
+                                      status=self.status, healthy=lambda: self.acd.state.synced,
+                                      features=(self.recording.add_routes, dialer_routes(lambda: self.dialer)))
 
 
 def _amd_profiles(cfg: config_mod.Config) -> dict[str, AmdParams]:

@@ -15,7 +15,7 @@ from callcenter.protocol.ami import (
     UnsafeValue,
     encode_action,
 )
-from callcenter.app import originate_headers, sanitize_caller_id
+from callcenter.features.acd.service import originate_headers, sanitize_caller_id
 
 BANNER = b"Asterisk Call Manager/9.0.0\r\n"
 

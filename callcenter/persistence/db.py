@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
+import queue
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -147,34 +148,55 @@ class DbThread:
     ``await run(fn, *args)`` waits for a result (a read, or a write the caller must see done);
     ``post(fn, *args)`` queues a write and returns at once (journal writes): its failure is logged
     and counted, never raised into the caller. One thread keeps writes ordered as they were made.
+    A posted write is one small tuple on a queue (no future): while another process holds the
+    database locked, thousands may wait, and they must not make the garbage collector slow.
     """
 
     def __init__(self, name: str = "db") -> None:
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self.pending = 0
+        self._q: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Any] | None] = queue.SimpleQueue()
+        self.posted = 0  # written by the event loop's thread only
+        self.done = 0  # written by the database thread only
         self.failures = 0
         self._closed = False
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def pending(self) -> int:
+        """Posted writes not yet done (a locked database makes this grow)."""
+        return self.posted - self.done
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: fn(*args))
-
-    def post(self, fn: Callable[..., object], *args: Any) -> concurrent.futures.Future[object]:
         if self._closed:
             raise RuntimeError("database thread closed")
-        self.pending += 1
-        fut = self._pool.submit(fn, *args)
-        fut.add_done_callback(lambda f: self._posted_done(f, getattr(fn, "__qualname__", repr(fn))))
-        return fut
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._q.put((fn, args, (loop, fut)))
+        return await fut
 
-    def _posted_done(self, fut: concurrent.futures.Future[object], what: str) -> None:
-        self.pending -= 1
-        if fut.cancelled():
-            return
-        exc = fut.exception()
-        if exc is not None:
-            self.failures += 1
-            log.error("db.write_failed", op=what, error=repr(exc))
+    def post(self, fn: Callable[..., object], *args: Any) -> None:
+        if self._closed:
+            raise RuntimeError("database thread closed")
+        self.posted += 1
+        self._q.put((fn, args, None))
+
+    def _work(self) -> None:
+        while (item := self._q.get()) is not None:
+            fn, args, waiter = item
+            try:
+                result = fn(*args)
+            except BaseException as e:  # noqa: BLE001 - handed to the waiter, or logged and counted
+                if waiter is None:
+                    self.done += 1
+                    self.failures += 1
+                    log.error("db.write_failed", op=getattr(fn, "__qualname__", repr(fn)), error=repr(e))
+                else:
+                    waiter[0].call_soon_threadsafe(_settle, waiter[1], None, e)
+                continue
+            if waiter is None:
+                self.done += 1
+            else:
+                waiter[0].call_soon_threadsafe(_settle, waiter[1], result, None)
 
     async def drain(self) -> None:
         """Wait until everything posted so far is written."""
@@ -182,5 +204,17 @@ class DbThread:
 
     def close(self) -> None:
         """Finish what is queued, then stop the thread."""
+        if self._closed:
+            return
         self._closed = True
-        self._pool.shutdown(wait=True)
+        self._q.put(None)
+        self._thread.join()
+
+
+def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if fut.done():  # the waiter was cancelled meanwhile
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)

@@ -99,7 +99,7 @@ def test_db_thread_backlog_and_failures_are_exported():
     th = asyncio.run(go())
     m = Metrics()
     m.watch_db(th)
-    th.pending = 7  # as if seven writes were waiting for a lock
+    th.posted += 7  # as if seven writes were waiting for a lock
     assert _value(m, "callcenter_db_pending_writes") == 7
     assert _value(m, "callcenter_db_write_failures_total") == 1
     th.close()

@@ -1,7 +1,7 @@
 """A campaign's settings as the database holds them (the one store), and the YAML's upsert into it.
 
 The store's columns hold what the store itself uses (region, window, attempts, abandon limit);
-the ``settings`` JSON holds the rest of :class:`callcenter.config.Campaign` (queue, trunk, mode,
+the ``settings`` JSON holds the rest of :class:`callcenter.features.dialer.schema.CampaignConf` (queue, trunk, mode,
 ring time, AMD, messages, dispositions ...). YAML campaigns are upserted at start and on every
 reload (the YAML wins for what it defines; state and leads are kept); campaigns the YAML no
 longer defines are marked ``removed``; CLI campaigns carry their own settings.
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from callcenter.config import Campaign
+from callcenter.features.dialer.schema import CampaignConf
 
 if TYPE_CHECKING:
     from callcenter.config import Config
@@ -22,11 +22,11 @@ if TYPE_CHECKING:
 
 __all__ = ["conf_of", "not_dialable", "settings_of", "sync_yaml"]
 
-_ADAPTER: TypeAdapter[Campaign] = TypeAdapter(Campaign)
+_ADAPTER: TypeAdapter[CampaignConf] = TypeAdapter(CampaignConf)
 STORE_KEYS = ("region", "window", "max_attempts", "max_abandon_rate")  # columns of the store
 
 
-def settings_of(c: Campaign) -> dict[str, Any]:
+def settings_of(c: CampaignConf) -> dict[str, Any]:
     """The settings JSON of a campaign (what the store's columns do not hold)."""
     d: dict[str, Any] = json.loads(_ADAPTER.dump_json(c))
     for k in STORE_KEYS:
@@ -34,7 +34,7 @@ def settings_of(c: Campaign) -> dict[str, Any]:
     return d
 
 
-def conf_of(row: CampaignRow) -> Campaign:
+def conf_of(row: CampaignRow) -> CampaignConf:
     """The campaign's settings, validated; ValueError names what is missing or wrong."""
     data = {**row.settings, "region": row.default_region, "window": row.window,
             "max_attempts": row.max_attempts, "max_abandon_rate": row.max_abandon_rate}
@@ -45,7 +45,7 @@ def conf_of(row: CampaignRow) -> Campaign:
                                    for x in e.errors())) from None
 
 
-def not_dialable(c: Campaign, cfg: Config) -> str | None:
+def not_dialable(c: CampaignConf, cfg: Config) -> str | None:
     """Why this campaign cannot be dialled with this config (None: it can)."""
     if c.queue not in cfg.queues:
         return f"queue: no queue {c.queue!r} in the config"

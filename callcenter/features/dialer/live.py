@@ -38,7 +38,8 @@ from callcenter.features.dialer import campaigns, pacing
 from callcenter.features.dialer.estimator import BUSY, HUMAN, MACHINE, NOANSWER, Estimator
 
 if TYPE_CHECKING:
-    from callcenter.config import Campaign, Config
+    from callcenter.config import Config
+    from callcenter.features.dialer.schema import CampaignConf
     from callcenter.features.dialer.ports import DialerHost
     from callcenter.features.dialer.store import LeadStore
     from callcenter.persistence import DbThread
@@ -96,7 +97,7 @@ class Active:
 
     id: int
     state: str
-    conf: Campaign
+    conf: CampaignConf
 
 
 class LiveDialer:
@@ -162,7 +163,7 @@ class LiveDialer:
             for name in [n for n in d if n not in busy]:
                 del d[name]
 
-    def campaign_conf(self, name: str) -> Campaign | None:
+    def campaign_conf(self, name: str) -> CampaignConf | None:
         """The settings of a campaign being dialled (recording policy, dispositions ...)."""
         c = self.camps.get(name)
         return c.conf if c is not None else None
@@ -227,7 +228,7 @@ class LiveDialer:
                 break
             await self._dial(name, camp.conf, lead.id, lead.phone, amd=camp.conf.amd and dec.amd_trusted)
 
-    def _inputs(self, name: str, camp: Campaign, now: float) -> pacing.Inputs:
+    def _inputs(self, name: str, camp: CampaignConf, now: float) -> pacing.Inputs:
         st = self.host.acd_state()
         members = [st.agents[m] for m in self.cfg.queues[camp.queue].members if m in st.agents]
         on = [a for a in members if on_duty(a)]
@@ -259,7 +260,7 @@ class LiveDialer:
             **self.est[name].fields(self.host.queue_aht(camp.queue, now)))  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ dialling
-    async def _dial(self, name: str, camp: Campaign, lead_id: int, phone: str, *, amd: bool) -> None:
+    async def _dial(self, name: str, camp: CampaignConf, lead_id: int, phone: str, *, amd: bool) -> None:
         line = Line(f"ccdial-{uuid.uuid4().hex[:20]}", name, lead_id, self.clock(), ring_s=camp.ring_s)
         try:
             digits = dial_number(phone)

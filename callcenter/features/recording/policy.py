@@ -9,12 +9,13 @@ import hashlib
 from typing import Literal
 
 from callcenter import config as config_mod
+from callcenter.features.recording.schema import RecordingConf
 
 __all__ = ["policy_for", "should_record"]
 
 
 def policy_for(cfg: config_mod.Config, queue: str | None = None, campaign: str | None = None
-               ) -> config_mod.Recording:
+               ) -> RecordingConf:
     """The recording policy of a call: its campaign's, else its queue's, else ``recordings.default``."""
     c = cfg.campaigns.get(campaign) if campaign is not None else None
     if c is not None and c.recording is not None:
@@ -25,7 +26,7 @@ def policy_for(cfg: config_mod.Config, queue: str | None = None, campaign: str |
     return cfg.recordings.default
 
 
-def should_record(policy: config_mod.Recording, call_id: str) -> bool | Literal["on_demand"]:
+def should_record(policy: RecordingConf, call_id: str) -> bool | Literal["on_demand"]:
     """Record this call from the start? ``"on_demand"``: only if the agent asks (feature code).
 
     ``sample`` is decided by a hash of ``call_id``, so every process and every restart agrees, and

@@ -364,7 +364,8 @@ def _build_dialer(d: Daemon) -> Any:
     from callcenter.features.dialer.ports import Host
     from callcenter.features.dialer.store import LeadStore
     host = Host(ami=d.ami, metrics=d.metrics, acd_state=lambda: d.acd.state,
-                queue_aht=lambda queue, now: d._aht_of(queue), caller_gone=d.caller_gone, compliance=d.compliance)
+                queue_aht=lambda queue, now: d._aht_of(queue), caller_gone=d.caller_gone, compliance=d.compliance,
+                publish=d.bus.publish)
     dialer = LiveDialer(host, d.cfg, LeadStore(d.cfg.daemon.database), d.db, node=d.node)
     d.recording.campaign_of = dialer.campaign_of  # a dialled call follows its campaign's recording policy
     return dialer

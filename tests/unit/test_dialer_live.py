@@ -69,9 +69,10 @@ class Rig:
         self.state = replace(initial_state(self.cfg, {a: (AgentState.READY, "", 0.0) for a in ready}), synced=True)
         self.gone: list[str] = []
         self.compliance: list[tuple[str, str]] = []
+        self.published: list[object] = []
         host = Host(ami=self.ami, metrics=self.metrics, acd_state=lambda: self.state,
                     queue_aht=lambda q, now: None, caller_gone=self.gone.append,
-                    compliance=lambda ch, cid: self.compliance.append((ch, cid)))
+                    compliance=lambda ch, cid: self.compliance.append((ch, cid)), publish=self.published.append)
         self.dialer = LiveDialer(host, self.cfg, self.store, self.db, worker="w1", clock=lambda: self.now)
 
     def leads(self, name: str, n: int, start: bool = True) -> int:
@@ -189,6 +190,7 @@ async def test_resync_settles_lost_lines_releases_their_leads_and_recounts_amd(r
     await rig.db.drain()
     assert lost not in rig.dialer.lines and rig.dialer.lines[up].state == "amd"
     assert rig.store.counts(cid) == {"new": 1, "reserved": 1}
+    assert [(e.campaign, e.outcome) for e in rig.published] == [("out", "no_answer")]  # on the bus, once
     inp = rig.dialer._inputs("out", rig.dialer.camps["out"].conf, rig.now)
     assert inp.amd_pending == 1 and inp.ringing_elapsed == ()
     assert inp.ring_cdf == rig.dialer.est["out"].ring_cdf()  # the estimator the simulator runs

@@ -22,7 +22,7 @@ import structlog
 from callcenter import events as ev
 from callcenter.asterisk import contract as cc
 from callcenter.asterisk.ami_client import AmiError, NotConnected
-from callcenter.asterisk.ami_events import is_zombie
+from callcenter.asterisk.ami_events import bridge_enter, is_zombie
 from callcenter.features.acd import model
 from callcenter.features.acd.agents import AgentState
 from callcenter.protocol.ami import Message
@@ -289,11 +289,10 @@ class AcdService:
             if v.get(cc.ROLE) == cc.ROLE_AGENT and c is not None and c.callback:
                 log.info("callback.dialled", call_id=c.call_id, agent=v.get(cc.AGENT), status=msg.get("DialStatus"))
                 self.submit(model.CallbackDialed(c.call_id, v.get(cc.AGENT, ""), msg.get("DialStatus")))
-        elif e == "BridgeEnter":
-            v = msg.variables()
-            if v.get(cc.ROLE) == cc.ROLE_AGENT and int(msg.get("BridgeNumChannels") or 0) >= 2:
-                log.info("call.bridged", call_id=v.get(cc.CALL_ID), agent=v.get(cc.AGENT),
-                         bridge=msg.get("BridgeUniqueid"))
+        elif (b := bridge_enter(msg)) is not None:
+            if b.variables.get(cc.ROLE) == cc.ROLE_AGENT and b.num_channels >= 2:
+                log.info("call.bridged", call_id=b.variables.get(cc.CALL_ID), agent=b.variables.get(cc.AGENT),
+                         bridge=b.bridge_id)
         elif e == "DeviceStateChange":
             agent = self.agent_for_device(msg.get("Device"))
             if agent:

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from callcenter.events import DialerOutcome
+
 from callcenter.asterisk.ami_client import AmiError, NotConnected
 from callcenter.features.acd.agents import AgentState
 from callcenter.features.acd.model import on_duty, staffed
@@ -315,7 +317,7 @@ class LiveDialer:
                     est.released(line.released, now - line.dialled_at)
                 else:
                     est.outcome({KIND.get(outcome, NOANSWER): 1.0})
-            self.host.metrics.dial_outcomes.labels(line.campaign, outcome).inc()
+            self.host.publish(DialerOutcome(line.campaign, outcome, line.lead_id))
             log.info("dialer.outcome", campaign=line.campaign, lead=line.lead_id, line=line.line_id,
                      outcome=outcome, detail=detail or None, call_id=line.call_id)
         self.wake()

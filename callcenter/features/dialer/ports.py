@@ -59,6 +59,9 @@ class DialerHost(Protocol):
     def compliance(self, channel: str, call_id: str) -> None:
         """Play the campaign's compliance message on ``channel``, then hang up."""
 
+    def publish(self, event: Any) -> None:
+        """A domain event for the bus (line outcomes: the journal and metrics subscribe)."""
+
 
 @dataclass
 class Host:
@@ -70,3 +73,4 @@ class Host:
     queue_aht: Callable[[str, float], float | None]
     caller_gone: Callable[[str], None]
     compliance: Callable[[str, str], None]
+    publish: Callable[[Any], None] = lambda event: None

@@ -1,11 +1,18 @@
 """``callcenter bench routing``: one decision step of the numpy router vs a per-call Python
-reference of the same policy, on the same random call-center snapshots, in one run."""
+reference of the same policy, on the same random call-center snapshots, in one run; and (unless
+``--no-end-to-end``) the whole decision inside the daemon's real :class:`AcdService`: from an
+agent-free event given to ``submit`` to the Originate arriving at a (recording) AMI peer."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import gc
 import json
+import os
 import time
+from typing import Any
 
 import numpy as np
 
@@ -114,6 +121,146 @@ def run(agents: int, calls: int, skills: int, queues: int, free_share: float, st
     }
 
 
+class _RecordingAmi:
+    """An AMI peer that answers every action at once and notes when each Originate arrived
+    (``time.perf_counter``), inside ``action`` itself: after the event-loop hop of the spawned task."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.originates: list[tuple[float, str, str]] = []  # (arrived, call id, agent)
+        self.arrived: asyncio.Event | None = None
+
+    def new_action_id(self) -> str:
+        self.n += 1
+        return f"b-{self.n}"
+
+    async def action(self, name: str, headers: Any = (), *, action_id: str | None = None,
+                     timeout: float = 10.0) -> Any:
+        from callcenter.protocol.ami import Message
+        if name == "Originate":
+            t = time.perf_counter()
+            v = dict(h.split("=", 1) for k, h in headers if k == "Variable")
+            self.originates.append((t, v["CC_CALL_ID"], v["CC_AGENT"]))
+            if self.arrived is not None:
+                self.arrived.set()
+        return Message((("Response", "Success"),))
+
+
+def bench_config(rng: np.random.Generator, agents: int, skills: int, queues: int) -> tuple[Any, AgentArrays]:
+    """The configuration of a snapshot (:func:`snapshot`): agents with their skills, queues with members,
+    penalties, the deterministic strategies, penalty rules (the limit grows as callers wait) and no
+    wrap-up (a hung-up agent is free in the same step). Max wait is long: no timer fires meanwhile."""
+    from callcenter import config
+    a, _, strategies, _ = snapshot(rng, agents, 1, skills, queues, 0.0)
+    names = [f"a{i:05d}" for i in range(agents)]
+    cfg: dict[str, Any] = {
+        "ami": {"host": "127.0.0.1", "port": 5038, "username": "bench", "secret": "bench-secret-1"},
+        "phones": {str(10000 + i): {"secret": f"bench-secret-{i:05d}"} for i in range(agents)},
+        "agents": {n: {"phone": str(10000 + i),
+                       "skills": {f"s{s:02d}": int(a.skills[i, s]) for s in np.nonzero(a.skills[i])[0]}}
+                   for i, n in enumerate(names)},
+        "queues": {}, "menus": {}, "trunks": {}}
+    for q in range(queues):
+        members = np.argsort(np.where(a.member_pos[q] >= 0, a.member_pos[q], agents + 1))[: int((a.member_pos[q] >= 0).sum())]
+        cfg["queues"][f"q{q:02d}"] = {
+            "members": [names[m] for m in members], "strategy": strategies[q],
+            "penalties": {names[m]: int(a.penalty[q, m]) for m in members if a.penalty[q, m]},
+            "max_penalty": 1, "penalty_rules": [{"after_s": 60, "max_penalty": 2}, {"after_s": 180, "max_penalty": 3}],
+            "wrapup_s": 0, "max_wait_s": 86400, "ring_timeout_s": 15, "fallback": {"hangup": ["goodbye"]}}
+    return config.parse(cfg, source="bench"), a
+
+
+def _new_call(rng: np.random.Generator, i: int, queues: int, skills: int, entered: float) -> Any:
+    from callcenter.features.acd import model
+    n_req = int(rng.integers(0, 4))
+    req = rng.choice(skills, size=n_req, replace=False)
+    return model.CallQueued(f"c{i:07d}", f"q{int(rng.integers(0, queues)):02d}", f"PJSIP/trunk-{i}", "5550100",
+                            entered_at=entered, priority=int(rng.choice([0, 0, 0, 1, 5])),
+                            skills=tuple((f"s{int(s):02d}", int(rng.integers(1, 6))) for s in req))
+
+
+async def _end_to_end(agents: int, calls: int, skills: int, queues: int, rounds: int, seed: int) -> dict[str, object]:
+    from callcenter import events as ev
+    from callcenter.features.acd import model
+    from callcenter.features.acd.agents import AgentState
+    from callcenter.features.acd.service import AcdService
+    from callcenter.tasks import Supervisor
+
+    rng = np.random.default_rng(seed)
+    cfg, arr = bench_config(rng, agents, skills, queues)
+    names = list(cfg.agents)
+    now = time.time()
+    ami = _RecordingAmi()
+    svc = AcdService(cfg, ev.Bus(), ami, Supervisor(lambda n, e: None),
+                     persisted={n: (AgentState.READY, "", now - 600 + float(arr.idle_since[i] - arr.idle_since.max()) % 600)
+                                for i, n in enumerate(names)})
+    # Every agent talking (an up agent leg bridged to its caller), `calls` callers in the wait loop.
+    chans = []
+    for i, n in enumerate(names):
+        cid = f"t{i:07d}"
+        queue = svc.state.agents[n].queues[0] if svc.state.agents[n].queues else "q00"
+        chans.append(model.ChannelSnapshot(uniqueid=f"u-{cid}", channel=f"PJSIP/trunk-{cid}", role="caller", call_id=cid,
+                                           queue=queue, entered_at=now - 200, up=True, bridged=True, context="cc-bridge"))
+        chans.append(model.ChannelSnapshot(uniqueid=f"a-{cid}", channel=f"PJSIP/{10000 + i}-x", role="agent", call_id=cid,
+                                           agent=n, up=True, bridged=True, context="cc-agent"))
+    for i in range(calls):
+        q = _new_call(rng, i, queues, skills, now - float(rng.random()) * 300)
+        chans.append(model.ChannelSnapshot(uniqueid=f"u-{q.call_id}", channel=q.channel, role="caller",
+                                           call_id=q.call_id, queue=q.queue, entered_at=q.entered_at, up=True,
+                                           context="cc-wait", caller_num=q.caller_num, priority=q.priority,
+                                           skills=q.skills))
+    svc.submit(model.Resync(tuple(chans)))
+    next_id = calls
+    lat: list[float] = []
+    in_submit: list[float] = []  # of those: the time spent inside submit (the core step and its commands)
+    idle_rounds = 0
+    ami.arrived = asyncio.Event()
+    gc.collect()
+    for r in range(rounds):
+        busy = [a for a in svc.state.agents.values() if a.state == AgentState.BUSY]
+        a = busy[int(rng.integers(0, len(busy)))]
+        event = model.AgentHungUp(a.name, a.call_id or "")
+        ami.arrived.clear()
+        seen = len(ami.originates)
+        t0 = time.perf_counter()
+        cmds = svc.submit(event)  # the agent is free at once (no wrap-up): the decision and the Originate follow
+        t1 = time.perf_counter()
+        if any(isinstance(c, model.Offer) for c in cmds):
+            await asyncio.wait_for(ami.arrived.wait(), 5.0)
+            lat.append(ami.originates[seen][0] - t0)
+            in_submit.append(t1 - t0)
+        else:  # nobody waiting can be served by this agent: it stays free
+            idle_rounds += 1
+        # Untimed: every ringing agent answers, and new callers keep `calls` waiting.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        waiting = sum(1 for c in svc.state.calls.values() if c.agent is None)
+        while waiting < calls:
+            svc.submit(_new_call(rng, next_id, queues, skills, time.time()))
+            next_id += 1
+            waiting += 1
+        for _ in range(3):
+            await asyncio.sleep(0)
+        for a2 in [x for x in svc.state.agents.values() if x.state == AgentState.RESERVED]:
+            svc.submit(model.OfferAnswered(a2.call_id or "", a2.name))
+    free = sum(1 for x in svc.state.agents.values() if x.state == AgentState.READY)
+    p = np.percentile
+    ms = lambda v: round(float(v) * 1e3, 4)  # noqa: E731
+    return {"e2e_rounds": rounds, "e2e_offers": len(lat), "e2e_no_offer": idle_rounds, "e2e_free_agents_end": free,
+            "e2e_p50_ms": ms(p(lat, 50)), "e2e_p99_ms": ms(p(lat, 99)), "e2e_max_ms": ms(max(lat)),
+            "e2e_submit_p50_ms": ms(p(in_submit, 50)), "e2e_submit_p99_ms": ms(p(in_submit, 99))}
+
+
+def end_to_end(agents: int, calls: int, skills: int, queues: int, rounds: int, seed: int) -> dict[str, object]:
+    """Agent-free event (the agent hangs up; no wrap-up) -> ``AcdService.submit`` -> core step -> the
+    spawned originate task -> the AMI peer's ``action("Originate")``: p50/p99/max over ``rounds``.
+    Logging is configured as the daemon's (JSON) but written to /dev/null; the bus has no subscribers."""
+    from callcenter.telemetry import configure_logging
+    with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
+        configure_logging("json")
+        return asyncio.run(_end_to_end(agents, calls, skills, queues, rounds, seed))
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="callcenter bench routing")
     ap.add_argument("--agents", type=int, default=2000)
@@ -125,8 +272,13 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--reference-steps", type=int, default=30)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=500, help="end-to-end rounds (agent-free event -> Originate)")
+    ap.add_argument("--no-end-to-end", dest="end_to_end", action="store_false",
+                    help="only the numpy step and its reference")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     res = run(a.agents, a.calls, a.skills, a.queues, a.free_share, a.steps, a.reference_steps, a.seed)
+    if a.end_to_end:
+        res |= end_to_end(a.agents, a.calls, a.skills, a.queues, a.rounds, a.seed)
     print(json.dumps(res) if a.json else "\n".join(f"{k}: {v}" for k, v in res.items()))
     return 0

@@ -163,14 +163,8 @@ class AcdService:
         self.submit(model.Tick())
 
     def _publish_figures(self) -> None:
-        counts = {str(s): 0 for s in AgentState}
-        for a in self.state.agents.values():
-            counts[str(a.state)] += 1
-        waiting = {q: 0 for q in self.cfg.queues}
-        for c in self.state.calls.values():
-            if c.agent is None and c.queue in waiting:
-                waiting[c.queue] += 1
-        self.bus.publish(ev.QueueFigures(tuple(waiting.items()), tuple(counts.items())))
+        waiting, counts = model.figures(self.cfg, self.state)  # kept by the core's index: no scan per step
+        self.bus.publish(ev.QueueFigures(waiting, counts))
 
     def _execute(self, c: model.Command, now: float) -> None:
         match c:

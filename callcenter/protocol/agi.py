@@ -32,6 +32,7 @@ CALLER_KEYS = frozenset({"agi_callerid", "agi_calleridname", "agi_dnid", "agi_rd
 _POS = {k: i for i, k in enumerate(ENV_ORDER)}
 _ARG = re.compile(r"agi_arg_([0-9]{1,3})")
 MAX_LINE = 8 * 1024
+MAX_USAGE = 64 * 1024  # a ``520-`` usage block longer than this never ends: a broken peer
 _VERB = re.compile(r"^[A-Z][A-Z ]{1,40}$")
 _UNSAFE = re.compile(r"[\r\n\x00]")
 _RESULT = re.compile(r"^(\d{3}) result=(-?[0-9]*)(?: \(([^)]*)\))?(?: (.*))?$")
@@ -92,19 +93,23 @@ class AgiParser:
         self._pos = -1  # its place in ENV_ORDER (args after it; unknown keys keep the place)
         self._done_env = False
         self._usage: list[str] | None = None
+        self._usage_size = 0
+        self._scan = 0  # no newline before here: each byte is searched once
 
     def feed(self, data: bytes) -> list[Env | Response | Hangup]:
         self._buf += data
         out: list[Env | Response | Hangup] = []
         while True:
-            nl = self._buf.find(b"\n")
+            nl = self._buf.find(b"\n", self._scan)
             if nl < 0:
                 limit = MAX_LINE if self._done_env else MAX_ENV
                 if len(self._buf) > limit:
                     raise AgiProtocolError("AGI line too long")
+                self._scan = len(self._buf)
                 return out
             line = bytes(self._buf[:nl]).rstrip(b"\r").decode("utf-8", "replace")
             del self._buf[: nl + 1]
+            self._scan = 0
             ev = self._line(line)
             if ev is not None:
                 out.append(ev)
@@ -125,9 +130,13 @@ class AgiParser:
                 self._usage = None
                 return Response(520, rest=line[4:])
             self._usage.append(line)
+            self._usage_size += len(line) + 1
+            if self._usage_size > MAX_USAGE:
+                raise AgiProtocolError("AGI usage block too long")
             return None
         if line.startswith("520-"):
             self._usage = [line[4:]]
+            self._usage_size = len(line)
             return None
         m = _RESULT.match(line)
         if m:

@@ -77,6 +77,7 @@ class AmiParser:
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        self._scan = 0  # the terminator cannot start before here: each byte is searched once
         self.banner: str | None = None
 
     def feed(self, data: bytes) -> list[Message]:
@@ -94,13 +95,15 @@ class AmiParser:
             self.banner = banner
             del self._buf[: nl + 2]
         while True:
-            end = self._buf.find(b"\r\n\r\n")
+            end = self._buf.find(b"\r\n\r\n", self._scan)
             if end < 0:
                 if len(self._buf) > MAX_MESSAGE:
                     raise AmiProtocolError("AMI message too large")
+                self._scan = max(0, len(self._buf) - 3)
                 return out
             raw = bytes(self._buf[:end])
             del self._buf[: end + 4]
+            self._scan = 0
             if raw.strip():
                 out.append(_parse_block(raw))
 

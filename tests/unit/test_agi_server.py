@@ -246,3 +246,37 @@ async def test_response_forged_after_the_environment_is_refused(h):
     await h.wait_session(1)
     assert h.sessions == [("?", "protocol-error")]
     assert h.seen == []
+
+
+@pytest.mark.parametrize("garbage", [b"x" * (64 * 1024), b"520-Usage:\n" + (b"u" * 99 + b"\n") * 800],
+                         ids=["endless-line", "endless-usage-block"])
+async def test_garbage_mid_session_closes_only_that_session(h, garbage):
+    """Garbage instead of a command's response (an endless line, an endless 520- block) closes that
+    session as a protocol error while another session open on the same server completes."""
+    r1, w1 = await h.connect()
+    r2, w2 = await h.connect()
+    w1.write(_env(h.port, "echo"))
+    w2.write(_env(h.port, "echo"))
+    await w1.drain()
+    await w2.drain()
+    assert await asyncio.wait_for(r1.readline(), IO_TIMEOUT) == b"ANSWER\n"
+    assert await asyncio.wait_for(r2.readline(), IO_TIMEOUT) == b"ANSWER\n"
+    w1.write(garbage)
+    try:
+        await w1.drain()
+    except ConnectionError:  # the server may close while we still write
+        pass
+    await h.wait_session(1)
+    assert h.sessions == [("echo", "protocol-error")]
+    try:
+        assert await _read_all(r1) == b""
+    except ConnectionError:
+        pass
+    w1.close()
+    w2.write(b"200 result=7\n")
+    await w2.drain()
+    assert await _read_all(r2) == b""
+    w2.close()
+    await h.wait_session(2)
+    assert h.sessions[1] == ("echo", "ok")
+    assert h.responses == [Response(200, "7")]

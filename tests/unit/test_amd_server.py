@@ -63,3 +63,30 @@ async def test_live_sessions_get_final_verdicts_and_are_released():
     assert finals[str(machine)].verdict == "MACHINE"
     assert closed == [True, True]
     assert not srv.engine.sessions
+
+
+async def test_garbage_after_a_started_stream_releases_only_that_session():
+    """A malformed frame after the UUID and some audio closes that connection and frees its detector
+    slot; a well-formed stream on the same server still gets its verdict."""
+    finals: dict[str, Verdict] = {}
+    port = _free_port()
+    srv = AmdServer("127.0.0.1", port, AmdParams(), lambda u, v: finals.__setitem__(u, v))
+    await srv.start()
+    try:
+        bad_call, good_call = uuid.uuid4(), uuid.uuid4()
+        bad_r, bad_w = await asyncio.open_connection("127.0.0.1", port)
+        bad_w.write(encode_uuid(bad_call) + encode_audio(np.zeros(160, dtype=np.int16)))
+        await bad_w.drain()
+        bad_w.write(b"\x10\x00\x03abc")  # audio of odd length: not AudioSocket
+        await bad_w.drain()
+        assert await asyncio.wait_for(bad_r.read(), 5) == b""
+        bad_w.close()
+        assert not srv.engine.sessions
+        closed: list[bool] = []
+        silence = np.zeros(8000 * 3, dtype=np.int16)
+        pcm = np.clip(np.concatenate([_hello(), silence]), -32768, 32767).astype(np.int16)
+        await asyncio.wait_for(_stream(port, good_call, pcm, closed), 30)
+        assert finals[str(good_call)].verdict == "HUMAN" and closed == [True]
+        assert str(bad_call) not in finals
+    finally:
+        await srv.close()

@@ -12,7 +12,8 @@ from typing import NamedTuple
 
 from callcenter.protocol.ami import Message
 
-__all__ = ["BridgeEnter", "HangupInfo", "bridge_enter", "channel_endpoint", "channel_vars", "hangup", "is_zombie"]
+__all__ = ["BridgeEnter", "HangupInfo", "bridge_enter", "channel_endpoint", "channel_vars", "hangup", "is_stand_in",
+           "is_zombie"]
 
 
 class BridgeEnter(NamedTuple):
@@ -34,8 +35,14 @@ class HangupInfo(NamedTuple):
 
 
 def is_zombie(msg: Message) -> bool:
-    """The event is about the ``<ZOMBIE>`` left behind by a masquerade (ignore it)."""
-    return msg.get("Channel").endswith("<ZOMBIE>")
+    """The event is about the ``<ZOMBIE>`` left behind by a masquerade, or the ``Surrogate/`` copy
+    Asterisk makes of a channel it pulls into a bridge: never the channel a feature tracks."""
+    return is_stand_in(msg.get("Channel"))
+
+
+def is_stand_in(channel: str) -> bool:
+    """A channel name that stands in for a moved channel (``…<ZOMBIE>``, ``Surrogate/…``)."""
+    return channel.endswith("<ZOMBIE>") or channel.startswith("Surrogate/")
 
 
 def channel_vars(msg: Message) -> dict[str, str]:

@@ -129,3 +129,58 @@ def test_a_snapshot_of_one_node_never_touches_another_nodes_callers() -> None:
     state, cmds = acd.step(cfg, state, acd.Resync((), node="a"), 3.0)
     assert set(state.calls) == {"cb"} and state.calls["cb"].node == "b"
     assert [c.call_id for c in cmds if isinstance(c, acd.CallEnded)] == ["ca"]
+
+
+async def _talking(svc: AcdService, ami: FakeAmi) -> str:
+    """alice answers c1: returns the agent leg's channel id."""
+    svc.submit(acd.Login("alice"))
+    svc.submit(acd.CallQueued("c1", "sales", "PJSIP/trunk-0001", "5550100", entered_at=1000.0))
+    await _settle()
+    svc.submit(acd.OfferAnswered("c1", "alice"))
+    return next(h for n, h in ami.actions if n == "Originate")["ChannelId"]
+
+
+async def test_a_parked_agent_leg_gets_its_caller_redirected_into_the_connect_context() -> None:
+    """The agent leg's CallcenterConnect event moves the caller (Setvar CC_PEER, Redirect cc-connect):
+    the channel pulled into the bridge is the parked agent leg, never the waiting caller."""
+    svc, ami, _ = _service()
+    await _talking(svc, ami)
+    svc.on_ami_event("local", _event(*_vars(CC_ROLE="agent", CC_CALL_ID="c1", CC_AGENT="alice"),
+                                     Event="UserEvent", UserEvent=cc.USER_EVENT_CONNECT, CallId="c1",
+                                     Agent="alice", Channel="PJSIP/2001-0000000a"))
+    await _settle()
+    setvar = [h for n, h in ami.actions if n == "Setvar"][-1]
+    redirect = [h for n, h in ami.actions if n == "Redirect"][-1]
+    assert (setvar["Channel"], setvar["Variables"], setvar["Value"]) == ("PJSIP/trunk-0001", cc.PEER, "PJSIP/2001-0000000a")
+    assert (redirect["Channel"], redirect["Context"]) == ("PJSIP/trunk-0001", cc.CTX_CONNECT)
+
+
+async def test_a_connect_event_for_a_call_not_taken_by_that_agent_moves_nothing() -> None:
+    """A forged or stale CallcenterConnect (wrong agent) redirects no caller."""
+    svc, ami, _ = _service()
+    await _talking(svc, ami)
+    svc.on_ami_event("local", _event(Event="UserEvent", UserEvent=cc.USER_EVENT_CONNECT, CallId="c1", Agent="bob",
+                                     Channel="PJSIP/2002-0000000b"))
+    await _settle()
+    assert not [n for n, _ in ami.actions if n in ("Setvar", "Redirect")]
+
+
+async def test_the_hangup_of_a_stand_in_copy_never_ends_the_call() -> None:
+    """A Surrogate/ (or <ZOMBIE>) copy of the agent leg hanging up is not the agent hanging up."""
+    svc, ami, _ = _service()
+    leg = await _talking(svc, ami)
+    for name in ("Surrogate/PJSIP/2001-0000000a", "PJSIP/2001-0000000a<ZOMBIE>"):
+        svc.on_ami_event("local", _event(*_vars(CC_ROLE="agent", CC_CALL_ID="c1", CC_AGENT="alice"),
+                                         Event="Hangup", Channel=name, Uniqueid=leg))
+    assert svc.state.calls["c1"].answered_at is not None and svc.state.agents["alice"].call_id == "c1"
+
+
+def test_a_surrogate_left_in_the_wait_loop_is_never_adopted_as_a_caller() -> None:
+    """At resync a Surrogate/ channel with CC_ROLE=caller in cc-wait is not a waiting caller."""
+    svc, _, _ = _service()
+    chans = [_event(*_vars(CC_ROLE="caller", CC_CALL_ID="0123456789abcdef", CC_QUEUE="sales",
+                           CC_ENTERED="1000.0"),
+                    Event="CoreShowChannel", Channel="Surrogate/PJSIP/trunk-00000001", Uniqueid="u-s",
+                    Context="cc-wait", ChannelState="0")]
+    svc.resync("local", chans, [])
+    assert "0123456789abcdef" not in svc.state.calls

@@ -22,7 +22,7 @@ import structlog
 from callcenter import events as ev
 from callcenter.asterisk import contract as cc
 from callcenter.asterisk.ami_client import AmiError, NotConnected
-from callcenter.asterisk.ami_events import bridge_enter, is_zombie
+from callcenter.asterisk.ami_events import bridge_enter, is_stand_in, is_zombie
 from callcenter.features.acd import model
 from callcenter.features.acd.agents import AgentState
 from callcenter.protocol.ami import Message
@@ -283,14 +283,52 @@ class AcdService:
             if v.get(cc.ROLE) == cc.ROLE_AGENT and c is not None and c.callback:
                 log.info("callback.dialled", call_id=c.call_id, agent=v.get(cc.AGENT), status=msg.get("DialStatus"))
                 self.submit(model.CallbackDialed(c.call_id, v.get(cc.AGENT, ""), msg.get("DialStatus")))
+        elif e == "UserEvent" and msg.get("UserEvent") == cc.USER_EVENT_CONNECT:
+            self._agent_parked(msg)
         elif (b := bridge_enter(msg)) is not None:
-            if b.variables.get(cc.ROLE) == cc.ROLE_AGENT and b.num_channels >= 2:
-                log.info("call.bridged", call_id=b.variables.get(cc.CALL_ID), agent=b.variables.get(cc.AGENT),
+            # The second of caller and agent leg to enter makes the conversation (either may be second:
+            # the caller's Bridge() pulls the parked agent leg in first).
+            role, call_id = b.variables.get(cc.ROLE), b.variables.get(cc.CALL_ID, "")
+            if role in (cc.ROLE_AGENT, cc.ROLE_CALLER) and call_id and b.num_channels >= 2:
+                c = self.state.calls.get(call_id)
+                log.info("call.bridged", call_id=call_id, agent=b.variables.get(cc.AGENT) or (c.agent if c else None),
                          bridge=b.bridge_id)
         elif e == "DeviceStateChange":
             agent = self.agent_for_device(msg.get("Device"))
             if agent:
                 self.submit(model.DeviceState(agent, msg.get("State")))
+
+    def _agent_parked(self, msg: Message) -> None:
+        """The agent leg claimed its caller and waits in cc-agent: move the caller to it."""
+        if is_zombie(msg):
+            return
+        v = msg.variables()
+        call_id = msg.get("CallId") or v.get(cc.CALL_ID, "")
+        agent = msg.get("Agent") or v.get(cc.AGENT, "")
+        c = self.state.calls.get(call_id)
+        if c is None or c.agent != agent or c.answered_at is None or not c.channel:
+            log.info("connect.not_ours", call_id=call_id[:32], agent=agent[:32])
+            return
+        self.tasks.spawn(self.connect(call_id, c.channel, msg.get("Channel")), "acd.connect")
+
+    async def connect(self, call_id: str, caller: str, agent_leg: str) -> None:
+        """Redirect the caller into cc-connect, which bridges it with the parked agent leg. A caller
+        inside its queue hook is moved once the hook has returned (never in the middle of an AGI)."""
+        hook = self.hooks.get(call_id)
+        if hook is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10):
+                    await hook.wait()
+        try:
+            await self.ami.action("Setvar", {"Channel": caller, "Variable": cc.PEER, "Value": agent_leg})
+            await self.ami.action("Redirect", {"Channel": caller, "Context": cc.CTX_CONNECT, "Exten": "s",
+                                               "Priority": "1"})
+        except (AmiError, NotConnected, asyncio.TimeoutError) as e:  # the caller is gone: free the agent
+            log.warning("connect.failed", call_id=call_id, caller=caller, error=str(e))
+            with contextlib.suppress(AmiError, NotConnected, asyncio.TimeoutError):
+                await self.ami.action("Hangup", {"Channel": agent_leg, "Cause": "16"})
+            return
+        log.info("call.connecting", call_id=call_id, caller=caller, agent_leg=agent_leg)
 
     def _originate_response(self, node: str, msg: Message) -> None:
         cid = self.by_action.pop((node, msg.action_id), None)
@@ -320,6 +358,8 @@ class AcdService:
         live = {m.get("Uniqueid") for m in chans}
         self.resync_legs = {}
         for m in chans:
+            if is_stand_in(m.get("Channel")):  # a Surrogate/ or <ZOMBIE> copy: never a live caller
+                continue
             v = m.variables()
             snap = model.ChannelSnapshot(
                 uniqueid=m.get("Uniqueid"), channel=m.get("Channel"), role=v.get(cc.ROLE, ""),

@@ -281,6 +281,9 @@ class Daemon:
 
     def _dispatch(self, msg: Message) -> None:
         """Each feature sees the event; one that raises is logged and the others still run."""
+        if msg.suspicious:  # a caller ID with CR/LF added lines: folded, forged keys read as absent
+            log.warning("ami.hostile_text", ami_event=msg.event[:40], folded=msg.folded,
+                        untrusted=sorted(msg.ambiguous)[:8])
         self._guard("recording", self.recording.on_event, msg)
         self._guard("supervision", self.supervision.on_event, msg)
         owned = self._guard("dialer", self._dialer_event, msg)

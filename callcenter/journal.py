@@ -17,6 +17,7 @@ The statistics read the journal through indexes, bounded by their window: ``call
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,15 @@ class CallRecord:
     route: str = ""  # the routing decision's explanation (strategy, score, candidates)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def as_data(text: str, limit: int) -> str:
+    """Caller-sent text kept as data, never as control: control characters (a CR/LF caller ID) shown
+    escaped (``\\n``), bounded in length — whoever reads the journal (exports, logs) sees one line."""
+    return _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode(), text)[:limit]
+
+
 class Journal:
     """The call journal on one connection: a path (opened with the one connection policy) or a connection."""
 
@@ -137,7 +147,8 @@ class Journal:
                      did: str, at: float) -> None:
         self.db.execute(
             "INSERT OR IGNORE INTO calls(call_id, uniqueid, channel, caller_num, caller_name, did, started_at)"
-            " VALUES (?,?,?,?,?,?,?)", (call_id, uniqueid, channel, caller_num, caller_name, did, at))
+            " VALUES (?,?,?,?,?,?,?)", (call_id, uniqueid, channel, as_data(caller_num, 64),
+                                        as_data(caller_name, 128), did, at))
 
     def call_path(self, call_id: str, path: tuple[str, ...]) -> None:
         self.db.execute("UPDATE calls SET ivr_path=? WHERE call_id=?", (json.dumps(list(path)), call_id))

@@ -73,6 +73,7 @@ class Metrics:
         """Count what the bus reports: label values are outcomes, results, states, configured queues
         and campaigns, AMD verdicts — never a call id or a number."""
         bus.subscribe(ev.CallEnded, lambda e: self.calls.labels(e.outcome).inc())
+        bus.subscribe(ev.CallEnded, _log_call_ended)  # one closing line per call, whoever ended it
         bus.subscribe(ev.CallbackDone, lambda e: self.calls.labels("callback-" + e.outcome).inc())
         bus.subscribe(ev.CallOffered, lambda e: self.offers.labels("offered").inc())
         bus.subscribe(ev.CallAnswered, lambda e: self.offers.labels("answered").inc())
@@ -102,6 +103,10 @@ class _DbThreadCollector(Collector):
                                 "database makes it grow)", value=self.db_thread.pending)
         yield CounterMetricFamily("callcenter_db_write_failures", "Queued writes that failed (logged)",
                                   value=self.db_thread.failures)
+
+
+def _log_call_ended(e: ev.CallEnded) -> None:
+    structlog.get_logger("callcenter").info("call.ended", call_id=e.call_id, outcome=e.outcome, agent=e.agent)
 
 
 class StatsCollector(Collector):

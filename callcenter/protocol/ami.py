@@ -26,16 +26,44 @@ class UnsafeValue(ValueError):
     """A header key or value would change the framing of the action (CR, LF, NUL, bad key)."""
 
 
+REPEATABLE = frozenset({"chanvariable", "variable", "output"})
+
+
 @dataclass(frozen=True)
 class Message:
-    """One AMI message (event, response or banner) with its headers in arrival order."""
+    """One AMI message (event, response or banner) with its headers in arrival order.
+
+    Asterisk writes caller-controlled text (caller ID, dialled digits) into events unescaped, so a
+    caller ID with CR/LF can add lines to an event. Such a line without a colon is folded into the
+    value before it (``folded``); a line that forges a header Asterisk also sends makes that key
+    appear twice — then neither value can be trusted: the key reads as absent (``ambiguous``), and
+    so does a channel variable set twice. The daemon's own identifiers (call ids, action ids) are
+    random, so a forged event can name nothing it does not already own.
+    """
 
     headers: tuple[tuple[str, str], ...]
+    folded: int = 0
     _index: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    ambiguous: frozenset[str] = field(default=frozenset(), compare=False)
 
     def __post_init__(self) -> None:
+        seen: set[str] = set()
+        twice: set[str] = set()
         for k, v in self.headers:
-            self._index.setdefault(k.lower(), v)
+            kl = k.lower()
+            if kl in seen and kl not in REPEATABLE:
+                twice.add(kl)
+            seen.add(kl)
+            self._index.setdefault(kl, v)
+        for kl in twice:
+            del self._index[kl]
+        if twice:
+            object.__setattr__(self, "ambiguous", frozenset(twice))
+
+    @property
+    def suspicious(self) -> bool:
+        """Caller-controlled text added lines to this event (folded or forged headers)."""
+        return bool(self.folded or self.ambiguous)
 
     def get(self, key: str, default: str = "") -> str:
         return self._index.get(key.lower(), default)
@@ -63,12 +91,18 @@ class Message:
         return self.get("ActionID")
 
     def variables(self) -> dict[str, str]:
-        """``ChanVariable: NAME=value`` headers (and ``Variable:``) as a dict."""
+        """``ChanVariable: NAME=value`` headers (and ``Variable:``) as a dict; a name given twice (one
+        of them forged) is left out."""
         out: dict[str, str] = {}
+        twice: set[str] = set()
         for k, v in self.headers:
             if k.lower() in ("chanvariable", "variable") and "=" in v:
                 name, _, val = v.partition("=")
+                if name in out:
+                    twice.add(name)
                 out[name] = val
+        for name in twice:
+            del out[name]
         return out
 
 
@@ -113,14 +147,21 @@ class AmiParser:
 
 def _parse_block(raw: bytes) -> Message:
     headers: list[tuple[str, str]] = []
+    folded = 0
     for line in raw.decode("utf-8", "replace").split("\r\n"):
         if not line:
             continue
         key, sep, value = line.partition(":")
         if not sep or not key or " " in key:
-            raise AmiProtocolError(f"malformed AMI line: {line[:80]!r}")
+            if not headers:
+                raise AmiProtocolError(f"malformed AMI line: {line[:80]!r}")
+            # A CR/LF inside a value Asterisk wrote unescaped (a caller ID): part of that value.
+            k, v = headers[-1]
+            headers[-1] = (k, f"{v}\n{line}")
+            folded += 1
+            continue
         headers.append((key, value[1:] if value.startswith(" ") else value))
-    return Message(tuple(headers))
+    return Message(tuple(headers), folded)
 
 
 def encode_action(action: str, headers: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> bytes:

@@ -153,11 +153,33 @@ def test_extra_blank_lines_between_messages_are_ignored():
 
 
 @pytest.mark.parametrize("line", [b"no separator here", b": empty key", b"Bad Key: x"])
-def test_malformed_line_raises(line):
-    """A header line without ':' , with an empty key, or with a space in the key is a protocol error."""
+def test_malformed_first_line_raises(line):
+    """A message that starts with a line without ':', with an empty key, or a space in the key is a
+    protocol error (nothing before it could own it)."""
     p = AmiParser()
     with pytest.raises(AmiProtocolError, match="malformed AMI line"):
-        p.feed(BANNER + b"Event: X\r\n" + line + b"\r\n\r\n")
+        p.feed(BANNER + line + b"\r\nEvent: X\r\n\r\n")
+
+
+@pytest.mark.parametrize("line", [b"no separator here", b": empty key", b"Bad Key: x"])
+def test_a_line_a_caller_id_added_is_folded_into_that_value(line):
+    """Asterisk writes a CR/LF caller ID unescaped: the extra line belongs to the value before it, the
+    session goes on (before, the daemon lost its AMI session to any caller who sent %0D%0A)."""
+    p = AmiParser()
+    [m, after] = p.feed(BANNER + b"Event: Newchannel\r\nCallerIDNum: 555\r\n" + line
+                        + b"\r\nUniqueid: u1\r\n\r\nEvent: Next\r\n\r\n")
+    assert m["CallerIDNum"] == "555\n" + line.decode() and m["Uniqueid"] == "u1"
+    assert m.folded == 1 and m.suspicious and after.event == "Next"
+
+
+def test_a_forged_header_makes_that_key_untrusted():
+    """A caller ID that forges 'Uniqueid: x' makes Uniqueid appear twice: neither value is used."""
+    p = AmiParser()
+    [m] = p.feed(BANNER + b"Event: Hangup\r\nChannel: PJSIP/t-1\r\nCallerIDNum: 555\r\nUniqueid: forged\r\n"
+                 b"ChanVariable: CC_ROLE=agent\r\nUniqueid: real\r\nChanVariable: CC_ROLE=caller\r\n"
+                 b"ChanVariable: CC_CALL_ID=abc\r\n\r\n")
+    assert m.get("Uniqueid") == "" and "Uniqueid" not in m and m.ambiguous == {"uniqueid"}
+    assert m.variables() == {"CC_CALL_ID": "abc"} and m["Channel"] == "PJSIP/t-1" and m.suspicious
 
 
 def test_invalid_banner_raises():

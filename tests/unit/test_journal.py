@@ -190,3 +190,14 @@ def test_window_queries_search_an_index(sql: str):
     plan = " ".join(r[3] for r in j.db.execute("EXPLAIN QUERY PLAN " + sql))
     assert "USING" in plan and "INDEX" in plan, plan
     assert "SCAN calls" not in plan and "SCAN pauses" not in plan, plan
+
+
+def test_caller_text_is_journalled_as_one_bounded_line_of_data(tmp_path):
+    """A CR/LF/NUL caller ID is stored escaped (still readable as data) and bounded in length."""
+    from callcenter.journal import Journal
+    j = Journal(tmp_path / "j.sqlite3")
+    j.call_started("c1", "u1", "PJSIP/t-1", "5550703\nEvil: 1", "$(id)\r\x00" + "x" * 500, "5551000", 1.0)
+    rec = j.call("c1")
+    assert rec.caller_num == "5550703\\nEvil: 1"
+    assert rec.caller_name.startswith("$(id)\\r\\x00") and len(rec.caller_name) == 128
+    assert not any(ch in rec.caller_num + rec.caller_name for ch in "\r\n\x00")

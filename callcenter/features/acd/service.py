@@ -201,7 +201,6 @@ class AcdService:
                 log.info("call.answered", call_id=c.call_id, agent=c.agent)
             case model.CallEnded():
                 self.bus.publish(ev.CallEnded(c.call_id, c.outcome, c.at, c.agent))
-                log.info("call.ended", call_id=c.call_id, outcome=c.outcome, agent=c.agent)
             case model.CallbackStored(call=cb):
                 self.bus.publish(ev.CallbackStored(cb, now))
                 log.info("callback.stored", call_id=cb.call_id, queue=cb.queue, attempts=cb.attempts,

@@ -371,6 +371,7 @@ def _build_dialer(d: Daemon) -> Any:
                 publish=d.bus.publish)
     dialer = LiveDialer(host, d.cfg, LeadStore(d.cfg.daemon.database), d.db, node=d.node)
     d.recording.campaign_of = dialer.campaign_of  # a dialled call follows its campaign's recording policy
+    d.recording.campaign_conf = dialer.campaign_conf  # a CLI campaign's settings live in the store only
     return dialer
 
 

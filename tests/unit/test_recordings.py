@@ -220,6 +220,18 @@ def test_policy_for_prefers_campaign_then_queue_then_default():
     assert policy_for(cfg).mode == "sample"
 
 
+def test_a_cli_campaign_follows_its_stored_recording_policy():
+    """A campaign made with the CLI is in no YAML: its settings from the dialler's store decide."""
+    from callcenter.features.dialer.schema import CampaignConf
+    from callcenter.features.recording.schema import RecordingConf
+    data = copy.deepcopy(LAB)
+    data["queues"]["sales"]["recording"] = {"mode": "none"}
+    cfg = config_mod.parse(data)
+    stored = CampaignConf(queue="sales", trunk="pstn", recording=RecordingConf(mode="all"))
+    assert policy_for(cfg, "sales", "made-by-cli", campaign_conf=stored).mode == "all"
+    assert policy_for(cfg, "sales", "made-by-cli").mode == "none"
+
+
 # --------------------------------------------------------------------------- finalize
 
 def test_stereo_join_caller_left_agent_right_padded(tmp_path: Path, store: RecordingStore, rid: str):

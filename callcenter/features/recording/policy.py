@@ -6,7 +6,7 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from typing import Any, Literal
 
 from callcenter import config as config_mod
 from callcenter.features.recording.schema import RecordingConf
@@ -14,10 +14,12 @@ from callcenter.features.recording.schema import RecordingConf
 __all__ = ["policy_for", "should_record"]
 
 
-def policy_for(cfg: config_mod.Config, queue: str | None = None, campaign: str | None = None
-               ) -> RecordingConf:
-    """The recording policy of a call: its campaign's, else its queue's, else ``recordings.default``."""
-    c = cfg.campaigns.get(campaign) if campaign is not None else None
+def policy_for(cfg: config_mod.Config, queue: str | None = None, campaign: str | None = None,
+               campaign_conf: Any = None) -> RecordingConf:
+    """The recording policy of a call: its campaign's, else its queue's, else ``recordings.default``.
+    ``campaign_conf``: the campaign's settings from the dialler's store (a campaign made with the
+    CLI is in no YAML); else the YAML's."""
+    c = campaign_conf if campaign_conf is not None else (cfg.campaigns.get(campaign) if campaign is not None else None)
     if c is not None and c.recording is not None:
         return c.recording
     q = cfg.queues.get(queue) if queue is not None else None

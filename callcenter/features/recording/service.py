@@ -105,6 +105,7 @@ class RecordingService:
         self.store = store
         self.clock = clock
         self.campaign_of: Callable[[str], str | None] = lambda call_id: None  # the dialler sets it
+        self.campaign_conf: Callable[[str], Any] = lambda name: None  # its stored settings (CLI campaigns)
         self.dir = rec.recordings_dir(cfg)
         self.asterisk_dir = cfg.recordings.asterisk_dir or str(self.dir)
         self.enabled = True
@@ -200,12 +201,17 @@ class RecordingService:
                 a.paused = True
 
     # ------------------------------------------------------------------ recording
+    def _policy(self, call: Any) -> Any:
+        name = self.campaign_of(call.call_id)
+        conf = self.campaign_conf(name) if name is not None else None
+        return policy_for(self.cfg, queue=call.queue, campaign=name, campaign_conf=conf)
+
     async def connected(self, s: AgiSession, call: Any) -> None:
         """``agent-claim`` succeeded: the agent leg (``s``) bridges to its caller next. Record it if
         the call's policy says so."""
         if not self.enabled or call.agent is None:
             return
-        policy = policy_for(self.cfg, queue=call.queue, campaign=self.campaign_of(call.call_id))
+        policy = self._policy(call)
         if should_record(policy, call.call_id) is True:
             await self.start_recording(s, call.call_id, call.agent, call.queue, f"policy:{policy.mode}")
         else:
@@ -253,7 +259,7 @@ class RecordingService:
             return "not_on_call"
         if call_id in self.active:
             return "already"
-        policy = policy_for(self.cfg, queue=call.queue, campaign=self.campaign_of(call.call_id))
+        policy = self._policy(call)
         if policy.mode == "none":
             return "policy_none"
         return "ok" if await self.start_recording(s, call_id, agent, call.queue, "on_demand") is not None else "failed"

@@ -27,6 +27,7 @@ from callcenter import events as ev
 from callcenter.asterisk.agi_server import AgiServer
 from callcenter.asterisk.ami_client import AmiClient
 from callcenter.asterisk.ami_events import is_zombie
+from callcenter.asterisk.janitor import StandInJanitor
 from callcenter.asterisk.render import render, write
 from callcenter.features.acd import model as acd
 from callcenter.features.acd.handlers import AcdHandlers
@@ -54,6 +55,7 @@ __all__ = ["Daemon", "serve"]
 
 log = structlog.get_logger("callcenter")
 SWEEP_S = 30.0
+STAND_IN_S = 10.0
 
 
 class _Sync:
@@ -91,6 +93,7 @@ class Daemon:
         self.ami = AmiClient(cfg.ami.host, cfg.ami.port, cfg.ami.username, cfg.ami.secret,
                              on_event=self._on_ami_event, on_up=self._on_ami_up, on_down=self._on_ami_down,
                              max_backoff_s=cfg.daemon.reconnect_max_s)
+        self.janitor = StandInJanitor(self.ami, lambda n: self.metrics.stand_ins.inc(n))
         self.acd = AcdService(cfg, self.bus, self.ami, self.tasks, node=node, persisted=self.journal.agents())
         self.ivr = IvrHandlers(self._config, self.acd, self.bus, node)
         self.callback = CallbackHandlers(self._config, self.acd, self.bus, lookup_call=self.lookup_call,
@@ -183,11 +186,17 @@ class Daemon:
                 and not self.stopped.is_set())
 
     async def _sweep_loop(self) -> None:
-        """Bounded maps: forget legs, verdicts and lines whose end was never reported."""
+        """Bounded maps: forget legs, verdicts and lines whose end was never reported; every
+        STAND_IN_S, end the Surrogate/ copies Asterisk left behind (see asterisk.janitor)."""
+        last = time.monotonic()
         while True:
-            await asyncio.sleep(SWEEP_S)
-            self.acd.sweep()
-            self.amd_handlers.expire()
+            await asyncio.sleep(STAND_IN_S)
+            if self.acd.state.synced:
+                await self.janitor.sweep()
+            if time.monotonic() - last >= SWEEP_S:
+                last = time.monotonic()
+                self.acd.sweep()
+                self.amd_handlers.expire()
 
     # ------------------------------------------------------------------ reload
     async def reload(self) -> bool:

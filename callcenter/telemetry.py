@@ -54,6 +54,8 @@ class Metrics:
         self.offers = Counter("callcenter_offers", "Calls offered to agents, by result", ["result"], registry=r)
         self.ami_connected = Gauge("callcenter_ami_connected", "1 while AMI is logged in and synced", registry=r)
         self.ami_reconnects = Counter("callcenter_ami_reconnects", "AMI (re)connections", registry=r)
+        self.stand_ins = Counter("callcenter_asterisk_stand_ins_removed", "Surrogate/ or <ZOMBIE> channels "
+                                 "Asterisk left behind after a move into a bridge, hung up", registry=r)
         self.amd = Counter("callcenter_amd_verdicts", "Live AMD verdicts", ["verdict"], registry=r)
         self.agi_sessions = Counter("callcenter_agi_sessions", "FastAGI sessions, by script and result",
                                     ["script", "result"], registry=r)

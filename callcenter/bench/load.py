@@ -311,6 +311,16 @@ class LoadBench:
         m = re.search(r"(\d+) active channels?", out)
         return int(m.group(1)) if m else -1
 
+    def _wait_channels_gone(self, timeout: float) -> int:
+        """Channels left once the step is over: the daemon ends Surrogate/ copies Asterisk leaves
+        behind within two of its 10 s sweeps, so wait that long before counting."""
+        deadline = time.monotonic() + timeout
+        while True:
+            n = self.channels()
+            if n == 0 or time.monotonic() > deadline:
+                return n
+            time.sleep(0.5)
+
     def _rows(self, since: float) -> list[sqlite3.Row]:
         c = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10)
         c.row_factory = sqlite3.Row
@@ -430,7 +440,9 @@ class LoadBench:
             "ami_reconnects": int(m1.get("callcenter_ami_reconnects_total", 0)
                                   - m0.get("callcenter_ami_reconnects_total", 0)),
             "metrics_calls_ended": int(m1.get("callcenter_calls_total", 0) - m0.get("callcenter_calls_total", 0)),
-            "channels_left": (left := self.channels()),
+            "channels_left": (left := self._wait_channels_gone(25.0)),
+            "stand_ins_removed": int(self.metrics().get("callcenter_asterisk_stand_ins_removed_total", 0)
+                                     - m0.get("callcenter_asterisk_stand_ins_removed_total", 0)),
             "channels_left_detail": self.lab.rx("core show channels concise").splitlines()[:5] if left else [],
             "agents_not_ready": ready,
             **self.daemon_footprint(),

@@ -80,6 +80,7 @@ class Metrics:
         bus.subscribe(ev.CallOffered, lambda e: self.offers.labels("offered").inc())
         bus.subscribe(ev.CallAnswered, lambda e: self.offers.labels("answered").inc())
         bus.subscribe(ev.OfferResult, lambda e: self.offers.labels(e.result).inc())
+        bus.subscribe(ev.StandInRemoved, lambda e: self.stand_ins.inc())
         bus.subscribe(ev.QueueFigures, self._queue_figures)
         bus.subscribe(ev.AmdVerdict, lambda e: self.amd.labels(e.verdict).inc())
         bus.subscribe(ev.DialerOutcome, lambda e: self.dial_outcomes.labels(e.campaign, e.outcome).inc())

@@ -312,8 +312,8 @@ class LoadBench:
         return int(m.group(1)) if m else -1
 
     def _wait_channels_gone(self, timeout: float) -> int:
-        """Channels left once the step is over: the daemon ends Surrogate/ copies Asterisk leaves
-        behind within two of its 10 s sweeps, so wait that long before counting."""
+        """Channels left once the step is over (calls still ending get a moment; a Surrogate/ copy
+        the daemon hangs up 5 s after its connect is gone by then)."""
         deadline = time.monotonic() + timeout
         while True:
             n = self.channels()

@@ -51,7 +51,7 @@ class Message:
         twice: set[str] = set()
         for k, v in self.headers:
             kl = k.lower()
-            if kl in seen and kl not in REPEATABLE:
+            if kl in seen and kl not in REPEATABLE and "chanvariable" not in kl:  # DestChanVariable, ChanVariable(…)
                 twice.add(kl)
             seen.add(kl)
             self._index.setdefault(kl, v)

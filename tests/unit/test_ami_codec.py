@@ -323,3 +323,12 @@ def test_originate_never_raises_or_injects_for_any_caller_id(name, num):
     clean_name, clean_num = sanitize_caller_id(name, num)
     assert m["CallerID"] == f'"{clean_name}" <{clean_num}>'
     assert '"' not in clean_name and "<" not in clean_num
+
+
+def test_keys_asterisk_repeats_are_not_taken_for_forgeries():
+    """DestChanVariable and ChanVariable(<channel>) repeat in real events: not ambiguous, not suspicious."""
+    p = AmiParser()
+    [m] = p.feed(BANNER + b"Event: DialEnd\r\nChanVariable: CC_ROLE=agent\r\nChanVariable: CC_CALL_ID=c1\r\n"
+                 b"DestChanVariable: CC_ROLE=x\r\nDestChanVariable: CC_CALL_ID=y\r\nDialStatus: ANSWER\r\n\r\n"
+                 b"Event: OriginateResponse\r\nChanVariable(PJSIP/2001-1): A=1\r\nChanVariable(PJSIP/2001-1): B=2\r\n\r\n")[:1]
+    assert not m.suspicious and m.variables() == {"CC_ROLE": "agent", "CC_CALL_ID": "c1"} and m["DialStatus"] == "ANSWER"

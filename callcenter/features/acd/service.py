@@ -32,7 +32,8 @@ __all__ = ["AcdService", "Leg", "sanitize_caller_id", "originate_headers", "enco
 
 log = structlog.get_logger("callcenter.acd")
 
-LEG_TTL_S = 120.0  # an Originate whose response never came is forgotten this long after its ring timeout
+LEG_TTL_S = 120.0
+STAND_IN_GRACE_S = 5.0  # a Surrogate/ copy still there this long after the connect was left behind  # an Originate whose response never came is forgotten this long after its ring timeout
 
 _NUM_KEEP = re.compile(r"[^0-9+*#]")
 _NAME_KEEP = re.compile(r"[^\w .,'-]", re.UNICODE)
@@ -328,6 +329,20 @@ class AcdService:
                 await self.ami.action("Hangup", {"Channel": agent_leg, "Cause": "16"})
             return
         log.info("call.connecting", call_id=call_id, caller=caller, agent_leg=agent_leg)
+        # Bridge() moves the parked leg through a Surrogate/ copy; under load Asterisk can leave that
+        # copy behind (Down, no dialplan, not in AMI's channel list): end it once the move is long over.
+        asyncio.get_running_loop().call_later(STAND_IN_GRACE_S, lambda: self.tasks.spawn(
+            self._end_stand_in(f"Surrogate/{agent_leg}"), "acd.stand-in"))
+
+    async def _end_stand_in(self, name: str) -> None:
+        try:
+            await self.ami.action("Hangup", {"Channel": name, "Cause": "16"})
+        except AmiError:
+            return  # no such channel: the usual case
+        except (NotConnected, asyncio.TimeoutError):
+            return
+        log.warning("asterisk.stand_in_removed", channel=name[:80])
+        self.bus.publish(ev.StandInRemoved(name))
 
     def _originate_response(self, node: str, msg: Message) -> None:
         cid = self.by_action.pop((node, msg.action_id), None)

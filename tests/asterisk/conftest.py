@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -104,6 +105,28 @@ exten => s,1,Set(CALLERID(name)=../../../tmp/x\;$(touch /tmp/cc-pwned)${BASE64_D
  same => n,Goto(cc-trunk-pstn,5551001,1)
 """
 LAB_EXTRA["extensions.conf"] += LAB_MEDIA_DIALPLAN
+
+
+def second_lab(suffix: str) -> Lab:
+    """A lab of its own (cache ``<cache>-<suffix>``) for a test module that must not share the suite's:
+    on a chroot host its root is a copy of the suite's (seconds) rather than another debootstrap;
+    the copy leaves /proc and /dev mounts and Asterisk's run files behind (one file system)."""
+    from callcenter.lab.asterisk import cache_dir
+    cache = Path(f"{cache_dir()}-{suffix}")
+    base = Lab.default()
+    if not base.chroot:
+        return Lab(base.root, cache / "host-lab")
+    lab = Lab(cache / "asterisk-root", cache / "lab")
+    if not (lab.root / "usr/sbin/asterisk").exists() and (base.root / "usr/sbin/asterisk").exists():
+        tmp = lab.root.with_name("asterisk-root.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cp", "-a", "--one-file-system", str(base.root), str(tmp)], check=True, timeout=600)
+        for d in ("proc", "dev"):
+            (tmp / d).mkdir(exist_ok=True)
+        shutil.rmtree(tmp / "run/asterisk", ignore_errors=True)
+        tmp.rename(lab.root)
+    return lab
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

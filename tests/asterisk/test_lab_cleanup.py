@@ -8,7 +8,6 @@ by 300 more than the suite's, so stopping this lab never touches the one the oth
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import yaml
 
 from callcenter.lab.asterisk import Lab, cache_dir, shift_ports
 
-from .conftest import IN_CI, PORT_OFFSET
+from .conftest import IN_CI, PORT_OFFSET, second_lab
 
 REPO = Path(__file__).resolve().parents[2]
 OFFSET = PORT_OFFSET + 300
@@ -70,19 +69,7 @@ def own_lab() -> tuple[Lab, dict[str, str]]:
     """A second lab (cache, chroot, ports) that is down when each test begins."""
     cache = Path(f"{cache_dir()}-cleanup")
     env = {**os.environ, "CALLCENTER_CACHE": str(cache), "CALLCENTER_LAB_PORT_OFFSET": str(OFFSET)}
-    base = Lab.default()
-    lab = Lab(base.root, cache / "host-lab") if not base.chroot else Lab(cache / "asterisk-root", cache / "lab")
-    if lab.chroot and not (lab.root / "usr/sbin/asterisk").exists() and (base.root / "usr/sbin/asterisk").exists():
-        # Reuse the suite's chroot (seconds) rather than debootstrap another (a minute or two);
-        # its /proc and /dev mounts stay behind (one file system), Asterisk's run files too.
-        tmp = lab.root.with_name("asterisk-root.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["cp", "-a", "--one-file-system", str(base.root), str(tmp)], check=True, timeout=600)
-        for d in ("proc", "dev"):
-            (tmp / d).mkdir(exist_ok=True)
-        shutil.rmtree(tmp / "run/asterisk", ignore_errors=True)
-        tmp.rename(lab.root)
+    lab = second_lab("cleanup")
     try:
         lab.provision()
     except Exception as e:  # noqa: BLE001

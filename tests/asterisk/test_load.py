@@ -10,40 +10,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from callcenter.lab.asterisk import Lab, LabError, cache_dir
+from callcenter.lab.asterisk import LabError
 
-from .conftest import IN_CI, PORT_OFFSET
+from .conftest import IN_CI, PORT_OFFSET, second_lab
 
 OFFSET = PORT_OFFSET + 200
 AGENTS = 10
 pytestmark = pytest.mark.timeout(400)
-
-
-def _own_lab() -> Lab:
-    cache = Path(f"{cache_dir()}-load")
-    base = Lab.default()
-    if not base.chroot:
-        return Lab(base.root, cache / "host-lab")
-    lab = Lab(cache / "asterisk-root", cache / "lab")
-    if not (lab.root / "usr/sbin/asterisk").exists() and (base.root / "usr/sbin/asterisk").exists():
-        # Reuse the suite's chroot (seconds) rather than debootstrap another; its /proc and /dev
-        # mounts stay behind (one file system).
-        tmp = lab.root.with_name("asterisk-root.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["cp", "-a", "--one-file-system", str(base.root), str(tmp)], check=True, timeout=600)
-        for d in ("proc", "dev"):
-            (tmp / d).mkdir(exist_ok=True)
-        shutil.rmtree(tmp / "run/asterisk", ignore_errors=True)
-        tmp.rename(lab.root)
-    return lab
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +30,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     from callcenter.lab.sipp import sipp_binary
     try:
         sipp_binary()
-        lab = _own_lab()
+        lab = second_lab("load")
         lab.provision()
         lab.down()  # this lab is ours alone: one left by an interrupted run goes
     except (RuntimeError, LabError, OSError, subprocess.SubprocessError) as e:

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from callcenter import config as config_mod
 from callcenter import events as ev
+from callcenter.asterisk import contract as cc
 from callcenter.asterisk.agi_server import AgiServer
 from callcenter.asterisk.ami_client import AmiClient
 from callcenter.asterisk.ami_events import is_zombie
@@ -73,7 +74,6 @@ class Daemon:
         self.generation = 1  # bumped by every reload that took effect
         self.last_reload: dict[str, object] = {"ok": True, "at": None, "problems": []}
         self.stopped = asyncio.Event()
-        self.synced = asyncio.Event()
         self.bus = ev.Bus()
         self.db = DbThread()
         self.tasks = Supervisor(self._fatal)
@@ -101,6 +101,9 @@ class Daemon:
         self.recording = RecordingService(cfg, self.ami, lambda: self.acd.state.calls, db=self.db, tasks=self.tasks,
                                           bus=self.bus)
         self.supervision = SupervisionService(cfg, db=self.db, bus=self.bus)
+        self.dialer = _build_dialer(self)
+        self.acd.listeners.agent_changed.append(lambda a: self.dialer.wake())
+        self.acd.listeners.call_answered.append(self.dialer.on_call_answered)
         self.acd_handlers = AcdHandlers(self._config, self.acd, self.bus, self.ivr, lookup_call=self.lookup_call,
                                         aht_of=self._aht_of, on_connected=self.recording.connected,
                                         dial_callback=self.callback.dial, callback_prompt=self.callback.prompt,
@@ -111,16 +114,11 @@ class Daemon:
             routes.update(part)
         self.agi = AgiServer(cfg.agi.host, cfg.agi.port, routes,
                              on_session=lambda s, r: self.metrics.agi_sessions.labels(s, r).inc())
-        self.dialer = _build_dialer(self)
-        if self.dialer is not None:
-            self.acd.listeners.agent_changed.append(lambda a: self.dialer.wake())
-            self.acd.listeners.call_answered.append(lambda call_id, agent: self.dialer.on_call_answered(call_id, agent))
         self._http: web.AppRunner | None = None
         self.metrics.registry.register(StatsCollector(self.status))
 
     def _config(self) -> config_mod.Config:
         return self.cfg
-
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> int:
@@ -144,8 +142,7 @@ class Daemon:
         self.tasks.spawn(self.lag.run(), "loop-lag", essential=True)
         self.tasks.spawn(self.stats.run(self.stats_db), "stats", essential=True)
         self.tasks.spawn(self._sweep_loop(), "sweep", essential=True)
-        if self.dialer is not None:
-            self.tasks.spawn(self.dialer.run(), "dialer", essential=True)
+        self.tasks.spawn(self.dialer.run(), "dialer", essential=True)
         start_watchdog(self.alive, lambda: {"ami": self.tasks.alive("ami"), "agi": self.agi.serving,
                                             "audiosocket": self.amd.serving,
                                             "dialer": self.tasks.alive("dialer")})
@@ -178,8 +175,7 @@ class Daemon:
 
     def alive(self) -> bool:
         """What the watchdog vouches for: AMI reader, FastAGI, AudioSocket and the dialler all running."""
-        needed = ["ami", "loop-lag"] + (["dialer"] if self.dialer is not None else [])
-        return (all(self.tasks.alive(n) for n in needed) and self.agi.serving and self.amd.serving
+        return (all(self.tasks.alive(n) for n in ("ami", "loop-lag", "dialer")) and self.agi.serving and self.amd.serving
                 and not self.stopped.is_set())
 
     async def _sweep_loop(self) -> None:
@@ -213,8 +209,7 @@ class Daemon:
         self.stats.reconfigure(new)
         self.recording.reconfigure(new)
         self.supervision.reconfigure(new)
-        if self.dialer is not None:
-            await self.dialer.apply_config(new)
+        await self.dialer.apply_config(new)
         asterisk = await self._reload_asterisk(new)
         self.generation += 1
         self.last_reload = {"ok": True, "at": time.time(), "problems": [], "asterisk": asterisk}
@@ -267,7 +262,6 @@ class Daemon:
 
     def compliance(self, channel: str, call_id: str) -> None:
         """Play the campaign's compliance message to a dropped call, then hang up (cc-abandon)."""
-        from callcenter.asterisk import contract as cc
         log.info("dialer.compliance", call_id=call_id)
         self.bus.publish(ev.CallOutcome(call_id, "abandoned-dialer"))
         self.tasks.spawn(self.acd.redirect(channel, cc.CTX_ABANDON), "acd.redirect")
@@ -299,8 +293,6 @@ class Daemon:
             return None
 
     def _dialer_event(self, msg: Message) -> bool:
-        if self.dialer is None:
-            return False
         if msg.event == "OriginateResponse":
             return bool(self.dialer.on_originate_response(msg))
         if msg.event == "Hangup" and not is_zombie(msg):
@@ -322,12 +314,10 @@ class Daemon:
         self.acd.resync(self.node, chans, devs)
         self.recording.resynced(chans)
         self.supervision.resynced(chans)
-        if self.dialer is not None:
-            self.dialer.resync(chans, self.node)
+        self.dialer.resync(chans, self.node)
         for msg in buffered:  # events that raced the snapshot; the core tolerates stale ones
             self._dispatch(msg)
         self.metrics.ami_connected.set(1)
-        self.synced.set()
         log.info("ami.resynced", channels=len(chans), waiting=len(self.acd.state.waiting()))
         if not self._ready_sent:
             sd_notify("READY=1\nSTATUS=AMI logged in and synced")
@@ -335,17 +325,15 @@ class Daemon:
 
     def _on_ami_down(self) -> None:
         self.metrics.ami_connected.set(0)
-        self.synced.clear()
         self.acd.ami_down(self.node)
-        if self.dialer is not None:
-            self.dialer.ami_down(self.node)
+        self.dialer.ami_down(self.node)
         sd_notify("STATUS=AMI disconnected, reconnecting")
 
     # ------------------------------------------------------------------ HTTP
     def status(self) -> dict[str, object]:
         """The live screen's data: live state from memory, window figures from the stats cache (no SQL)."""
         return build_status(self.cfg.queues, self.acd.state, self.stats.snapshot, time.time(),
-                            campaigns=self.dialer.status() if self.dialer is not None else {},
+                            campaigns=self.dialer.status(),
                             config={"generation": self.generation, "last_reload": self.last_reload})
 
     async def _start_http(self) -> None:
@@ -356,8 +344,6 @@ class Daemon:
 
 def _amd_profiles(cfg: config_mod.Config) -> dict[str, AmdParams]:
     return {name: AmdParams.from_mapping({**cfg.amd, **prof}) for name, prof in cfg.amd_profiles.items()}
-
-
 
 
 def _build_dialer(d: Daemon) -> Any:

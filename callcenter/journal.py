@@ -34,7 +34,7 @@ from callcenter.persistence.db import column_missing
 if TYPE_CHECKING:
     from callcenter.persistence import DbThread
 
-__all__ = ["Journal", "Store", "CallRecord", "MIGRATIONS"]
+__all__ = ["Journal", "CallRecord", "MIGRATIONS"]
 
 
 def _add_route(db: sqlite3.Connection) -> None:
@@ -217,7 +217,6 @@ class Journal:
         return self.agent_store.agents()
 
 
-Store = Journal  # the name the daemon and older tools use
 
 
 def outcome_counts_on(db: sqlite3.Connection, since: float | None = None) -> dict[str, int]:

@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from callcenter.cli.screen import fetch_status, wait_healthy
 from callcenter.lab.asterisk import Lab, LabError, port_offset, shift_ports
 from callcenter.lab.signals import interrupt_on_stop_signals, stop_children
 from callcenter.lab.sipp import Sipp, clock_ticks, dtmf_block, scenario, stop_all
@@ -223,16 +224,8 @@ class LoadBench:
         self.lab.rx("channel request hangup all")
 
     def _wait_http(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.http}/healthz", timeout=2) as r:  # noqa: S310 - loopback
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("the daemon's HTTP did not answer")
+        if not wait_healthy("127.0.0.1", self.cfg["http"]["port"], timeout):
+            raise RuntimeError("the daemon's HTTP did not answer")
 
     def _sipp(self, name: str, argv: list[str]) -> Sipp:
         p = Sipp(name, argv, self.workdir)
@@ -263,8 +256,7 @@ class LoadBench:
 
     # ------------------------------------------------------------------ probes
     def status(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.http}/status", timeout=5) as r:  # noqa: S310 - loopback
-            return json.loads(r.read())
+        return fetch_status("127.0.0.1", self.cfg["http"]["port"], timeout=5)
 
     def not_ready(self) -> dict[str, str]:
         try:

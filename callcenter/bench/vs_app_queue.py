@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from callcenter.cli.screen import wait_healthy
 from callcenter.lab.asterisk import Lab, LabError, port_offset, shift_ports
 from callcenter.lab.signals import interrupt_on_stop_signals, stop_children
 
@@ -168,17 +169,8 @@ def _p90(xs: list[float]) -> float:
 
 
 def _wait_http(port: int, timeout: float) -> None:
-    import urllib.request
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:  # noqa: S310
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("the daemon did not sync with Asterisk")
+    if not wait_healthy("127.0.0.1", port, timeout):
+        raise RuntimeError("the daemon did not sync with Asterisk")
 
 
 def main(argv: list[str]) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from typing import Any
 
@@ -14,6 +15,20 @@ STATE_ORDER = ["Busy", "Reserved", "WrapUp", "Ready", "Paused", "LoggedOut"]
 def fetch_status(host: str, port: int, timeout: float = 2.0) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://{host}:{port}/status", timeout=timeout) as r:  # noqa: S310 - loopback
         return json.load(r)
+
+
+def wait_healthy(host: str, port: int, timeout: float) -> bool:
+    """Poll the daemon's ``/healthz`` until it answers 200 (AMI synced), at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=2) as r:  # noqa: S310 - loopback
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
 
 
 def _pct(v: float | None) -> str:

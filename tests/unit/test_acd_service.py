@@ -96,8 +96,8 @@ async def test_resync_of_one_node_keeps_another_nodes_legs() -> None:
     """Legs are keyed by node: a snapshot of node A forgets A's vanished legs and never touches B's."""
     svc, _, _ = _service()
     from callcenter.features.acd.service import Leg
-    svc.legs[("a", "leg-a")] = Leg("c1", "alice", "x1", "a", 9e9)
-    svc.legs[("b", "leg-b")] = Leg("c2", "bob", "x2", "b", 9e9)
+    svc.legs[("a", "leg-a")] = Leg("c1", "alice", "x1", 9e9)
+    svc.legs[("b", "leg-b")] = Leg("c2", "bob", "x2", 9e9)
     svc.by_action[("a", "x1")] = "leg-a"
     svc.by_action[("b", "x2")] = "leg-b"
     svc.resync("a", [], [])

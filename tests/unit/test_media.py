@@ -14,11 +14,12 @@ from callcenter.asterisk.agi_server import ChannelGone
 from callcenter.events import Bus, RecordingEvent, SpyEvent
 from callcenter.features.recording import files as rec
 from callcenter.features.recording import handlers, http
-from callcenter.features.recording.service import Media, RecordingService
+from callcenter.features.recording.service import RecordingService
 from callcenter.features.supervision import handlers as spy_handlers
 from callcenter.features.supervision import model as sup
 from callcenter.features.supervision.service import SupervisionService
 from callcenter.persistence import DbThread
+from callcenter.tasks import Supervisor
 from callcenter.protocol.ami import Message
 from tests.unit.media_fakes import ALICE_CHAN, Call, FakeAmi, FakeSession, Seen, Tasks, event, lab_cfg
 
@@ -226,38 +227,66 @@ async def test_maps_return_to_idle_after_many_calls(cfg: config_mod.Config, deps
     await recording.close()
 
 
-async def test_media_facade_wires_both_services(cfg: config_mod.Config):
-    """Media(cfg, ami, calls) as today's daemon builds it: both AGI scripts, the HTTP route, both services fed."""
+class _Both:
+    """Recording and supervision as the daemon builds them: one database thread, supervisor and bus."""
+
+    def __init__(self, cfg: config_mod.Config, calls: dict) -> None:
+        self.db, self.tasks, self.bus = DbThread("test-db"), Supervisor(lambda n, e: None), Bus()
+        self.recording = RecordingService(cfg, FakeAmi(), lambda: calls, db=self.db, tasks=self.tasks,  # type: ignore[arg-type]
+                                          bus=self.bus)
+        self.supervision = SupervisionService(cfg, db=self.db, bus=self.bus)
+
+    async def start(self) -> None:
+        await self.recording.start()
+        await self.supervision.start()
+
+    def on_event(self, msg) -> None:
+        self.recording.on_event(msg)
+        self.supervision.on_event(msg)
+
+    def reconfigure(self, cfg: config_mod.Config) -> None:
+        self.recording.reconfigure(cfg)
+        self.supervision.reconfigure(cfg)
+
+    async def close(self) -> None:
+        await self.tasks.close()
+        await self.recording.close()
+        await self.supervision.close()
+        self.db.close()
+
+
+async def test_recording_and_supervision_wired_as_the_daemon_does(cfg: config_mod.Config):
+    """Both AGI scripts, the HTTP route, both services fed from the same AMI events."""
     from aiohttp import web
     calls = {CALL: Call(CALL, "sales", "alice")}
-    m = Media(cfg, FakeAmi(), lambda: calls)  # type: ignore[arg-type]
+    m = _Both(cfg, calls)
     await m.start()
     try:
-        assert set(m.agi_routes()) == {"record", "spy"}
+        assert set(m.recording.agi_routes()) | set(m.supervision.agi_routes()) == {"record", "spy"}
         app = web.Application()
-        m.add_routes(app)
+        m.recording.add_routes(app)
         assert any(r.method == "POST" for r in app.router.routes())
-        m.campaign_of = lambda call_id: "spring"
+        m.recording.campaign_of = lambda call_id: "spring"
         assert m.recording.campaign_of(CALL) == "spring"
         m.on_event(event("BridgeEnter", ALICE_CHAN, CC_ROLE="agent", CC_AGENT="alice"))
         assert m.supervision.agent_channels == {"alice": ALICE_CHAN}
         s = FakeSession(())
-        await m.connected(s, calls[CALL])  # type: ignore[arg-type]
+        await m.recording.connected(s, calls[CALL])  # type: ignore[arg-type]
         assert list(m.recording.active) == [CALL]
     finally:
         await m.close()
 
 
-async def test_media_cfg_assignment_reconfigures_both_services(cfg: config_mod.Config, tmp_path: Path):
-    """The daemon's reload sets media.cfg: the recording policy and the supervisors change at once, the
-    recordings directory stays, and a removed agent's talking channel is forgotten."""
+async def test_reload_reconfigures_both_services(cfg: config_mod.Config, tmp_path: Path):
+    """The daemon's reload reconfigures both: the recording policy and the supervisors change at once,
+    the recordings directory stays, and a removed agent's talking channel is forgotten."""
     import copy
 
     import yaml
 
     from tests.unit.media_fakes import ROOT
     calls = {CALL: Call(CALL, "sales", "alice")}
-    m = Media(cfg, FakeAmi(), lambda: calls)  # type: ignore[arg-type]
+    m = _Both(cfg, calls)
     await m.start()
     try:
         m.on_event(event("BridgeEnter", ALICE_CHAN, CC_ROLE="agent", CC_AGENT="alice"))
@@ -269,13 +298,13 @@ async def test_media_cfg_assignment_reconfigures_both_services(cfg: config_mod.C
         data["queues"]["sales"]["members"] = ["bob"]
         new = config_mod.parse(data)
         old_dir = m.recording.dir
-        m.cfg = new
-        assert m.cfg is new and m.recording.cfg is new and m.supervision.cfg is new
+        m.reconfigure(new)
+        assert m.recording.cfg is new and m.supervision.cfg is new
         assert m.recording.dir == old_dir
         assert m.supervision.agent_channels == {}
         calls[CALL] = Call(CALL, "sales", "bob")
         s = FakeSession(())
-        await m.connected(s, calls[CALL])  # type: ignore[arg-type]
+        await m.recording.connected(s, calls[CALL])  # type: ignore[arg-type]
         assert m.recording.active == {} and not any(c[0] == "EXEC" for c in s.sent)
     finally:
         await m.close()

@@ -588,7 +588,7 @@ def test_tables_live_beside_the_daemon_tables(tmp_path: Path):
     """The recording and supervision stores and the call journal share one WAL database file without
     stepping on each other."""
     from callcenter.features.supervision.store import SpyAuditStore
-    from callcenter.journal import Store
+    from callcenter.journal import Journal as Store
     db = tmp_path / "cc.sqlite3"
     Store(db).close()
     SpyAuditStore(db).close()

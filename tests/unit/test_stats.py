@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from callcenter.features.stats import figures as stats
-from callcenter.journal import Store
+from callcenter.journal import Journal as Store
 
 NOW = 1_800_000_000.0
 

@@ -97,7 +97,6 @@ class Leg:
     call_id: str
     agent: str
     action_id: str
-    node: str
     expires_at: float
     channel: str = ""  # the channel name, learnt from Newchannel
 
@@ -216,7 +215,7 @@ class AcdService:
     async def _originate(self, offer: model.Offer) -> None:
         cid = f"ccagent-{uuid.uuid4().hex[:20]}"
         aid = self.ami.new_action_id()
-        self.legs[(self.node, cid)] = Leg(offer.call_id, offer.agent, aid, self.node,
+        self.legs[(self.node, cid)] = Leg(offer.call_id, offer.agent, aid,
                                           self.clock() + offer.timeout_s + LEG_TTL_S)
         self.by_action[(self.node, aid)] = cid
         structlog.contextvars.bind_contextvars(call_id=offer.call_id, agent=offer.agent)
@@ -337,10 +336,8 @@ class AcdService:
     async def _end_stand_in(self, name: str) -> None:
         try:
             await self.ami.action("Hangup", {"Channel": name, "Cause": "16"})
-        except AmiError:
-            return  # no such channel: the usual case
-        except (NotConnected, asyncio.TimeoutError):
-            return
+        except (AmiError, NotConnected, asyncio.TimeoutError):
+            return  # AmiError: no such channel, the usual case
         log.warning("asterisk.stand_in_removed", channel=name[:80])
         self.bus.publish(ev.StandInRemoved(name))
 
@@ -389,8 +386,7 @@ class AcdService:
         # Legs of this node whose channel Asterisk no longer has: their events were lost with the link.
         for key in [k for k in self.legs if k[0] == node and k[1] not in live]:
             del self.legs[key]
-        for key in [k for k, cid in self.by_action.items() if k[0] == node and (node, cid) not in self.legs]:
-            del self.by_action[key]
+        self._forget_orphan_actions()
         devices = {}
         for m in devs:
             agent = self.agent_for_device(m.get("Device"))
@@ -408,16 +404,15 @@ class AcdService:
                  and not (leg.call_id in self.state.calls and self.state.calls[leg.call_id].agent == leg.agent)]
         for k in stale:
             del self.legs[k]
-        for k in [k for k, cid in self.by_action.items() if (k[0], cid) not in self.legs]:
-            del self.by_action[k]
+        self._forget_orphan_actions()
+        if stale:
+            log.info("acd.legs_expired", legs=len(stale))
         return len(stale)
 
-    async def sweep_loop(self, every_s: float = 30.0) -> None:
-        while True:
-            await asyncio.sleep(every_s)
-            n = self.sweep()
-            if n:
-                log.info("acd.legs_expired", legs=n)
+    def _forget_orphan_actions(self) -> None:
+        """Originate action ids whose leg is gone will never be matched: forget them."""
+        for k in [k for k, cid in self.by_action.items() if (k[0], cid) not in self.legs]:
+            del self.by_action[k]
 
     # ------------------------------------------------------------------ reads for handlers and status
     def offered(self, call_id: str) -> bool:

@@ -53,12 +53,11 @@ from callcenter.features.recording import files as rec
 from callcenter.features.recording import handlers, http
 from callcenter.features.recording.policy import policy_for, should_record
 from callcenter.features.recording.store import RecordingRow, RecordingStore
-from callcenter.features.supervision.service import SupervisionService
 from callcenter.persistence import DbThread
 from callcenter.protocol.ami import Message
 from callcenter.tasks import Supervisor
 
-__all__ = ["PURGE_EVERY_S", "RESYNC_IDLE_S", "Active", "Media", "RecordingService"]
+__all__ = ["PURGE_EVERY_S", "RESYNC_IDLE_S", "Active", "RecordingService"]
 
 log = structlog.get_logger("callcenter")
 
@@ -390,72 +389,3 @@ class RecordingService:
             except (OSError, sqlite3.OperationalError) as e:  # disk or a locked database: try again tomorrow
                 log.error("recordings.purge_failed", error=str(e))
             await asyncio.sleep(PURGE_EVERY_S)
-
-
-class Media:
-    """Transitional: recording and supervision behind the one object today's daemon builds as
-    ``Media(cfg, ami, calls)``. New code builds :class:`RecordingService` and
-    :class:`~callcenter.features.supervision.service.SupervisionService` itself, sharing the
-    daemon's database thread, task supervisor and bus; without them this makes its own.
-    """
-
-    def __init__(self, cfg: config_mod.Config, ami: AmiClient, calls: Callable[[], Mapping[str, Any]], *,
-                 db: DbThread | None = None, tasks: Supervisor | None = None, bus: Bus | None = None):
-        self._own_db = db is None
-        self._own_tasks = tasks is None
-        self.db = db if db is not None else DbThread("media-db")
-        self.tasks = tasks if tasks is not None else Supervisor(self._fatal)
-        self.bus = bus if bus is not None else Bus()
-        self.recording = RecordingService(cfg, ami, calls, db=self.db, tasks=self.tasks, bus=self.bus)
-        self.supervision = SupervisionService(cfg, db=self.db, bus=self.bus)
-
-    @staticmethod
-    def _fatal(name: str, exc: BaseException | None) -> None:
-        log.error("media.task_died", task=name, error=repr(exc) if exc is not None else None)
-
-    @property
-    def cfg(self) -> config_mod.Config:
-        return self.recording.cfg
-
-    @cfg.setter
-    def cfg(self, cfg: config_mod.Config) -> None:
-        """``media.cfg = new`` (the daemon's reload) reconfigures both services."""
-        self.recording.reconfigure(cfg)
-        self.supervision.reconfigure(cfg)
-
-    @property
-    def campaign_of(self) -> Callable[[str], str | None]:
-        return self.recording.campaign_of
-
-    @campaign_of.setter
-    def campaign_of(self, fn: Callable[[str], str | None]) -> None:
-        self.recording.campaign_of = fn
-
-    async def start(self) -> None:
-        await self.recording.start()
-        await self.supervision.start()
-
-    async def close(self) -> None:
-        if self._own_tasks:
-            await self.tasks.close()
-        await self.recording.close()
-        await self.supervision.close()
-        if self._own_db:
-            self.db.close()
-
-    def agi_routes(self) -> dict[str, Callable[[AgiSession], Any]]:
-        return {**self.recording.agi_routes(), **self.supervision.agi_routes()}
-
-    def add_routes(self, app: web.Application) -> None:
-        self.recording.add_routes(app)
-
-    def on_event(self, msg: Message) -> None:
-        self.recording.on_event(msg)
-        self.supervision.on_event(msg)
-
-    def resynced(self, channels: list[Message]) -> None:
-        self.recording.resynced(channels)
-        self.supervision.resynced(channels)
-
-    async def connected(self, s: AgiSession, call: Any) -> None:
-        await self.recording.connected(s, call)

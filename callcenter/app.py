@@ -88,6 +88,9 @@ class Daemon:
         self.stats_db = DbThread("stats")  # its own reader: figures stay fresh while writes wait on a lock
         self._sync = _Sync()
         self._ready_sent = False
+        # When the Asterisk we are logged in to started (from FullyBooted's Uptime), and the one before.
+        self._started_at: float | None = None
+        self._previous_start: float | None = None
         self.ami = AmiClient(cfg.ami.host, cfg.ami.port, cfg.ami.username, cfg.ami.secret,
                              on_event=self._on_ami_event, on_up=self._on_ami_up, on_down=self._on_ami_down,
                              max_backoff_s=cfg.daemon.reconnect_max_s)
@@ -268,6 +271,8 @@ class Daemon:
 
     # ------------------------------------------------------------------ AMI
     def _on_ami_event(self, msg: Message) -> None:
+        if msg.event == "FullyBooted":  # sent at each login, before on_up: when this Asterisk started
+            self._started_at = asterisk_started_at(msg, time.time())
         if self._sync.running:
             self._sync.buffered.append(msg)
             return
@@ -311,14 +316,16 @@ class Daemon:
             raise
         buffered = self._sync.buffered
         self._sync = _Sync()
-        self.acd.resync(self.node, chans, devs)
+        restarted = asterisk_restarted(self._previous_start, self._started_at)
+        self._previous_start, self._started_at = self._started_at or self._previous_start, None
+        self.acd.resync(self.node, chans, devs, restarted=restarted)
         self.recording.resynced(chans)
         self.supervision.resynced(chans)
         self.dialer.resync(chans, self.node)
         for msg in buffered:  # events that raced the snapshot; the core tolerates stale ones
             self._dispatch(msg)
         self.metrics.ami_connected.set(1)
-        log.info("ami.resynced", channels=len(chans), waiting=len(self.acd.state.waiting()))
+        log.info("ami.resynced", channels=len(chans), waiting=len(self.acd.state.waiting()), asterisk_restarted=restarted)
         if not self._ready_sent:
             sd_notify("READY=1\nSTATUS=AMI logged in and synced")
             self._ready_sent = True
@@ -340,6 +347,18 @@ class Daemon:
         self._http = await start_http(self.cfg.http.host, self.cfg.http.port, registry=self.metrics.registry,
                                       status=self.status, healthy=lambda: self.acd.state.synced,
                                       features=(self.recording.add_routes, dialer_routes(lambda: self.dialer)))
+
+
+def asterisk_started_at(booted: Message, now: float) -> float | None:
+    """When Asterisk started, from a FullyBooted event's ``Uptime`` (seconds; None without one)."""
+    up = booted.get("Uptime")
+    return now - int(up) if up.isdigit() else None
+
+
+def asterisk_restarted(previous: float | None, current: float | None, slack_s: float = 3.0) -> bool:
+    """Whether the Asterisk of this session started after the one of the previous session (Uptime
+    is whole seconds and read at our login: ``slack_s`` absorbs that). Unknown either way: False."""
+    return previous is not None and current is not None and current > previous + slack_s
 
 
 def _amd_profiles(cfg: config_mod.Config) -> dict[str, AmdParams]:

@@ -33,7 +33,7 @@ __all__ = [
     "CallbackRequested", "CallbackRestored", "CallbackDialed",
     # commands
     "Offer", "CancelOffer", "Fallback", "Requeue", "AgentChanged", "CallAnswered", "CallEnded", "Rejected",
-    "CallbackStored", "CallbackDone",
+    "CallbackStored", "CallbackDone", "CallsInterrupted",
 ]
 
 UNAVAILABLE_DEVICE = frozenset({"UNAVAILABLE", "INVALID", "INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
@@ -86,6 +86,9 @@ class Call:
     not_before: float = 0.0  # no new callback attempt before this time
     connected: bool = False  # the callback was answered: agent and caller are talking
     node: str = "local"  # the Asterisk node the caller's channel lives on
+    # When the AMI link to that node went down while this call was live: its fate is unknown until
+    # the next Resync of the node (found again: cleared; gone after an Asterisk restart: "interrupted").
+    interrupted_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -270,7 +273,10 @@ class Tick:
 
 @dataclass(frozen=True)
 class AmiDown:
-    """The AMI connection is gone: stop offering until the next Resync."""
+    """The AMI connection to ``node`` is gone: stop offering until the next Resync; the node's live
+    calls are flagged interrupted (:class:`CallsInterrupted`) until that Resync tells their fate."""
+
+    node: str = "local"
 
 
 @dataclass(frozen=True)
@@ -298,6 +304,9 @@ class Resync:
     channels: tuple[ChannelSnapshot, ...]
     devices: Mapping[str, str] = field(default_factory=dict)  # agent -> device state
     node: str = "local"  # the node this snapshot is of: other nodes' calls are not touched
+    # Asterisk started again since the previous snapshot (a crash or restart): the calls flagged
+    # interrupted that it no longer has were cut off by it, not ended by their parties.
+    restarted: bool = False
 
 
 # --------------------------------------------------------------------------- commands
@@ -360,6 +369,15 @@ class CallEnded:
 
 
 @dataclass(frozen=True)
+class CallsInterrupted:
+    """The link to ``node`` was lost with these calls live (waiting, ringing or talking)."""
+
+    call_ids: tuple[str, ...]
+    node: str
+    at: float
+
+
+@dataclass(frozen=True)
 class CallbackStored:
     """Persist this callback (new, or its attempts changed)."""
 
@@ -381,7 +399,7 @@ class Rejected:
 
 
 Command = (Offer | CancelOffer | Fallback | Requeue | AgentChanged | CallAnswered | CallEnded | Rejected
-           | CallbackStored | CallbackDone)
+           | CallbackStored | CallbackDone | CallsInterrupted)
 
 
 # --------------------------------------------------------------------------- step
@@ -574,6 +592,12 @@ def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
             pass
         case AmiDown():
             tx.synced = False
+            live = sorted(cid for cid, c in tx.calls.items()
+                          if c.node == ev.node and c.interrupted_at is None and (c.channel or c.connected))
+            for cid in live:
+                tx.calls[cid] = replace(tx.calls[cid], interrupted_at=now)
+            if live:
+                tx.out.append(CallsInterrupted(tuple(live), ev.node, now))
         case Resync():
             _resync(cfg, tx, ev, now)
         case _:
@@ -799,8 +823,8 @@ def _resync(cfg: Config, tx: _Tx, ev: Resync, now: float) -> None:
             tx.agent(name, Trigger.NO_ANSWER, call_id=None)
         elif a.state == AgentState.BUSY:  # the call ended while we were away
             if a.call_id:
-                tx.calls.pop(a.call_id, None)
-                tx.out.append(CallEnded(a.call_id, "completed", now, agent=name))
+                gone = tx.calls.pop(a.call_id, None)
+                tx.out.append(CallEnded(a.call_id, _gone_outcome(ev, gone, "completed"), now, agent=name))
             tx.agent(name, Trigger.HANGUP, call_id=None, wrap_until=now)
 
     # Waiting callers: exactly the caller channels in the wait loop that nobody is talking to.
@@ -811,7 +835,7 @@ def _resync(cfg: Config, tx: _Tx, ev: Resync, now: float) -> None:
         if c.callback and c.connected:  # its conversation ended while we were away
             del tx.calls[cid]
             tx.out.append(CallbackDone(cid, "answered"))
-            tx.out.append(CallEnded(cid, "completed", now, agent=c.agent))
+            tx.out.append(CallEnded(cid, _gone_outcome(ev, c, "completed"), now, agent=c.agent))
             continue
         if c.callback:  # no channel to find: it waits on (an offer in flight was cancelled above)
             if c.agent is not None:
@@ -819,15 +843,25 @@ def _resync(cfg: Config, tx: _Tx, ev: Resync, now: float) -> None:
             continue
         if cid not in callers:
             del tx.calls[cid]
-            tx.out.append(CallEnded(cid, "abandoned", now))
-        elif c.agent is not None:
-            tx.calls[cid] = replace(c, agent=None, offer_deadline=None, ringing=frozenset())
+            tx.out.append(CallEnded(cid, _gone_outcome(ev, c, "abandoned"), now))
+        elif c.agent is not None or c.interrupted_at is not None:
+            tx.calls[cid] = replace(c, agent=None, offer_deadline=None, ringing=frozenset(), interrupted_at=None)
     for cid, ch in callers.items():
         if cid in tx.calls or ch.bridged or ch.queue not in cfg.queues or ch.context != "cc-wait":
             continue
         tx.calls[cid] = Call(cid, ch.queue, ch.channel, ch.entered_at if ch.entered_at is not None else now,
                              ch.caller_num, ch.caller_name, priority=ch.priority, skills=ch.skills, node=ev.node)
+    for cid in [cid for cid, c in tx.calls.items() if c.node == ev.node and c.interrupted_at is not None]:
+        tx.calls[cid] = replace(tx.calls[cid], interrupted_at=None)  # still there: not interrupted after all
     tx.synced = True
+
+
+def _gone_outcome(ev: Resync, c: Call | None, usual: str) -> str:
+    """How a call Asterisk no longer has ended: cut off by a restart of its node while the link was
+    down (``interrupted``), else as its parties ended it (``usual``: what we would have seen)."""
+    if ev.restarted and c is not None and c.interrupted_at is not None:
+        return "interrupted"
+    return usual
 
 
 def _owned(cfg: Config, state: AcdState) -> _Index | None:

@@ -205,6 +205,8 @@ class AcdService:
                 self.bus.publish(ev.CallbackStored(cb, now))
                 log.info("callback.stored", call_id=cb.call_id, queue=cb.queue, attempts=cb.attempts,
                          not_before=cb.not_before or None, connected=cb.connected)
+            case model.CallsInterrupted():
+                log.warning("calls.interrupted", node=c.node, calls=len(c.call_ids), call_ids=list(c.call_ids[:50]))
             case model.CallbackDone():
                 self.bus.publish(ev.CallbackDone(c.call_id, c.outcome))
                 log.info("callback.done", call_id=c.call_id, outcome=c.outcome)
@@ -362,8 +364,9 @@ class AcdService:
             return None
         return self.cfg.agent_by_phone(device[6:])
 
-    def resync(self, node: str, chans: Iterable[Message], devs: Iterable[Message]) -> None:
-        """Asterisk's snapshot of ``node`` after a (re)connect: rebuild our view of that node only."""
+    def resync(self, node: str, chans: Iterable[Message], devs: Iterable[Message], *, restarted: bool = False) -> None:
+        """Asterisk's snapshot of ``node`` after a (re)connect: rebuild our view of that node only
+        (``restarted``: that Asterisk started again since the previous snapshot)."""
         chans = list(chans)
         snaps = []
         live = {m.get("Uniqueid") for m in chans}
@@ -392,10 +395,10 @@ class AcdService:
             agent = self.agent_for_device(m.get("Device"))
             if agent:
                 devices[agent] = m.get("State")
-        self.submit(model.Resync(tuple(snaps), devices, node=node))
+        self.submit(model.Resync(tuple(snaps), devices, node=node, restarted=restarted))
 
     def ami_down(self, node: str) -> None:
-        self.submit(model.AmiDown())
+        self.submit(model.AmiDown(node))
 
     def sweep(self) -> int:
         """Forget legs whose Originate response and hangup never came (a lost link): bounded maps."""

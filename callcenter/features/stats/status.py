@@ -37,7 +37,8 @@ def build_status(queues: Mapping[str, Any], st: AcdState, snap: Snapshot, now: f
               for a in st.agents.values()}
     calls = [{"call_id": c.call_id, "queue": c.queue, "agent": c.agent,
               "state": "talking" if c.answered_at else ("ringing" if c.agent else "waiting"),
-              "wait_s": round((c.answered_at or now) - c.entered_at, 1)}
+              "wait_s": round((c.answered_at or now) - c.entered_at, 1),
+              "interrupted": c.interrupted_at is not None}
              for c in st.calls.values()]
     return {"synced": st.synced, "queues": out_queues, "agents": agents, "calls": calls,
             "outcomes": dict(snap.outcomes), "config": dict(config), "campaigns": dict(campaigns)}

@@ -504,7 +504,7 @@ def asterisk_kill(b: FaultBench, *, connected: int, after_calls: int, rate: floa
     t_up = time.time()
     e = b.wait_event_after("ami.resynced", t_up0, 30)
     thread.join()
-    resync_after_up = (_ts(e["timestamp"]) - t_up) if e else None
+    resync_after_up = (_ts(e["timestamp"]) - t_up0) if e else None  # the daemon may beat lab.up's boot wait
     # how the daemon closed the calls that were talking
     rows = {r["caller_num"]: dict(r) for r in b.call_rows(t_kill - 600)}
     closed = {}
@@ -521,7 +521,7 @@ def asterisk_kill(b: FaultBench, *, connected: int, after_calls: int, rate: floa
             "flag_event_s": round(_ts(ev["timestamp"]) - t_kill, 3) if ev else None,
             "unsynced_s": round(t_unsynced - t_kill, 3) if t_unsynced else None,
             "asterisk_restart_s": round(t_up - t_up0, 2),
-            "resync_after_restart_s": round(resync_after_up, 3) if resync_after_up is not None else None,
+            "restart_to_resync_s": round(resync_after_up, 3) if resync_after_up is not None else None,
             "outcomes_of_killed_calls": sorted(set(closed.values()), key=str), "killed_calls_recorded": len(closed),
             "flag_status_sample": [c for c in st_flag.get("calls", []) if c["call_id"] in talking][:2],
             "agents_not_ready_after": not_ready, "calls_in_db": len(rows),

@@ -19,7 +19,7 @@ import structlog
 __all__ = [
     "Bus", "DomainEvent", "CallStarted", "CallPath", "CallQueued", "CallOffered", "OfferResult", "CallAnswered",
     "CallEnded", "CallOutcome", "CallOverflowed", "AgentStateChanged", "CallbackStored", "CallbackDone",
-    "QueueFigures", "RecordingEvent", "SpyEvent", "DialerOutcome", "AmdVerdict", "StandInRemoved",
+    "QueueFigures", "RecordingEvent", "SpyEvent", "DialerOutcome", "AmdVerdict",
 ]
 
 log = structlog.get_logger("callcenter.events")
@@ -155,13 +155,6 @@ class DialerOutcome(DomainEvent):
     campaign: str
     outcome: str
     lead_id: int | None = None
-
-
-@dataclass(frozen=True)
-class StandInRemoved(DomainEvent):
-    """A Surrogate/ or <ZOMBIE> copy of a channel Asterisk left behind was hung up."""
-
-    channel: str
 
 
 @dataclass(frozen=True)

@@ -54,8 +54,6 @@ class Metrics:
         self.offers = Counter("callcenter_offers", "Calls offered to agents, by result", ["result"], registry=r)
         self.ami_connected = Gauge("callcenter_ami_connected", "1 while AMI is logged in and synced", registry=r)
         self.ami_reconnects = Counter("callcenter_ami_reconnects", "AMI (re)connections", registry=r)
-        self.stand_ins = Counter("callcenter_asterisk_stand_ins_removed", "Surrogate/ or <ZOMBIE> channels "
-                                 "Asterisk left behind after a move into a bridge, hung up", registry=r)
         self.amd = Counter("callcenter_amd_verdicts", "Live AMD verdicts", ["verdict"], registry=r)
         self.agi_sessions = Counter("callcenter_agi_sessions", "FastAGI sessions, by script and result",
                                     ["script", "result"], registry=r)
@@ -80,7 +78,6 @@ class Metrics:
         bus.subscribe(ev.CallOffered, lambda e: self.offers.labels("offered").inc())
         bus.subscribe(ev.CallAnswered, lambda e: self.offers.labels("answered").inc())
         bus.subscribe(ev.OfferResult, lambda e: self.offers.labels(e.result).inc())
-        bus.subscribe(ev.StandInRemoved, lambda e: self.stand_ins.inc())
         bus.subscribe(ev.QueueFigures, self._queue_figures)
         bus.subscribe(ev.AmdVerdict, lambda e: self.amd.labels(e.verdict).inc())
         bus.subscribe(ev.DialerOutcome, lambda e: self.dial_outcomes.labels(e.campaign, e.outcome).inc())

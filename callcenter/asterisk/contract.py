@@ -18,7 +18,7 @@ PRIORITY: Final = "CC_PRIORITY"
 REC_ID: Final = "CC_REC_ID"        # recording id on the agent channel
 NODE: Final = "CC_NODE"            # the Asterisk node a channel lives on (one today)
 CALLER: Final = "CC_CALLER"        # the caller's channel, on the agent leg
-PEER: Final = "CC_PEER"            # on the caller, redirected to cc-connect: the agent leg to bridge
+OFFER: Final = "CC_OFFER"          # on the caller, redirected to cc-offer: <dial>|<ring s>|<num>|<name>
 NEXT: Final = "CC_NEXT"            # what the IVR decided: queue | dial | hangup
 TARGET: Final = "CC_TARGET"        # extension to dial (IVR dial action)
 MOH: Final = "CC_MOH"
@@ -58,7 +58,9 @@ CTX_IVR: Final = "cc-ivr"
 CTX_NEXT: Final = "cc-next"
 CTX_WAIT: Final = "cc-wait"
 CTX_AGENT: Final = "cc-agent"
-CTX_CONNECT: Final = "cc-connect"
+CTX_OFFER: Final = "cc-offer"
+CTX_CLAIM: Final = "cc-claim"
+CTX_RING: Final = "cc-ring"
 CTX_FALLBACK: Final = "cc-fallback"
 CTX_OUTBOUND: Final = "cc-outbound"
 CTX_ABANDON: Final = "cc-abandon"
@@ -79,9 +81,6 @@ AGI_SCRIPTS: Final = frozenset({
     "ivr", "queue-hook", "queue-digit", "fallback", "agent", "agent-claim", "amd-start", "amd-result",
     "outbound-answered", "record", "spy",
 })
-
-# UserEvent an agent leg sends once it has claimed its caller and waits to be bridged
-USER_EVENT_CONNECT: Final = "CallcenterConnect"
 
 ROLE_CALLER: Final = "caller"
 ROLE_AGENT: Final = "agent"

@@ -304,8 +304,7 @@ class LoadBench:
         return int(m.group(1)) if m else -1
 
     def _wait_channels_gone(self, timeout: float) -> int:
-        """Channels left once the step is over (calls still ending get a moment; a Surrogate/ copy
-        the daemon hangs up 5 s after its connect is gone by then)."""
+        """Channels left once the step is over (calls still ending get a moment)."""
         deadline = time.monotonic() + timeout
         while True:
             n = self.channels()
@@ -433,8 +432,6 @@ class LoadBench:
                                   - m0.get("callcenter_ami_reconnects_total", 0)),
             "metrics_calls_ended": int(m1.get("callcenter_calls_total", 0) - m0.get("callcenter_calls_total", 0)),
             "channels_left": (left := self._wait_channels_gone(25.0)),
-            "stand_ins_removed": int(self.metrics().get("callcenter_asterisk_stand_ins_removed_total", 0)
-                                     - m0.get("callcenter_asterisk_stand_ins_removed_total", 0)),
             "channels_left_detail": self.lab.rx("core show channels concise").splitlines()[:5] if left else [],
             "agents_not_ready": ready,
             **self.daemon_footprint(),

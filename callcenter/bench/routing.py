@@ -1,7 +1,7 @@
 """``callcenter bench routing``: one decision step of the numpy router vs a per-call Python
 reference of the same policy, on the same random call-center snapshots, in one run; and (unless
 ``--no-end-to-end``) the whole decision inside the daemon's real :class:`AcdService`: from an
-agent-free event given to ``submit`` to the Originate arriving at a (recording) AMI peer."""
+agent-free event given to ``submit`` to the ring (the Redirect of the caller into cc-offer) arriving at a (recording) AMI peer."""
 
 from __future__ import annotations
 
@@ -122,8 +122,9 @@ def run(agents: int, calls: int, skills: int, queues: int, free_share: float, st
 
 
 class _RecordingAmi:
-    """An AMI peer that answers every action at once and notes when each Originate arrived
-    (``time.perf_counter``), inside ``action`` itself: after the event-loop hop of the spawned task."""
+    """An AMI peer that answers every action at once and notes when each ring started — the Redirect
+    of the caller into cc-offer, whose Dial() rings the agent (``time.perf_counter``, inside
+    ``action`` itself: after the event-loop hop of the spawned task)."""
 
     def __init__(self) -> None:
         self.n = 0
@@ -137,10 +138,8 @@ class _RecordingAmi:
     async def action(self, name: str, headers: Any = (), *, action_id: str | None = None,
                      timeout: float = 10.0) -> Any:
         from callcenter.protocol.ami import Message
-        if name == "Originate":
-            t = time.perf_counter()
-            v = dict(h.split("=", 1) for k, h in headers if k == "Variable")
-            self.originates.append((t, v["CC_CALL_ID"], v["CC_AGENT"]))
+        if name == "Redirect" and headers.get("Context") == "cc-offer":
+            self.originates.append((time.perf_counter(), headers["Channel"], ""))
             if self.arrived is not None:
                 self.arrived.set()
         return Message((("Response", "Success"),))
@@ -223,7 +222,7 @@ async def _end_to_end(agents: int, calls: int, skills: int, queues: int, rounds:
         ami.arrived.clear()
         seen = len(ami.originates)
         t0 = time.perf_counter()
-        cmds = svc.submit(event)  # the agent is free at once (no wrap-up): the decision and the Originate follow
+        cmds = svc.submit(event)  # the agent is free at once (no wrap-up): the decision and the ring follow
         t1 = time.perf_counter()
         if any(isinstance(c, model.Offer) for c in cmds):
             await asyncio.wait_for(ami.arrived.wait(), 5.0)
@@ -253,7 +252,7 @@ async def _end_to_end(agents: int, calls: int, skills: int, queues: int, rounds:
 
 def end_to_end(agents: int, calls: int, skills: int, queues: int, rounds: int, seed: int) -> dict[str, object]:
     """Agent-free event (the agent hangs up; no wrap-up) -> ``AcdService.submit`` -> core step -> the
-    spawned originate task -> the AMI peer's ``action("Originate")``: p50/p99/max over ``rounds``.
+    spawned ring task -> the AMI peer's ``action("Redirect")`` into cc-offer: p50/p99/max over ``rounds``.
     Logging is configured as the daemon's (JSON) but written to /dev/null; the bus has no subscribers."""
     from callcenter.telemetry import configure_logging
     with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
@@ -272,7 +271,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--reference-steps", type=int, default=30)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--rounds", type=int, default=500, help="end-to-end rounds (agent-free event -> Originate)")
+    ap.add_argument("--rounds", type=int, default=500, help="end-to-end rounds (agent-free event -> ring)")
     ap.add_argument("--no-end-to-end", dest="end_to_end", action="store_false",
                     help="only the numpy step and its reference")
     ap.add_argument("--json", action="store_true")

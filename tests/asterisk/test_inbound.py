@@ -48,7 +48,7 @@ async def test_caller_reaches_agent_through_ivr_and_queue(daemon: DaemonProc, fl
     assert pair is not None, "AMI shows no bridge holding both the caller and alice"
     caller_chan, agent_chan = pair
     assert caller_chan["CallerIDNum"] == "5550101"
-    assert agent_chan["CallerIDName"] == "Ann Caller"
+    assert agent_chan["ConnectedLineName"] == "Ann Caller"  # what alice's phone shows
 
     call.hangup()
     await daemon.until("call.ended", 10, after=mark, call_id=call_id, outcome="completed")

@@ -86,8 +86,8 @@ async def test_hostile_caller_id_is_sanitised_on_the_agent_leg(daemon: DaemonPro
     chans = await witness.channels()
     agent_leg = [c for c in chans if c["Channel"].startswith("PJSIP/2001-")]
     assert agent_leg, chans
-    assert agent_leg[0]["CallerIDName"] == "Eve x reboot y"
-    assert agent_leg[0]["CallerIDNum"] == "5550666"
+    assert agent_leg[0]["ConnectedLineName"] == "Eve x reboot y"  # what alice's phone shows
+    assert agent_leg[0]["ConnectedLineNum"] == "5550666"
     rec = daemon.call_record(str(ev["call_id"]))
     assert rec["caller_num"] == "5550666"  # stored as given (as data, via SQL parameters)
     await floor.wait(lambda: any(h.state == "CONFIRMED" for h in alice.calls[1:]), 5, "alice talking")

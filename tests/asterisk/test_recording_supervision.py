@@ -534,7 +534,7 @@ async def test_hostile_caller_id_never_reaches_a_path_or_command(
     caller = await parties.channel(uid)
     assert caller is not None and "\n" in caller["CallerIDName"] + caller["CallerIDNum"]  # it really is hostile
     agent_leg = next(c for c in await witness.channels() if c["Channel"].startswith("PJSIP/2001-"))
-    assert not re.search(r"[\n;$/()]", agent_leg["CallerIDName"] + agent_leg["CallerIDNum"]), agent_leg
+    assert not re.search(r"[\n;$/()]", agent_leg["ConnectedLineName"] + agent_leg["ConnectedLineNum"]), agent_leg
     await asyncio.sleep(1.5)
     m = daemon.mark()
     await parties.hangup(uid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import copy
 
 import yaml
@@ -43,17 +44,82 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
-async def test_cancel_before_newchannel_hangs_up_by_the_originate_channel_id() -> None:
-    """A cancel that races Newchannel still hangs up the ringing leg, by the ChannelId given at Originate."""
+def _dial_begin(cid: str, caller: str, dest: str, dest_uid: str) -> Message:
+    return _event(*_vars(CC_ROLE="caller", CC_CALL_ID=cid), Event="DialBegin", Channel=caller,
+                  DestChannel=dest, DestUniqueid=dest_uid)
+
+
+def _dial_end(cid: str, caller: str, dest: str, dest_uid: str, status: str) -> Message:
+    return _event(*_vars(CC_ROLE="caller", CC_CALL_ID=cid), Event="DialEnd", Channel=caller,
+                  DestChannel=dest, DestUniqueid=dest_uid, DialStatus=status)
+
+
+async def test_an_offer_rings_the_agent_from_the_callers_own_dial() -> None:
+    """An offer sets CC_OFFER (dial string | ring seconds | number | name) on the caller and redirects it into cc-offer:
+    no Originate, no Bridge — no channel running dialplan is ever moved into a bridge."""
     svc, ami, _ = _service()
     svc.submit(acd.Login("alice"))
     svc.submit(acd.CallQueued("c1", "sales", "PJSIP/trunk-1", "5550100", entered_at=1000.0))
     await _settle()
-    originate = next(h for n, h in ami.actions if n == "Originate")
-    channel_id = originate["ChannelId"]
+    names = [n for n, _ in ami.actions]
+    assert names == ["Setvar", "Redirect"], names
+    setvar, redirect = (h for _, h in ami.actions)
+    ring_s = math.ceil(svc.cfg.queues["sales"].ring_timeout_s)
+    assert (setvar["Channel"], setvar["Variables"], setvar["Value"]) == ("PJSIP/trunk-1", cc.OFFER, f"PJSIP/2001|{ring_s}|5550100|")
+    assert (redirect["Channel"], redirect["Context"], redirect["Exten"]) == ("PJSIP/trunk-1", cc.CTX_OFFER, "s")
+
+
+async def test_a_hostile_caller_id_reaches_the_offer_only_sanitised() -> None:
+    """Caller text with the dialplan's separators (, | ^ parentheses), quotes, '$' and CR/LF never
+    reaches CC_OFFER, whose fields cc-offer splits and hands to Dial() and its handlers."""
+    svc, ami, _ = _service()
+    svc.submit(acd.Login("alice"))
+    svc.submit(acd.CallQueued("c1", "sales", "PJSIP/trunk-1", '55501|00^1,2', entered_at=1000.0,
+                              caller_name='Eve "x", $(reboot)|y^z\r\nAction: Originate'))
+    await _settle()
+    value = next(h for n, h in ami.actions if n == "Setvar")["Value"]
+    dial, ring_s, num, name = value.split("|")
+    assert (dial, num) == ("PJSIP/2001", "555010012")  # digits only
+    assert not set(name) & set(',|^()$"\r\n') and "reboot" in name, name
+
+
+async def test_a_cancel_hangs_up_the_ringing_leg_its_dial_made() -> None:
+    """Once DialBegin named the agent's leg, cancelling the offer hangs up exactly that channel."""
+    svc, ami, _ = _service()
+    svc.submit(acd.Login("alice"))
+    svc.submit(acd.CallQueued("c1", "sales", "PJSIP/trunk-1", "5550100", entered_at=1000.0))
+    await _settle()
+    svc.on_ami_event("local", _dial_begin("c1", "PJSIP/trunk-1", "PJSIP/2001-0000000a", "d-1"))
     await svc.cancel("c1", "alice")
     hangups = [h for n, h in ami.actions if n == "Hangup"]
-    assert hangups and hangups[-1]["Channel"] == channel_id
+    assert hangups and hangups[-1]["Channel"] == "PJSIP/2001-0000000a"
+
+
+async def test_a_ring_that_was_not_answered_fails_the_offer_once() -> None:
+    """DialEnd NOANSWER frees the agent (counted as a miss) and the caller waits on; a repeat changes nothing."""
+    svc, ami, _ = _service()
+    svc.submit(acd.Login("alice"))
+    svc.submit(acd.CallQueued("c1", "sales", "PJSIP/trunk-1", "5550100", entered_at=1000.0))
+    await _settle()
+    svc.on_ami_event("local", _dial_begin("c1", "PJSIP/trunk-1", "PJSIP/2001-0000000a", "d-1"))
+    end = _dial_end("c1", "PJSIP/trunk-1", "PJSIP/2001-0000000a", "d-1", "NOANSWER")
+    svc.on_ami_event("local", end)
+    a, c = svc.state.agents["alice"], svc.state.calls["c1"]
+    assert c.agent is None and c.answered_at is None and "alice" in c.tried
+    assert a.call_id is None and a.no_answers == 1
+    svc.on_ami_event("local", end)
+    assert svc.state.agents["alice"].no_answers == 1 and not svc.legs
+
+
+async def test_a_dial_end_of_a_phone_not_offered_that_call_changes_nothing() -> None:
+    """A DialEnd naming another agent's phone (stale or forged) fails no offer."""
+    svc, ami, _ = _service()
+    svc.submit(acd.Login("alice"))
+    svc.submit(acd.CallQueued("c1", "sales", "PJSIP/trunk-1", "5550100", entered_at=1000.0))
+    await _settle()
+    svc.on_ami_event("local", _dial_begin("c1", "PJSIP/trunk-1", "PJSIP/2002-0000000b", "d-2"))
+    svc.on_ami_event("local", _dial_end("c1", "PJSIP/trunk-1", "PJSIP/2002-0000000b", "d-2", "BUSY"))
+    assert svc.state.calls["c1"].agent == "alice" and svc.state.agents["alice"].call_id == "c1"
 
 
 async def test_ten_thousand_calls_leave_no_legs_behind() -> None:
@@ -63,22 +129,25 @@ async def test_ten_thousand_calls_leave_no_legs_behind() -> None:
     svc.submit(acd.Login("alice"))
     for i in range(10_000):
         cid = f"{i:016x}"
-        svc.submit(acd.CallQueued(cid, "sales", f"PJSIP/trunk-{i}", "5550100", entered_at=now[0]))
+        caller, leg, uid = f"PJSIP/trunk-{i}", f"PJSIP/2001-{i:08x}", f"d{i}"
+        svc.submit(acd.CallQueued(cid, "sales", caller, "5550100", entered_at=now[0]))
         await _settle()
-        leg_key = next(k for k, leg in svc.legs.items() if leg.call_id == cid)
-        aid = svc.legs[leg_key].action_id
         kind = i % 4
-        if kind == 0:  # answered, talked, the agent hangs up
-            svc.on_ami_event("local", _event(Event="OriginateResponse", ActionID=aid, Response="Success"))
+        if kind != 3:
+            svc.on_ami_event("local", _dial_begin(cid, caller, leg, uid))
+        if kind == 0:  # answered and claimed, talked, the agent hangs up
+            svc.submit(acd.OfferAnswered(cid, "alice"))
+            svc.on_ami_event("local", _dial_end(cid, caller, leg, uid, "ANSWER"))
             svc.on_ami_event("local", _event(*_vars(CC_ROLE="agent", CC_CALL_ID=cid, CC_AGENT="alice"),
-                                             Event="Hangup", Channel="PJSIP/2001-1", Uniqueid=leg_key[1]))
+                                             Event="Hangup", Channel=leg, Uniqueid=uid))
         elif kind == 1:  # the phone did not answer; then the caller gives up
-            svc.on_ami_event("local", _event(Event="OriginateResponse", ActionID=aid, Response="Failure", Reason="3"))
+            svc.on_ami_event("local", _dial_end(cid, caller, leg, uid, "NOANSWER"))
             svc.submit(acd.CallerLeft(cid))
         elif kind == 2:  # the caller hung up while the agent's phone rang
             svc.on_ami_event("local", _event(*_vars(CC_ROLE="caller", CC_CALL_ID=cid),
-                                             Event="Hangup", Channel=f"PJSIP/trunk-{i}", Uniqueid=f"u{i}"))
-        else:  # no response ever came (a lost link): only the sweep can forget it
+                                             Event="Hangup", Channel=caller, Uniqueid=f"u{i}"))
+            svc.on_ami_event("local", _dial_end(cid, caller, leg, uid, "CANCEL"))
+        else:  # the link was lost before DialBegin: nothing to follow
             svc.submit(acd.CallerLeft(cid))
         await _settle()
         now[0] += 3600  # wrap-up and retry windows over
@@ -132,37 +201,14 @@ def test_a_snapshot_of_one_node_never_touches_another_nodes_callers() -> None:
 
 
 async def _talking(svc: AcdService, ami: FakeAmi) -> str:
-    """alice answers c1: returns the agent leg's channel id."""
+    """alice answers c1 and claims it: returns the agent leg's Uniqueid."""
     svc.submit(acd.Login("alice"))
     svc.submit(acd.CallQueued("c1", "sales", "PJSIP/trunk-0001", "5550100", entered_at=1000.0))
     await _settle()
+    svc.on_ami_event("local", _dial_begin("c1", "PJSIP/trunk-0001", "PJSIP/2001-0000000a", "d-1"))
     svc.submit(acd.OfferAnswered("c1", "alice"))
-    return next(h for n, h in ami.actions if n == "Originate")["ChannelId"]
-
-
-async def test_a_parked_agent_leg_gets_its_caller_redirected_into_the_connect_context() -> None:
-    """The agent leg's CallcenterConnect event moves the caller (Setvar CC_PEER, Redirect cc-connect):
-    the channel pulled into the bridge is the parked agent leg, never the waiting caller."""
-    svc, ami, _ = _service()
-    await _talking(svc, ami)
-    svc.on_ami_event("local", _event(*_vars(CC_ROLE="agent", CC_CALL_ID="c1", CC_AGENT="alice"),
-                                     Event="UserEvent", UserEvent=cc.USER_EVENT_CONNECT, CallId="c1",
-                                     Agent="alice", Channel="PJSIP/2001-0000000a"))
-    await _settle()
-    setvar = [h for n, h in ami.actions if n == "Setvar"][-1]
-    redirect = [h for n, h in ami.actions if n == "Redirect"][-1]
-    assert (setvar["Channel"], setvar["Variables"], setvar["Value"]) == ("PJSIP/trunk-0001", cc.PEER, "PJSIP/2001-0000000a")
-    assert (redirect["Channel"], redirect["Context"]) == ("PJSIP/trunk-0001", cc.CTX_CONNECT)
-
-
-async def test_a_connect_event_for_a_call_not_taken_by_that_agent_moves_nothing() -> None:
-    """A forged or stale CallcenterConnect (wrong agent) redirects no caller."""
-    svc, ami, _ = _service()
-    await _talking(svc, ami)
-    svc.on_ami_event("local", _event(Event="UserEvent", UserEvent=cc.USER_EVENT_CONNECT, CallId="c1", Agent="bob",
-                                     Channel="PJSIP/2002-0000000b"))
-    await _settle()
-    assert not [n for n, _ in ami.actions if n in ("Setvar", "Redirect")]
+    svc.on_ami_event("local", _dial_end("c1", "PJSIP/trunk-0001", "PJSIP/2001-0000000a", "d-1", "ANSWER"))
+    return "d-1"
 
 
 async def test_the_hangup_of_a_stand_in_copy_never_ends_the_call() -> None:

@@ -168,10 +168,16 @@ class AcdHandlers:
 
     async def agi_agent_claim(self, s: AgiSession) -> None:
         """An agent leg answered: it may bridge only if the call is still this agent's to take
-        (decided here, in one step of the core: the first of several ringing phones wins)."""
+        (decided here, in one step of the core: the first of several ringing phones wins).
+
+        From a caller's Dial() (cc-claim) the call id and the answering endpoint come as arguments and
+        the leg learns its role here; a callback's leg (cc-agent) was originated with them set."""
         cfg = self._cfg()
-        call_id = await s.get_var(cc.CALL_ID)
-        agent = await s.get_var(cc.AGENT)
+        args = s.env.args
+        if len(args) >= 2:
+            call_id, agent = args[0], cfg.agent_by_phone(args[1]) or ""
+        else:
+            call_id, agent = await s.get_var(cc.CALL_ID), await s.get_var(cc.AGENT)
         hook = self.acd.hooks.get(call_id)
         if hook is not None:  # the caller is inside its queue hook: bridge only once it has returned
             try:
@@ -184,6 +190,9 @@ class AcdHandlers:
             self.acd.submit(acd.OfferAnswered(call_id, agent))
             c = self.acd.state.calls.get(call_id)
         ok = c is not None and c.agent == agent and c.answered_at is not None
+        if ok and c is not None and len(args) >= 2:  # what the leg's AMI events and a restarted daemon read
+            for name, value in ((cc.ROLE, cc.ROLE_AGENT), (cc.CALL_ID, call_id), (cc.AGENT, agent)):
+                await s.set_var(name, value)
         if ok and c is not None:
             await self.on_connected(s, c)  # the recording policy: MixMonitor before the bridge
         if ok and c is not None and c.callback:  # the agent is on the line: now call the customer back

@@ -37,6 +37,8 @@ __all__ = [
 ]
 
 UNAVAILABLE_DEVICE = frozenset({"UNAVAILABLE", "INVALID", "INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
+# Where a caller waits for an agent: its wait loop, or ringing agents from its own Dial() (the dialplan).
+WAITING_CONTEXTS = frozenset({"cc-wait", "cc-offer"})
 OFFER_GRACE_S = 10.0  # an offer with no answer/failure this long after its ring timeout is given up
 
 
@@ -847,7 +849,7 @@ def _resync(cfg: Config, tx: _Tx, ev: Resync, now: float) -> None:
         elif c.agent is not None or c.interrupted_at is not None:
             tx.calls[cid] = replace(c, agent=None, offer_deadline=None, ringing=frozenset(), interrupted_at=None)
     for cid, ch in callers.items():
-        if cid in tx.calls or ch.bridged or ch.queue not in cfg.queues or ch.context != "cc-wait":
+        if cid in tx.calls or ch.bridged or ch.queue not in cfg.queues or ch.context not in WAITING_CONTEXTS:
             continue
         tx.calls[cid] = Call(cid, ch.queue, ch.channel, ch.entered_at if ch.entered_at is not None else now,
                              ch.caller_num, ch.caller_name, priority=ch.priority, skills=ch.skills, node=ev.node)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import re
 import time
 import uuid
@@ -22,7 +23,7 @@ import structlog
 from callcenter import events as ev
 from callcenter.asterisk import contract as cc
 from callcenter.asterisk.ami_client import AmiError, NotConnected
-from callcenter.asterisk.ami_events import bridge_enter, is_stand_in, is_zombie
+from callcenter.asterisk.ami_events import bridge_enter, channel_endpoint, is_stand_in, is_zombie
 from callcenter.features.acd import model
 from callcenter.features.acd.agents import AgentState
 from callcenter.protocol.ami import Message
@@ -32,8 +33,7 @@ __all__ = ["AcdService", "Leg", "sanitize_caller_id", "originate_headers", "enco
 
 log = structlog.get_logger("callcenter.acd")
 
-LEG_TTL_S = 120.0
-STAND_IN_GRACE_S = 5.0  # a Surrogate/ copy still there this long after the connect was left behind  # an Originate whose response never came is forgotten this long after its ring timeout
+LEG_TTL_S = 120.0  # a leg whose end we never learn (a lost link) is forgotten this long after its ring
 
 _NUM_KEEP = re.compile(r"[^0-9+*#]")
 _NAME_KEEP = re.compile(r"[^\w .,'-]", re.UNICODE)
@@ -133,8 +133,11 @@ class AcdService:
     def submit(self, event: object) -> list[model.Command]:
         now = self.clock()
         self.state, cmds = model.step(self.cfg, self.state, event, now)
+        rings: dict[str, list[model.Offer]] = {}
         for c in cmds:
-            self._execute(c, now)
+            self._execute(c, now, rings)
+        for offers in rings.values():  # all the phones of one call ring in one Dial()
+            self.tasks.spawn(self._ring(offers), "acd.ring")
         self._reschedule()
         self._publish_figures()
         return cmds
@@ -166,12 +169,15 @@ class AcdService:
         waiting, counts = model.figures(self.cfg, self.state)  # kept by the core's index: no scan per step
         self.bus.publish(ev.QueueFigures(waiting, counts))
 
-    def _execute(self, c: model.Command, now: float) -> None:
+    def _execute(self, c: model.Command, now: float, rings: dict[str, list[model.Offer]]) -> None:
         match c:
             case model.Offer():
                 call = self.state.calls.get(c.call_id)
                 self.bus.publish(ev.CallOffered(c.call_id, c.agent, call.queue if call else "", c.explain, now))
-                self.tasks.spawn(self._originate(c), "acd.originate")
+                if call is not None and call.callback:  # nobody on the line yet: ring the agent first
+                    self.tasks.spawn(self._originate(c), "acd.originate")
+                else:
+                    rings.setdefault(c.call_id, []).append(c)
             case model.CancelOffer():
                 self.tasks.spawn(self.cancel(c.call_id, c.agent), "acd.cancel")
             case model.Fallback():
@@ -214,6 +220,43 @@ class AcdService:
                 log.warning("core.rejected", event=type(c.event).__name__, reason=c.reason)
 
     # ------------------------------------------------------------------ AMI actions
+    async def _ring(self, offers: list[model.Offer]) -> None:
+        """Ring the agents of ``offers`` (one call) from the caller's own channel: set ``CC_OFFER`` and
+        redirect the caller into cc-offer, whose Dial() makes the agent legs (see the dialplan). A
+        caller inside its queue hook is moved once the hook has returned (never in the middle of an
+        AGI command)."""
+        first = offers[0]
+        call_id, caller = first.call_id, first.caller_channel
+        hook = self.hooks.get(call_id)
+        if hook is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10):
+                    await hook.wait()
+        c = self.state.calls.get(call_id)
+        offers = [o for o in offers if c is not None and (o.agent == c.agent or o.agent in c.ringing)]
+        if not offers:
+            return  # answered elsewhere, gone or rung out while the hook ran
+        for o in offers:
+            log.info("offer.ring", call_id=call_id, agent=o.agent, phone=o.phone, why=o.explain)
+        ring_s = max(1, math.ceil(max(o.timeout_s for o in offers)))
+        name, num = sanitize_caller_id(first.caller_name, first.caller_num)
+        name = name.replace(",", " ")  # Dial() splits its arguments on commas
+        dial = "&".join(f"PJSIP/{o.phone}" for o in offers)
+        # Both actions leave at once (Asterisk runs one session's actions in order).
+        done = await asyncio.gather(
+            self.ami.action("Setvar", {"Channel": caller, "Variable": cc.OFFER,
+                                       "Value": f"{dial}|{ring_s}|{num}|{name}"}),
+            self.ami.action("Redirect", {"Channel": caller, "Context": cc.CTX_OFFER, "Exten": "s",
+                                         "Priority": "1"}), return_exceptions=True)
+        for r in done:
+            if isinstance(r, BaseException) and not isinstance(r, (AmiError, NotConnected, asyncio.TimeoutError)):
+                raise r
+        if errors := [r for r in done if isinstance(r, BaseException)]:
+            log.warning("offer.ring_failed", call_id=call_id, caller=caller, error=str(errors[0]))
+            for o in offers:
+                self.bus.publish(ev.OfferResult("error"))
+                self.submit(model.OfferFailed(call_id, o.agent, "redirect-error"))
+
     async def _originate(self, offer: model.Offer) -> None:
         cid = f"ccagent-{uuid.uuid4().hex[:20]}"
         aid = self.ami.new_action_id()
@@ -278,17 +321,12 @@ class AcdService:
             elif role == cc.ROLE_AGENT and call_id:
                 self.legs.pop((node, msg.get("Uniqueid")), None)
                 self.submit(model.AgentHungUp(v.get(cc.AGENT, ""), call_id))
-        elif e == "DialEnd":  # an agent leg dialling a callback: how it went
-            v = msg.variables()
-            c = self.state.calls.get(v.get(cc.CALL_ID, ""))
-            if v.get(cc.ROLE) == cc.ROLE_AGENT and c is not None and c.callback:
-                log.info("callback.dialled", call_id=c.call_id, agent=v.get(cc.AGENT), status=msg.get("DialStatus"))
-                self.submit(model.CallbackDialed(c.call_id, v.get(cc.AGENT, ""), msg.get("DialStatus")))
-        elif e == "UserEvent" and msg.get("UserEvent") == cc.USER_EVENT_CONNECT:
-            self._agent_parked(msg)
+        elif e == "DialBegin":
+            self._dial_begin(node, msg)
+        elif e == "DialEnd":
+            self._dial_end(node, msg)
         elif (b := bridge_enter(msg)) is not None:
-            # The second of caller and agent leg to enter makes the conversation (either may be second:
-            # the caller's Bridge() pulls the parked agent leg in first).
+            # The second of caller and agent leg to enter makes the conversation.
             role, call_id = b.variables.get(cc.ROLE), b.variables.get(cc.CALL_ID, "")
             if role in (cc.ROLE_AGENT, cc.ROLE_CALLER) and call_id and b.num_channels >= 2:
                 c = self.state.calls.get(call_id)
@@ -299,49 +337,37 @@ class AcdService:
             if agent:
                 self.submit(model.DeviceState(agent, msg.get("State")))
 
-    def _agent_parked(self, msg: Message) -> None:
-        """The agent leg claimed its caller and waits in cc-agent: move the caller to it."""
-        if is_zombie(msg):
-            return
+    def _dial_begin(self, node: str, msg: Message) -> None:
+        """A caller's Dial() in cc-offer rang an agent's phone: remember the leg (to cancel it)."""
         v = msg.variables()
-        call_id = msg.get("CallId") or v.get(cc.CALL_ID, "")
-        agent = msg.get("Agent") or v.get(cc.AGENT, "")
-        c = self.state.calls.get(call_id)
-        if c is None or c.agent != agent or c.answered_at is None or not c.channel:
-            log.info("connect.not_ours", call_id=call_id[:32], agent=agent[:32])
+        call_id = v.get(cc.CALL_ID, "")
+        agent = self.agent_for_device("PJSIP/" + channel_endpoint(msg.get("DestChannel")))
+        if v.get(cc.ROLE) != cc.ROLE_CALLER or not call_id or agent is None:
             return
-        self.tasks.spawn(self.connect(call_id, c.channel, msg.get("Channel")), "acd.connect")
+        self.legs[(node, msg.get("DestUniqueid"))] = Leg(call_id, agent, "", self.clock() + LEG_TTL_S,
+                                                          msg.get("DestChannel"))
 
-    async def connect(self, call_id: str, caller: str, agent_leg: str) -> None:
-        """Redirect the caller into cc-connect, which bridges it with the parked agent leg. A caller
-        inside its queue hook is moved once the hook has returned (never in the middle of an AGI)."""
-        hook = self.hooks.get(call_id)
-        if hook is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(10):
-                    await hook.wait()
-        try:
-            await self.ami.action("Setvar", {"Channel": caller, "Variable": cc.PEER, "Value": agent_leg})
-            await self.ami.action("Redirect", {"Channel": caller, "Context": cc.CTX_CONNECT, "Exten": "s",
-                                               "Priority": "1"})
-        except (AmiError, NotConnected, asyncio.TimeoutError) as e:  # the caller is gone: free the agent
-            log.warning("connect.failed", call_id=call_id, caller=caller, error=str(e))
-            with contextlib.suppress(AmiError, NotConnected, asyncio.TimeoutError):
-                await self.ami.action("Hangup", {"Channel": agent_leg, "Cause": "16"})
+    def _dial_end(self, node: str, msg: Message) -> None:
+        """How a ring went: a caller's offer to an agent (NOANSWER, BUSY, CHANUNAVAIL...: the offer
+        failed; an answer is the claim's to decide; CANCEL is not the agent's doing — another phone
+        answered, the caller hung up or was moved — and what caused it settles the offer), or an
+        agent leg dialling a callback."""
+        v = msg.variables()
+        status = msg.get("DialStatus")
+        if v.get(cc.ROLE) == cc.ROLE_CALLER:
+            leg = self.legs.pop((node, msg.get("DestUniqueid")), None)
+            if leg is None or status in ("ANSWER", "CANCEL"):
+                return
+            c = self.state.calls.get(leg.call_id)
+            if c is not None and c.answered_at is None and (c.agent == leg.agent or leg.agent in c.ringing):
+                self.bus.publish(ev.OfferResult("noanswer"))
+                log.info("offer.failed", call_id=leg.call_id, agent=leg.agent, reason=status)
+                self.submit(model.OfferFailed(leg.call_id, leg.agent, status.lower() or "noanswer"))
             return
-        log.info("call.connecting", call_id=call_id, caller=caller, agent_leg=agent_leg)
-        # Bridge() moves the parked leg through a Surrogate/ copy; under load Asterisk can leave that
-        # copy behind (Down, no dialplan, not in AMI's channel list): end it once the move is long over.
-        asyncio.get_running_loop().call_later(STAND_IN_GRACE_S, lambda: self.tasks.spawn(
-            self._end_stand_in(f"Surrogate/{agent_leg}"), "acd.stand-in"))
-
-    async def _end_stand_in(self, name: str) -> None:
-        try:
-            await self.ami.action("Hangup", {"Channel": name, "Cause": "16"})
-        except (AmiError, NotConnected, asyncio.TimeoutError):
-            return  # AmiError: no such channel, the usual case
-        log.warning("asterisk.stand_in_removed", channel=name[:80])
-        self.bus.publish(ev.StandInRemoved(name))
+        c = self.state.calls.get(v.get(cc.CALL_ID, ""))
+        if v.get(cc.ROLE) == cc.ROLE_AGENT and c is not None and c.callback:
+            log.info("callback.dialled", call_id=c.call_id, agent=v.get(cc.AGENT), status=status)
+            self.submit(model.CallbackDialed(c.call_id, v.get(cc.AGENT, ""), status))
 
     def _originate_response(self, node: str, msg: Message) -> None:
         cid = self.by_action.pop((node, msg.action_id), None)

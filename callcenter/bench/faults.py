@@ -376,6 +376,12 @@ def _step_figures(r: dict[str, Any]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- case a
 
+def _callers_running(b: FaultBench) -> bool:
+    """The step's SIPp callers are still calling (a cut after them would find nothing to disturb)."""
+    procs = [p for p in b.step_sipps() if not p.name.endswith("-login")]
+    return any(p.running() for p in procs)
+
+
 def ami_cuts(b: FaultBench, *, concurrent: int, calls: int, cuts: int, gap_s: float, rate: float = 10.0,
              first_after_s: float = 4.0) -> dict[str, Any]:
     """Cut AMI ``cuts`` times during one step: per cut the time to ``ami.resynced`` and the state check."""
@@ -385,7 +391,7 @@ def ami_cuts(b: FaultBench, *, concurrent: int, calls: int, cuts: int, gap_s: fl
         thread, res = b.run_step(concurrent, rate, calls, settle_s=30)
         time.sleep(first_after_s)
         per_cut: list[dict[str, Any]] = []
-        while len(per_cut) < cuts and thread.is_alive():
+        while len(per_cut) < cuts and thread.is_alive() and _callers_running(b):
             t = b.proxy.cut()
             e = b.wait_event_after("ami.resynced", t, 30)
             if e is None:
@@ -531,7 +537,7 @@ def asterisk_kill(b: FaultBench, *, connected: int, after_calls: int, rate: floa
 # --------------------------------------------------------------------------- CLI
 
 SIZES = {
-    "full": {"cut": {"agents": 40, "concurrent": 100, "calls": 500, "cuts": 20, "gap_s": 2.0, "talk": 5.0},
+    "full": {"cut": {"agents": 40, "concurrent": 100, "calls": 700, "cuts": 20, "gap_s": 2.0, "talk": 5.0},
              "kill": {"agents": 10, "waiting": 30, "talk": 8.0},
              "ast": {"agents": 20, "connected": 20, "after": 20, "talk": 15.0}},
     "reduced": {"cut": {"agents": 10, "concurrent": 30, "calls": 90, "cuts": 3, "gap_s": 3.0, "talk": 3.0},

@@ -118,7 +118,8 @@ class AmiProxy:
                         a = _parse_action(b)
                         if "Action" in a:
                             rec = {"t": now, "conn": conn, "action": a["Action"], "action_id": a.get("ActionID", ""),
-                                   "channel_id": a.get("ChannelId", ""), "variables": a["Variable"]}
+                                   "channel_id": a.get("ChannelId", ""), "channel": a.get("Channel", ""),
+                                   "value": a.get("Value", ""), "variables": a["Variable"]}
                             with self._lock:
                                 self.actions.append(rec)
                 dst.sendall(data)
@@ -160,6 +161,7 @@ class Witness:
         self.sock.settimeout(None)
         self.hangups: dict[str, float] = {}  # Uniqueid -> time
         self.originate_failed: dict[str, float] = {}  # ActionID -> time
+        self.dial_ends: dict[str, list[float]] = {}  # calling channel -> times of its DialEnd events
         self._lists: dict[str, tuple[list[Message], threading.Event]] = {}
         self._lock = threading.Lock()
         self._n = 0
@@ -186,6 +188,8 @@ class Witness:
                     self.hangups.setdefault(m.get("Uniqueid"), now)
                 elif ev == "OriginateResponse" and m.get("Response").lower() != "success":
                     self.originate_failed.setdefault(m.action_id, now)
+                elif ev == "DialEnd":
+                    self.dial_ends.setdefault(m.get("Channel"), []).append(now)
                 with self._lock:
                     entry = self._lists.get(m.action_id)
                 if entry is not None and ev:
@@ -239,8 +243,11 @@ def compare_state(daemon_calls: list[dict[str, Any]], before: dict[str, str], af
 
 
 def replayed_originates(actions: list[dict[str, Any]], cuts: list[float], witness: Witness) -> dict[str, Any]:
-    """ActionIDs sent twice, and Originates for a (call, agent) pair whose earlier Originate was
-    sent before a cut that lies between the two, with neither its failure nor its leg's hangup seen."""
+    """ActionIDs sent twice, and offers sent again across a cut with the first one's end unseen:
+    an Originate for a (call, agent) pair whose earlier Originate was sent before a cut that lies
+    between the two, with neither its failure nor its leg's hangup seen; or the same ``CC_OFFER``
+    (phones, caller) set on the same caller channel again across a cut with no DialEnd of that
+    caller between the two (the connect where the caller's own Dial() rings the agents)."""
     seen: dict[str, int] = {}
     for a in actions:
         if a["action_id"]:
@@ -251,7 +258,18 @@ def replayed_originates(actions: list[dict[str, Any]], cuts: list[float], witnes
     for a in originates:
         v = dict(x.split("=", 1) for x in a["variables"] if "=" in x)
         by_pair.setdefault((v.get("CC_CALL_ID", ""), v.get("CC_AGENT", "")), []).append(a)
+    ring_offers = [a for a in actions if a["action"].lower() == "setvar" and a["variables"] == ["CC_OFFER"]]
+    by_ring: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for a in ring_offers:
+        by_ring.setdefault((a["channel"], a["value"]), []).append(a)
     replays = []
+    for (chan, value), sent in by_ring.items():
+        for first, second in zip(sent, sent[1:]):
+            if not any(first["t"] <= c <= second["t"] for c in cuts):
+                continue
+            if not any(first["t"] <= t <= second["t"] for t in witness.dial_ends.get(chan, [])):
+                replays.append({"channel": chan, "offer": value[:60], "first": first["action_id"],
+                                "second": second["action_id"]})
     for pair, sent in by_pair.items():
         for first, second in zip(sent, sent[1:]):
             if not any(first["t"] <= c <= second["t"] for c in cuts):
@@ -261,7 +279,8 @@ def replayed_originates(actions: list[dict[str, Any]], cuts: list[float], witnes
             if ended > second["t"]:
                 replays.append({"call_id": pair[0], "agent": pair[1], "first": first["action_id"],
                                 "second": second["action_id"]})
-    return {"originates": len(originates), "actions": len(actions), "duplicate_action_ids": dup_ids,
+    return {"originates": len(originates), "ring_offers": len(ring_offers), "offers": len(originates) + len(ring_offers),
+            "actions": len(actions), "duplicate_action_ids": dup_ids,
             "replayed_originates": replays}
 
 

@@ -73,7 +73,8 @@ def render(cfg: Config, *, agi_host: str | None = None) -> dict[str, str]:
         f"channelvars={CHANNEL_VARS}", "",
         f"[{ami.username}]", f"secret={ami.secret}", "deny=0.0.0.0/0.0.0.0",
         "permit=127.0.0.1/255.255.255.255" if ami.host.startswith("127.") else f"permit={ami.host}/255.255.255.255",
-        f"read={AMI_READ}", f"write={AMI_WRITE}", "writetimeout=1000", "",
+        f"read={AMI_READ}", f"write={AMI_WRITE}", "writetimeout=1000",
+        *(f"eventfilter(action(include),name({e})) =" for e in contract.AMI_EVENTS), "",
     ]) + "\n"
 
     # --------------------------------------------------------------- dialplan

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from callcenter.config import load, parse
+from callcenter.asterisk import contract
 from callcenter.asterisk.render import AMI_READ, AMI_WRITE, CHANNEL_VARS, render, write
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +71,17 @@ def test_manager_read_classes():
     user = section(OUT["manager.conf"], "callcenter")
     assert user["read"] == [AMI_READ]
     assert "command" not in AMI_READ and "config" not in AMI_READ
+
+
+def test_manager_sends_only_the_events_the_daemon_acts_on():
+    """The AMI user gets an include filter by event name (hash-matched, no regex) for each event the
+    daemon or the lab's witness reads, and no other filter: everything else stays in Asterisk."""
+    lines = [ln for ln in OUT["manager.conf"].splitlines() if ln.startswith("eventfilter")]
+    names = [re.fullmatch(r"eventfilter\(action\(include\),name\((\w+)\)\) =", ln) for ln in lines]
+    assert all(names) and [m[1] for m in names] == list(contract.AMI_EVENTS), lines
+    assert {"Hangup", "DialBegin", "DialEnd", "BridgeEnter", "OriginateResponse", "DeviceStateChange"} <= set(
+        contract.AMI_EVENTS)
+    assert not {"TestEvent", "RTCPSent", "Newstate", "VarSet", "Newexten"} & set(contract.AMI_EVENTS)
 
 
 def test_manager_bound_to_loopback_only():

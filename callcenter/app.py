@@ -119,6 +119,23 @@ class Daemon:
                              on_session=lambda s, r: self.metrics.agi_sessions.labels(s, r).inc())
         self._http: web.AppRunner | None = None
         self.metrics.registry.register(StatsCollector(self.status))
+        self.metrics.watch_sizes(self.sizes)
+
+    def sizes(self) -> dict[str, int]:
+        """The daemon's own per-call maps and work in flight: all back to their idle sizes once the
+        calls have ended (the leak check of ``bench load --leak``)."""
+        d = self.dialer
+        return {
+            "acd_calls": len(self.acd.state.calls), "acd_legs": len(self.acd.legs),
+            "acd_actions": len(self.acd.by_action), "acd_hooks": len(self.acd.hooks),
+            "ami_in_flight": self.ami.in_flight, "agi_sessions": self.agi.open_sessions,
+            "tasks": self.tasks.running, "recordings_active": len(self.recording.active),
+            "recordings_finalizing": len(self.recording.finalizing),
+            "supervision_channels": len(self.supervision.agent_channels),
+            "dialer_lines": len(d.lines), "dialer_actions": len(d.by_action), "dialer_calls": len(d.by_call),
+            "amd_streams": self.amd.streams, "amd_verdicts": len(self.amd_handlers.verdicts),
+            "db_pending": self.db.pending,
+        }
 
     def _config(self) -> config_mod.Config:
         return self.cfg

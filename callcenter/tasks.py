@@ -28,6 +28,10 @@ class Supervisor:
         self._closing = False
         self.failed: list[str] = []
 
+    @property
+    def running(self) -> int:
+        return len(self._tasks)
+
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str, *, essential: bool = False) -> asyncio.Task[Any]:
         t = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks[t] = (name, essential)

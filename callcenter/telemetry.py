@@ -12,7 +12,7 @@ import logging
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import structlog
@@ -87,6 +87,11 @@ class Metrics:
         time from two counters the thread keeps: no database access)."""
         self.registry.register(_DbThreadCollector(db_thread))
 
+    def watch_sizes(self, sizes: Callable[[], Mapping[str, int]]) -> None:
+        """Export the daemon's own per-call maps by name (read at scrape time): one that does not come
+        back to its idle size once calls have ended is a leak."""
+        self.registry.register(_SizesCollector(sizes))
+
     def _queue_figures(self, e: ev.QueueFigures) -> None:
         for queue, n in e.waiting:
             self.waiting.labels(queue).set(n)
@@ -103,6 +108,18 @@ class _DbThreadCollector(Collector):
                                 "database makes it grow)", value=self.db_thread.pending)
         yield CounterMetricFamily("callcenter_db_write_failures", "Queued writes that failed (logged)",
                                   value=self.db_thread.failures)
+
+
+class _SizesCollector(Collector):
+    def __init__(self, sizes: Callable[[], Mapping[str, int]]) -> None:
+        self.sizes = sizes
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        g = GaugeMetricFamily("callcenter_daemon_entries", "Entries in the daemon's own maps (labels: fixed map "
+                              "names)", labels=["map"])
+        for name, n in self.sizes().items():
+            g.add_metric([name], n)
+        yield g
 
 
 def _log_call_ended(e: ev.CallEnded) -> None:

@@ -89,9 +89,16 @@ class AgiServer(TcpService):
                  on_session: Callable[[str, str], None] | None = None):
         self.host, self.port, self.routes = host, port, routes
         self.on_session = on_session or (lambda script, result: None)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.open_sessions = 0  # FastAGI connections being served now
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.open_sessions += 1
+        try:
+            await self._serve(reader, writer)
+        finally:
+            self.open_sessions -= 1
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         parser = AgiParser()
         script, result = "?", "ok"
         try:

@@ -51,6 +51,11 @@ class AmiClient:
         self.handler_failures = 0
 
     # ------------------------------------------------------------------ public
+    @property
+    def in_flight(self) -> int:
+        """Actions sent and not yet answered (lists included)."""
+        return len(self._pending) + len(self._lists)
+
     def new_action_id(self) -> str:
         return f"{self._prefix}{next(self._ids)}"
 

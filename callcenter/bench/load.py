@@ -288,6 +288,16 @@ class LoadBench:
                 out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(2))
         return out
 
+    def entries(self) -> dict[str, int]:
+        """The daemon's own maps (``callcenter_daemon_entries``), by name."""
+        try:
+            with urllib.request.urlopen(f"{self.http}/metrics", timeout=5) as r:  # noqa: S310 - loopback
+                text = r.read().decode()
+        except OSError:
+            return {}
+        return {m[1]: int(float(m[2])) for m in
+                re.finditer(r'^callcenter_daemon_entries\{map="(\w+)"\} (\S+)$', text, re.M)}
+
     def daemon_footprint(self) -> dict[str, int | float | None]:
         """The daemon's resident memory (MB) and open file descriptors now."""
         pid = self.daemon.pid if self.daemon else None
@@ -495,6 +505,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--soak", action="store_true",
                     help="one long step instead: 30 concurrent callers at 2 calls/s for --duration seconds")
     ap.add_argument("--duration", type=float, default=1800, help="--soak: seconds of arrivals (default 1800)")
+    ap.add_argument("--leak", type=int, default=0, metavar="CALLS",
+                    help="one step of CALLS callers (e.g. 10000) at --rate, 100 at once: channels left, the "
+                         "daemon's fds, RSS and own maps before and after")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
@@ -505,6 +518,8 @@ def main(argv: list[str]) -> int:
     if a.soak:  # every caller ends connected, abandoned or routed by policy; metrics = records = SIPp
         steps, a.rate = [30], 2.0
         a.calls = a.rate * a.duration / 30
+    if a.leak:
+        steps, a.calls = [100], a.leak / 100
     a.talk = a.talk if a.talk is not None else 12.0 if a.soak else 5.0
     results: list[dict[str, Any]] = []
     try:
@@ -514,8 +529,13 @@ def main(argv: list[str]) -> int:
                 print(f"{a.agents} agents, talk {a.talk:.0f} s, up to {a.rate:g} calls/s, work dir {b.workdir}")
                 print(HEAD)
             for n in steps:
+                before = {**b.daemon_footprint(), "entries": b.entries()}
                 res = b.step(n, a.rate, int(n * a.calls), ivr_share=a.ivr_share, abandon_share=a.abandon_share,
                              abandon_s=a.abandon_after)
+                if a.leak or a.soak:
+                    after = {**b.daemon_footprint(), "entries": b.entries()}
+                    res["footprint"] = {"before": before, "after": after, "entries_not_idle": {
+                        k: v for k, v in after["entries"].items() if v != before["entries"].get(k)}}
                 results.append(res)
                 with open(b.workdir / "steps.jsonl", "a") as f:
                     f.write(json.dumps(res) + "\n")
@@ -523,6 +543,8 @@ def main(argv: list[str]) -> int:
                     print(ROW.format(**res, nr=len(res["agents_not_ready"])), flush=True)
                     for line in res["channels_left_detail"] + [json.dumps(x) for x in res["lost_examples"]]:
                         print(f"      {line}", flush=True)
+                    if "footprint" in res:
+                        print(f"      footprint: {json.dumps(res['footprint'])}", flush=True)
                 if a.stop_on_failure and (res["failed"] or res["lost"] or res["channels_left"]):
                     break
     except (LabError, RuntimeError, OSError) as e:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import re
 import socket
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ import yaml
 
 from callcenter import config
 from callcenter.app import Daemon
+from callcenter.features.acd import model as acd
 from callcenter.features.acd.agents import AgentState
 from callcenter.protocol.ami import Message
 
@@ -141,3 +143,22 @@ async def test_reload_refuses_to_remove_a_queue_with_callers(running) -> None:
         assert any(p.startswith("queues.empty") for p in d.status()["config"]["last_reload"]["problems"])
     else:
         pytest.fail("a queue with a waiting caller was removed")
+
+
+async def test_metrics_export_the_daemons_own_maps_by_name(running) -> None:
+    """/metrics carries callcenter_daemon_entries for every map (fixed names), and a queued call shows
+    in acd_calls until it ends — what the leak check reads."""
+    from prometheus_client import generate_latest
+    d, _, _, _ = running
+
+    def entries() -> dict[str, float]:
+        text = generate_latest(d.metrics.registry).decode()
+        return {m[1]: float(m[2]) for m in re.finditer(r'^callcenter_daemon_entries\{map="(\w+)"\} (\S+)$', text, re.M)}
+
+    idle = entries()
+    assert set(idle) == set(d.sizes()) and idle["acd_calls"] == 0 and "acd_legs" in idle, idle
+    d.acd.submit(acd.Resync(()))
+    d.acd.submit(acd.CallQueued("c1", "sales", "PJSIP/trunk-1", "5550100", entered_at=time.time()))
+    assert entries()["acd_calls"] == 1
+    d.acd.submit(acd.CallerLeft("c1"))
+    assert entries()["acd_calls"] == 0

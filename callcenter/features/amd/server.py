@@ -116,6 +116,11 @@ class AmdServer(TcpService):
         self.engines = {name: AmdEngine(p, on_final) for name, p in (profiles or {}).items()}
         self._expected: dict[str, str] = {}  # call UUID -> profile, until its stream arrives
 
+    @property
+    def streams(self) -> int:
+        """Calls streaming now, and streams announced but not arrived yet."""
+        return sum(len(e.sessions) for e in (self.engine, *self.engines.values())) + len(self._expected)
+
     def expect(self, call_uuid: str, profile: str) -> bool:
         """The stream for ``call_uuid`` is to use ``profile``; False if there is no such profile."""
         if profile not in self.engines:

@@ -16,7 +16,7 @@ import structlog
 
 from callcenter.protocol.ami import AmiParser, AmiProtocolError, Message, encode_action
 
-__all__ = ["AmiClient", "AmiError", "NotConnected"]
+__all__ = ["AmiClient", "AmiError", "NotConnected", "response"]
 
 log = structlog.get_logger("ami")
 
@@ -27,6 +27,14 @@ class AmiError(Exception):
 
 class NotConnected(Exception):
     """No logged-in AMI session right now."""
+
+
+async def response(name: str, fut: asyncio.Future[Message], timeout: float = 10.0) -> Message:
+    """The ``Response`` of an action sent with :meth:`AmiClient.send` (``AmiError`` if it is an error)."""
+    msg = await asyncio.wait_for(fut, timeout)
+    if msg.response.lower() == "error":
+        raise AmiError(f"{name}: {msg.get('Message')}")
+    return msg
 
 
 class AmiClient:
@@ -59,20 +67,21 @@ class AmiClient:
     def new_action_id(self) -> str:
         return f"{self._prefix}{next(self._ids)}"
 
+    def send(self, name: str, headers: Mapping[str, str] | Iterable[tuple[str, str]] = (), *,
+             action_id: str | None = None) -> asyncio.Future[Message]:
+        """Write one action now (raises :class:`NotConnected`); the future gets its ``Response``. For
+        the routing path: the action is on the wire before the caller does anything else."""
+        aid = action_id or self.new_action_id()
+        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._send(name, headers, aid)
+        self._pending[aid] = fut
+        fut.add_done_callback(lambda _f: self._pending.pop(aid, None))  # answered, timed out or cancelled
+        return fut
+
     async def action(self, name: str, headers: Mapping[str, str] | Iterable[tuple[str, str]] = (), *,
                      action_id: str | None = None, timeout: float = 10.0) -> Message:
         """Send one action and wait for its ``Response``."""
-        aid = action_id or self.new_action_id()
-        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        self._pending[aid] = fut
-        try:
-            self._send(name, headers, aid)
-            msg = await asyncio.wait_for(fut, timeout)
-        finally:
-            self._pending.pop(aid, None)
-        if msg.response.lower() == "error":
-            raise AmiError(f"{name}: {msg.get('Message')}")
-        return msg
+        return await response(name, self.send(name, headers, action_id=action_id), timeout)
 
     async def list_action(self, name: str, headers: Mapping[str, str] = {}, *,  # noqa: B006
                           timeout: float = 15.0) -> list[Message]:

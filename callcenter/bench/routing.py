@@ -123,8 +123,8 @@ def run(agents: int, calls: int, skills: int, queues: int, free_share: float, st
 
 class _RecordingAmi:
     """An AMI peer that answers every action at once and notes when each ring started — the Redirect
-    of the caller into cc-offer, whose Dial() rings the agent (``time.perf_counter``, inside
-    ``action`` itself: after the event-loop hop of the spawned task)."""
+    of the caller into cc-offer, whose Dial() rings the agent (``time.perf_counter``, inside ``send``,
+    where the daemon's AMI client writes the action to its socket)."""
 
     def __init__(self) -> None:
         self.n = 0
@@ -135,14 +135,19 @@ class _RecordingAmi:
         self.n += 1
         return f"b-{self.n}"
 
-    async def action(self, name: str, headers: Any = (), *, action_id: str | None = None,
-                     timeout: float = 10.0) -> Any:
+    def send(self, name: str, headers: Any = (), *, action_id: str | None = None) -> asyncio.Future[Any]:
         from callcenter.protocol.ami import Message
         if name == "Redirect" and headers.get("Context") == "cc-offer":
             self.originates.append((time.perf_counter(), headers["Channel"], ""))
             if self.arrived is not None:
                 self.arrived.set()
-        return Message((("Response", "Success"),))
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut.set_result(Message((("Response", "Success"),)))
+        return fut
+
+    async def action(self, name: str, headers: Any = (), *, action_id: str | None = None,
+                     timeout: float = 10.0) -> Any:
+        return await self.send(name, headers, action_id=action_id)
 
 
 def bench_config(rng: np.random.Generator, agents: int, skills: int, queues: int) -> tuple[Any, AgentArrays]:
@@ -252,7 +257,7 @@ async def _end_to_end(agents: int, calls: int, skills: int, queues: int, rounds:
 
 def end_to_end(agents: int, calls: int, skills: int, queues: int, rounds: int, seed: int) -> dict[str, object]:
     """Agent-free event (the agent hangs up; no wrap-up) -> ``AcdService.submit`` -> core step -> the
-    spawned ring task -> the AMI peer's ``action("Redirect")`` into cc-offer: p50/p99/max over ``rounds``.
+    AMI peer's ``send("Redirect")`` into cc-offer (the write to the socket): p50/p99/max over ``rounds``.
     Logging is configured as the daemon's (JSON) but written to /dev/null; the bus has no subscribers."""
     from callcenter.telemetry import configure_logging
     with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):

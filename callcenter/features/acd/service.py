@@ -22,7 +22,7 @@ import structlog
 
 from callcenter import events as ev
 from callcenter.asterisk import contract as cc
-from callcenter.asterisk.ami_client import AmiError, NotConnected
+from callcenter.asterisk.ami_client import AmiError, NotConnected, response
 from callcenter.asterisk.ami_events import bridge_enter, channel_endpoint, is_stand_in, is_zombie
 from callcenter.features.acd import model
 from callcenter.features.acd.agents import AgentState
@@ -86,6 +86,7 @@ def epoch(text: str) -> float | None:
 
 class Ami(Protocol):
     def new_action_id(self) -> str: ...
+    def send(self, name: str, headers: Any = (), *, action_id: str | None = None) -> asyncio.Future[Message]: ...
     async def action(self, name: str, headers: Any = (), *, action_id: str | None = None,
                      timeout: float = 10.0) -> Message: ...
 
@@ -134,10 +135,14 @@ class AcdService:
         now = self.clock()
         self.state, cmds = model.step(self.cfg, self.state, event, now)
         rings: dict[str, list[model.Offer]] = {}
+        for c in cmds:  # the rings first: the decision's latency ends on the wire, before any bookkeeping
+            if isinstance(c, model.Offer) and (call := self.state.calls.get(c.call_id)) is not None \
+                    and not call.callback:
+                rings.setdefault(c.call_id, []).append(c)  # all the phones of one call ring in one Dial()
+        for offers in rings.values():
+            self._ring(offers)
         for c in cmds:
-            self._execute(c, now, rings)
-        for offers in rings.values():  # all the phones of one call ring in one Dial()
-            self.tasks.spawn(self._ring(offers), "acd.ring")
+            self._execute(c, now)
         self._reschedule()
         self._publish_figures()
         return cmds
@@ -169,15 +174,13 @@ class AcdService:
         waiting, counts = model.figures(self.cfg, self.state)  # kept by the core's index: no scan per step
         self.bus.publish(ev.QueueFigures(waiting, counts))
 
-    def _execute(self, c: model.Command, now: float, rings: dict[str, list[model.Offer]]) -> None:
+    def _execute(self, c: model.Command, now: float) -> None:
         match c:
             case model.Offer():
                 call = self.state.calls.get(c.call_id)
                 self.bus.publish(ev.CallOffered(c.call_id, c.agent, call.queue if call else "", c.explain, now))
                 if call is not None and call.callback:  # nobody on the line yet: ring the agent first
                     self.tasks.spawn(self._originate(c), "acd.originate")
-                else:
-                    rings.setdefault(c.call_id, []).append(c)
             case model.CancelOffer():
                 self.tasks.spawn(self.cancel(c.call_id, c.agent), "acd.cancel")
             case model.Fallback():
@@ -220,39 +223,60 @@ class AcdService:
                 log.warning("core.rejected", event=type(c.event).__name__, reason=c.reason)
 
     # ------------------------------------------------------------------ AMI actions
-    async def _ring(self, offers: list[model.Offer]) -> None:
+    def _ring(self, offers: list[model.Offer]) -> None:
         """Ring the agents of ``offers`` (one call) from the caller's own channel: set ``CC_OFFER`` and
-        redirect the caller into cc-offer, whose Dial() makes the agent legs (see the dialplan). A
-        caller inside its queue hook is moved once the hook has returned (never in the middle of an
-        AGI command)."""
-        first = offers[0]
-        call_id, caller = first.call_id, first.caller_channel
-        hook = self.hooks.get(call_id)
+        redirect the caller into cc-offer, whose Dial() makes the agent legs (see the dialplan). Both
+        actions are written at once, still inside the step that decided (the routing decision's
+        latency ends on the wire); a caller inside its queue hook is moved once the hook has returned
+        (never in the middle of an AGI command)."""
+        if offers[0].call_id in self.hooks:
+            self.tasks.spawn(self._ring_after_hook(offers), "acd.ring")
+        else:
+            self._send_ring(offers)
+
+    async def _ring_after_hook(self, offers: list[model.Offer]) -> None:
+        hook = self.hooks.get(offers[0].call_id)
         if hook is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(10):
                     await hook.wait()
+        self._send_ring(offers)
+
+    def _send_ring(self, offers: list[model.Offer]) -> None:
+        first = offers[0]
+        call_id, caller = first.call_id, first.caller_channel
         c = self.state.calls.get(call_id)
         offers = [o for o in offers if c is not None and (o.agent == c.agent or o.agent in c.ringing)]
         if not offers:
-            return  # answered elsewhere, gone or rung out while the hook ran
-        for o in offers:
-            log.info("offer.ring", call_id=call_id, agent=o.agent, phone=o.phone, why=o.explain)
+            return  # answered elsewhere, gone or rung out while a hook ran
         ring_s = max(1, math.ceil(max(o.timeout_s for o in offers)))
         name, num = sanitize_caller_id(first.caller_name, first.caller_num)
         name = name.replace(",", " ")  # Dial() splits its arguments on commas
         dial = "&".join(f"PJSIP/{o.phone}" for o in offers)
-        # Both actions leave at once (Asterisk runs one session's actions in order).
-        done = await asyncio.gather(
-            self.ami.action("Setvar", {"Channel": caller, "Variable": cc.OFFER,
-                                       "Value": f"{dial}|{ring_s}|{num}|{name}"}),
-            self.ami.action("Redirect", {"Channel": caller, "Context": cc.CTX_OFFER, "Exten": "s",
-                                         "Priority": "1"}), return_exceptions=True)
-        for r in done:
-            if isinstance(r, BaseException) and not isinstance(r, (AmiError, NotConnected, asyncio.TimeoutError)):
-                raise r
-        if errors := [r for r in done if isinstance(r, BaseException)]:
-            log.warning("offer.ring_failed", call_id=call_id, caller=caller, error=str(errors[0]))
+        sent: list[tuple[str, asyncio.Future[Message]]] = []
+        try:  # Asterisk runs one session's actions in order: the variable is set before the move
+            sent.append(("Setvar", self.ami.send("Setvar", {"Channel": caller, "Variable": cc.OFFER,
+                                                            "Value": f"{dial}|{ring_s}|{num}|{name}"})))
+            sent.append(("Redirect", self.ami.send("Redirect", {"Channel": caller, "Context": cc.CTX_OFFER,
+                                                                "Exten": "s", "Priority": "1"})))
+            error: Exception | None = None
+        except NotConnected as e:
+            error = e
+        for o in offers:
+            log.info("offer.ring", call_id=call_id, agent=o.agent, phone=o.phone, why=o.explain)
+        self.tasks.spawn(self._ring_sent(offers, sent, error), "acd.ring")
+
+    async def _ring_sent(self, offers: list[model.Offer], sent: list[tuple[str, asyncio.Future[Message]]],
+                         error: Exception | None) -> None:
+        """Asterisk's answers to a ring: an error (the caller is gone, the link is down) fails the offers."""
+        for name, fut in sent:
+            try:
+                await response(name, fut)
+            except (AmiError, asyncio.TimeoutError) as e:
+                error = error or e
+        if error is not None:
+            call_id = offers[0].call_id
+            log.warning("offer.ring_failed", call_id=call_id, caller=offers[0].caller_channel, error=str(error))
             for o in offers:
                 self.bus.publish(ev.OfferResult("error"))
                 self.submit(model.OfferFailed(call_id, o.agent, "redirect-error"))

@@ -127,7 +127,7 @@ class Daemon:
         d = self.dialer
         return {
             "acd_calls": len(self.acd.state.calls), "acd_legs": len(self.acd.legs),
-            "acd_actions": len(self.acd.by_action), "acd_hooks": len(self.acd.hooks),
+            "acd_actions": len(self.acd.by_action), "acd_in_agi": len(self.acd.in_agi),
             "ami_in_flight": self.ami.in_flight, "agi_sessions": self.agi.open_sessions,
             "tasks": self.tasks.running, "recordings_active": len(self.recording.active),
             "recordings_finalizing": len(self.recording.finalizing),

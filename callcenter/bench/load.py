@@ -354,6 +354,7 @@ class LoadBench:
         uas0 = self.uas.stats() if self.uas else {"successful": 0, "failed": 0}
         procs: dict[str, Sipp] = {}
         lags: list[float] = []
+        rss: list[tuple[int, float | None]] = []
         peak = 0
         for kind, n in split.items():
             if n <= 0:
@@ -376,7 +377,11 @@ class LoadBench:
             lag = self.metrics().get("callcenter_loop_lag_recent_p99_seconds")
             if lag is not None:
                 lags.append(lag)
-            peak = max(peak, sum(p.stats()["current"] for p in procs.values()))
+            stats = [p.stats() for p in procs.values()]
+            peak = max(peak, sum(st["current"] for st in stats))
+            done = sum(st["successful"] + st["failed"] for st in stats)
+            if done >= len(rss) * calls / 10:  # the daemon's RSS at every tenth of the callers
+                rss.append((done, self.daemon_footprint()["daemon_rss_mb"]))
             time.sleep(2)
         for p in procs.values():
             if p.running():
@@ -395,7 +400,7 @@ class LoadBench:
         uas1 = self.uas.stats() if self.uas else {"successful": 0, "failed": 0}
         res = self._report(concurrent, rate, calls, split, procs, rows, wall0, sipp_s, cpu_d1 - cpu_d0,
                            cpu_a1 - cpu_a0, lags, m0, m1, uas0, uas1)
-        return {"concurrent": concurrent, "peak_concurrent": peak, **res}
+        return {"concurrent": concurrent, "peak_concurrent": peak, **res, "rss_mb_by_calls_done": rss}
 
     def _report(self, concurrent: int, rate: float, calls: int, split: dict[str, int], procs: dict[str, Sipp],
                 rows: list[sqlite3.Row], wall0: float, sipp_s: float, cpu_d: float, cpu_a: float,
@@ -450,11 +455,12 @@ class LoadBench:
         }
 
     def _free_to_bridged(self, since: float) -> list[float]:
-        """Per agent: Ready, then an offer at once (a caller was waiting), then the caller connected
-        to that agent's leg (ms): ``call.bridged`` (BridgeEnter), else ``call.connecting``, else
-        ``call.answered`` (the claim), whichever the daemon logs for that call."""
+        """Per agent: Ready and an offer at once (a caller was waiting; the ring is sent, and logged,
+        before the step logs the agent's Ready), then the caller connected to that agent's leg (ms):
+        ``call.bridged`` (BridgeEnter), else ``call.answered`` (the claim)."""
         assert self.daemon is not None
         ready_at: dict[str, float] = {}
+        rung: dict[str, tuple[float, str]] = {}  # agent -> its last ring not yet matched to a Ready
         start: dict[str, float] = {}  # call id -> when its agent became free
         ends: dict[str, dict[str, float]] = {}
         for e in self.daemon.since(since):
@@ -462,10 +468,15 @@ class LoadBench:
             t = _ts(e["timestamp"])
             if ev == "agent.state" and e.get("state") == "Ready":
                 ready_at[agent] = t
-            elif ev == "offer.ring" and agent in ready_at:
-                free = ready_at.pop(agent)
-                if t - free <= 0.25 and cid:  # offered straight away: somebody was waiting
+                ring = rung.pop(agent, None)
+                if ring is not None and t - ring[0] <= 0.25:  # the ring leaves before the step logs
+                    start[ring[1]] = ring[0]
+            elif ev == "offer.ring" and cid:
+                free = ready_at.pop(agent, None)
+                if free is not None and t - free <= 0.25:  # offered straight away: somebody was waiting
                     start[cid] = free
+                else:
+                    rung[agent] = (t, cid)
             elif ev in ("call.bridged", "call.connecting", "call.answered") and cid in start:
                 ends.setdefault(cid, {}).setdefault(ev, t)
         out = []

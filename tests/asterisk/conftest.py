@@ -232,9 +232,17 @@ class DaemonProc:
         c.row_factory = sqlite3.Row
         return c
 
-    def call_record(self, call_id: str) -> sqlite3.Row:
-        with self.db() as c:
-            row = c.execute("SELECT * FROM calls WHERE call_id=?", (call_id,)).fetchone()
+    def call_record(self, call_id: str, timeout: float = 5.0) -> sqlite3.Row:
+        """The call's row; once the daemon has logged ``call.ended``, the row with its end (the journal
+        writes on its own thread, a moment after the log line)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.db() as c:
+                row = c.execute("SELECT * FROM calls WHERE call_id=?", (call_id,)).fetchone()
+            done = row is not None and (row["ended_at"] is not None or not self.find("call.ended", call_id=call_id))
+            if done or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert row is not None, f"no call record for {call_id}"
         return row
 

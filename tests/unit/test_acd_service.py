@@ -157,7 +157,7 @@ async def test_ten_thousand_calls_leave_no_legs_behind() -> None:
         assert svc.state.agents["alice"].state == acd.AgentState.READY, (i, svc.state.agents["alice"])
     now[0] += 3600
     svc.sweep()
-    assert (len(svc.legs), len(svc.by_action), len(svc.hooks)) == (0, 0, 0)
+    assert (len(svc.legs), len(svc.by_action), len(svc.in_agi)) == (0, 0, 0)
     assert not svc.state.calls and fatal == []
 
 
@@ -230,3 +230,28 @@ def test_a_surrogate_left_in_the_wait_loop_is_never_adopted_as_a_caller() -> Non
                     Context="cc-wait", ChannelState="0")]
     svc.resync("local", chans, [])
     assert "0123456789abcdef" not in svc.state.calls
+
+
+async def test_a_ring_decided_inside_the_callers_agi_is_handed_to_that_session_not_redirected() -> None:
+    """While the caller is inside one of our AGI sessions, its ring sends no AMI action: the session
+    gets CC_OFFER's value at its end (the dialplan goes to cc-offer itself); afterwards rings redirect."""
+    svc, ami, _ = _service()
+    svc.submit(acd.Login("alice"))
+    svc.agi_begin("c1")
+    svc.submit(acd.CallQueued("c1", "sales", "PJSIP/trunk-1", "5550100", entered_at=1000.0))
+    await _settle()
+    assert not ami.actions and svc.state.calls["c1"].agent == "alice"
+    ring = svc.agi_end("c1")
+    assert ring is not None and ring.startswith("PJSIP/2001|") and not svc.in_agi
+    svc.on_ami_event("local", _dial_begin("c1", "PJSIP/trunk-1", "PJSIP/2001-1", "d-1"))
+    svc.on_ami_event("local", _dial_end("c1", "PJSIP/trunk-1", "PJSIP/2001-1", "d-1", "NOANSWER"))
+    svc.submit(acd.Login("bob"))
+    await _settle()
+    assert [n for n, _ in ami.actions] == ["Setvar", "Redirect"]  # bob rung the usual way
+
+
+async def test_an_agi_session_with_no_ring_meanwhile_hands_over_nothing() -> None:
+    """agi_end with no ring decided returns None and forgets the call (the map stays bounded)."""
+    svc, ami, _ = _service()
+    svc.agi_begin("c9")
+    assert svc.agi_end("c9") is None and not svc.in_agi and not ami.actions

@@ -18,7 +18,7 @@ from callcenter.asterisk.prompts import play
 from callcenter.config import Action
 from callcenter.features.acd import model as acd
 from callcenter.features.acd.service import AcdService, epoch
-from callcenter.features.ivr.handlers import CALL_ID, IvrHandlers
+from callcenter.features.ivr.handlers import CALL_ID, IvrHandlers, deliver_ring
 from callcenter.features.stats.figures import expected_wait
 
 __all__ = ["AcdHandlers"]
@@ -57,17 +57,15 @@ class AcdHandlers:
     async def agi_queue_hook(self, s: AgiSession) -> None:
         """Called by the wait loop every ``hook_interval_s``: announcements; re-adopts a caller we lost.
 
-        While it runs the caller is inside an AGI, where Asterisk must not bridge it (a channel
-        pulled into a bridge mid-command can be left half-connected): an agent who answers
-        meanwhile waits in ``agent-claim`` until the hook has returned."""
+        While it runs the caller is inside an AGI, where the daemon must not redirect it: a ring
+        decided meanwhile stops the announcements and is handed over when the hook returns."""
         call_id = await s.get_var(cc.CALL_ID)
-        done = self.acd.hooks.setdefault(call_id, asyncio.Event())
-        done.clear()
+        self.acd.agi_begin(call_id)
         try:
             await self._queue_hook(s, call_id)
         finally:
-            done.set()
-            self.acd.hooks.pop(call_id, None)
+            ring = self.acd.agi_end(call_id)
+        await deliver_ring(s, ring)
 
     async def _queue_hook(self, s: AgiSession, call_id: str) -> None:
         cfg = self._cfg()
@@ -178,13 +176,6 @@ class AcdHandlers:
             call_id, agent = args[0], cfg.agent_by_phone(args[1]) or ""
         else:
             call_id, agent = await s.get_var(cc.CALL_ID), await s.get_var(cc.AGENT)
-        hook = self.acd.hooks.get(call_id)
-        if hook is not None:  # the caller is inside its queue hook: bridge only once it has returned
-            try:
-                async with asyncio.timeout(10):
-                    await hook.wait()
-            except TimeoutError:
-                log.warning("offer.claim_hook_timeout", call_id=call_id[:32])
         c = self.acd.state.calls.get(call_id)
         if c is not None and agent in cfg.agents and c.answered_at is None and self.acd.state.synced:
             self.acd.submit(acd.OfferAnswered(call_id, agent))

@@ -124,7 +124,8 @@ class AcdService:
         self.legs: dict[tuple[str, str], Leg] = {}  # (node, ChannelId) of agent legs we originated
         self.by_action: dict[tuple[str, str], str] = {}  # (node, Originate ActionID) -> ChannelId
         self.resync_legs: dict[tuple[str, str], str] = {}  # (call_id, agent) -> channel, from the snapshot
-        self.hooks: dict[str, asyncio.Event] = {}  # call id -> set when its running queue hook returns
+        # call id -> the ring decided while the caller is inside one of our AGI sessions (None: none yet)
+        self.in_agi: dict[str, list[model.Offer] | None] = {}
         self.listeners = Hooks()
         self._pause_reason: dict[str, str | None] = {
             a.name: (a.pause_reason if a.state == AgentState.PAUSED else None) for a in self.state.agents.values()}
@@ -227,44 +228,52 @@ class AcdService:
         """Ring the agents of ``offers`` (one call) from the caller's own channel: set ``CC_OFFER`` and
         redirect the caller into cc-offer, whose Dial() makes the agent legs (see the dialplan). Both
         actions are written at once, still inside the step that decided (the routing decision's
-        latency ends on the wire); a caller inside its queue hook is moved once the hook has returned
-        (never in the middle of an AGI command)."""
-        if offers[0].call_id in self.hooks:
-            self.tasks.spawn(self._ring_after_hook(offers), "acd.ring")
-        else:
-            self._send_ring(offers)
-
-    async def _ring_after_hook(self, offers: list[model.Offer]) -> None:
-        hook = self.hooks.get(offers[0].call_id)
-        if hook is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(10):
-                    await hook.wait()
-        self._send_ring(offers)
-
-    def _send_ring(self, offers: list[model.Offer]) -> None:
-        first = offers[0]
-        call_id, caller = first.call_id, first.caller_channel
-        c = self.state.calls.get(call_id)
-        offers = [o for o in offers if c is not None and (o.agent == c.agent or o.agent in c.ringing)]
-        if not offers:
-            return  # answered elsewhere, gone or rung out while a hook ran
-        ring_s = max(1, math.ceil(max(o.timeout_s for o in offers)))
-        name, num = sanitize_caller_id(first.caller_name, first.caller_num)
-        name = name.replace(",", " ")  # Dial() splits its arguments on commas
-        dial = "&".join(f"PJSIP/{o.phone}" for o in offers)
+        latency ends on the wire). A caller inside one of our AGI sessions is never redirected (that
+        lost a caller, 1 in 10,000 calls): the session hands the ring over itself (:meth:`agi_end`)."""
+        call_id = offers[0].call_id
+        if call_id in self.in_agi:
+            self.in_agi[call_id] = offers
+            return
+        value = self.offer_value(offers)
+        if value is None:
+            return
+        caller = offers[0].caller_channel
         sent: list[tuple[str, asyncio.Future[Message]]] = []
         try:  # Asterisk runs one session's actions in order: the variable is set before the move
-            sent.append(("Setvar", self.ami.send("Setvar", {"Channel": caller, "Variable": cc.OFFER,
-                                                            "Value": f"{dial}|{ring_s}|{num}|{name}"})))
+            sent.append(("Setvar", self.ami.send("Setvar", {"Channel": caller, "Variable": cc.OFFER, "Value": value})))
             sent.append(("Redirect", self.ami.send("Redirect", {"Channel": caller, "Context": cc.CTX_OFFER,
                                                                 "Exten": "s", "Priority": "1"})))
             error: Exception | None = None
         except NotConnected as e:
             error = e
-        for o in offers:
-            log.info("offer.ring", call_id=call_id, agent=o.agent, phone=o.phone, why=o.explain)
         self.tasks.spawn(self._ring_sent(offers, sent, error), "acd.ring")
+
+    def offer_value(self, offers: list[model.Offer]) -> str | None:
+        """``CC_OFFER`` for the offers still standing: "<dial>|<ring s>|<number>|<name>" (the caller's
+        identity sanitised: what the agent's phone shows), or None if none is."""
+        first = offers[0]
+        c = self.state.calls.get(first.call_id)
+        offers = [o for o in offers if c is not None and c.answered_at is None
+                  and (o.agent == c.agent or o.agent in c.ringing)]
+        if not offers:
+            return None  # answered elsewhere, gone or rung out meanwhile
+        for o in offers:
+            log.info("offer.ring", call_id=o.call_id, agent=o.agent, phone=o.phone, why=o.explain)
+        ring_s = max(1, math.ceil(max(o.timeout_s for o in offers)))
+        name, num = sanitize_caller_id(first.caller_name, first.caller_num)
+        name = name.replace(",", " ")  # Dial() splits its arguments on commas
+        return "&".join(f"PJSIP/{o.phone}" for o in offers) + f"|{ring_s}|{num}|{name}"
+
+    def agi_begin(self, call_id: str) -> None:
+        """The caller is inside one of our AGI sessions (entering a queue, a queue hook, a digit): a
+        ring decided meanwhile waits for :meth:`agi_end` instead of a Redirect."""
+        self.in_agi.setdefault(call_id, None)
+
+    def agi_end(self, call_id: str) -> str | None:
+        """The session is about to return: ``CC_OFFER`` for a ring decided meanwhile, or None. The
+        session sets it and ``CC_NEXT=offer``; the dialplan then goes to cc-offer by itself."""
+        offers = self.in_agi.pop(call_id, None)
+        return self.offer_value(offers) if offers else None
 
     async def _ring_sent(self, offers: list[model.Offer], sent: list[tuple[str, asyncio.Future[Message]]],
                          error: Exception | None) -> None:

@@ -16,6 +16,7 @@ from callcenter.asterisk.agi_server import AgiSession
 from callcenter.asterisk.prompts import play
 from callcenter.features.acd import model as acd
 from callcenter.features.acd.service import AcdService
+from callcenter.features.ivr.handlers import deliver_ring
 
 __all__ = ["CallbackHandlers"]
 
@@ -49,9 +50,18 @@ class CallbackHandlers:
         return self.trunk_of(rec.did if rec else "")
 
     async def agi_queue_digit(self, s: AgiSession) -> None:
-        """A digit pressed while waiting (WaitExten in cc-wait): the queue's callback digit takes a callback."""
-        cfg = self._cfg()
+        """A digit pressed while waiting (WaitExten in cc-wait): the queue's callback digit takes a callback.
+        A ring decided meanwhile is handed over when this AGI returns (never a Redirect in the middle)."""
         call_id = await s.get_var(cc.CALL_ID)
+        self.acd.agi_begin(call_id)
+        try:
+            await self._queue_digit(s, call_id)
+        finally:
+            ring = self.acd.agi_end(call_id)
+        await deliver_ring(s, ring)
+
+    async def _queue_digit(self, s: AgiSession, call_id: str) -> None:
+        cfg = self._cfg()
         digit = s.env.args[0] if s.env.args else ""
         c = self.acd.state.calls.get(call_id)
         if c is None or c.agent is not None or c.callback:

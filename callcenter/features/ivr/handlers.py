@@ -17,10 +17,18 @@ from callcenter.features.acd import model as acd
 from callcenter.features.acd.service import AcdService, encode_skills
 from callcenter.features.ivr import model as ivr
 
-__all__ = ["IvrHandlers"]
+__all__ = ["IvrHandlers", "deliver_ring"]
 
 log = structlog.get_logger("callcenter.ivr")
 CALL_ID = re.compile(r"^[0-9a-f]{16}$")
+
+
+async def deliver_ring(s: AgiSession, ring: str | None) -> None:
+    """Hand a ring decided while this caller's AGI session ran (``AcdService.agi_end``) to the
+    dialplan: after the AGI it goes to cc-offer by itself (no Redirect in the middle of an AGI)."""
+    if ring is not None:
+        await s.set_var(cc.OFFER, ring)
+        await s.set_var(cc.NEXT, "offer")
 
 
 class IvrHandlers:
@@ -120,6 +128,11 @@ class IvrHandlers:
         self.bus.publish(ev.CallQueued(call_id, step.queue, now))
         log.info("call.queued", call_id=call_id, queue=step.queue)
         name, num = s.env.values.get("agi_calleridname", ""), s.env.values.get("agi_callerid", "")
-        cmds = self.acd.submit(acd.CallQueued(call_id, step.queue, s.channel, num, name, now, step.priority,
-                                              step.skills, node=self.node))
+        self.acd.agi_begin(call_id)  # an agent free now: the ring is handed over here, not redirected
+        try:
+            cmds = self.acd.submit(acd.CallQueued(call_id, step.queue, s.channel, num, name, now, step.priority,
+                                                  step.skills, node=self.node))
+        finally:
+            ring = self.acd.agi_end(call_id)
+        await deliver_ring(s, ring)
         return next((c for c in cmds if isinstance(c, acd.Fallback) and c.call_id == call_id), None)

@@ -129,6 +129,27 @@ def second_lab(suffix: str) -> Lab:
     return lab
 
 
+def sipp_lab(suffix: str) -> Lab:
+    """A lab of its own (:func:`second_lab`) for a module that drives SIPp, provisioned and stopped
+    (one left by an interrupted run goes); with no SIPp, no lab Asterisk or no root (SIPp plays RFC
+    2833 DTMF from a pcap with a raw socket) the module fails under CI=true and skips elsewhere."""
+    from callcenter.lab.sipp import sipp_binary
+    try:
+        sipp_binary()
+        lab = second_lab(suffix)
+        lab.provision()
+        lab.down()
+    except (RuntimeError, LabError, OSError, subprocess.SubprocessError) as e:
+        if IN_CI:
+            pytest.fail(f"CI=true and no SIPp or lab Asterisk: {e}")
+        pytest.skip(f"no SIPp or lab Asterisk: {e}")
+    if os.geteuid() != 0:
+        if IN_CI:
+            pytest.fail("CI=true: SIPp plays RFC 2833 DTMF from a pcap with a raw socket: needs root")
+        pytest.skip("SIPp plays RFC 2833 DTMF from a pcap with a raw socket: needs root")
+    return lab
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in Path(item.fspath).parents:

@@ -9,17 +9,15 @@ Its own lab beside the suite's (chroot copied from the suite's on first use, eve
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from callcenter.lab.asterisk import Lab, LabError
+from callcenter.lab.asterisk import Lab
 
-from .conftest import IN_CI, PORT_OFFSET, second_lab
+from .conftest import PORT_OFFSET, sipp_lab
 
 OFFSET = PORT_OFFSET + 500
 pytestmark = pytest.mark.timeout(300)
@@ -27,20 +25,7 @@ pytestmark = pytest.mark.timeout(300)
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    from callcenter.lab.sipp import sipp_binary
-    try:
-        sipp_binary()
-        lab = second_lab("faults")
-        lab.provision()
-        lab.down()  # this lab is ours alone: one left by an interrupted run goes
-    except (RuntimeError, LabError, OSError, subprocess.SubprocessError) as e:
-        if IN_CI:
-            pytest.fail(f"CI=true and no SIPp or lab Asterisk: {e}")
-        pytest.skip(f"no SIPp or lab Asterisk: {e}")
-    if os.geteuid() != 0:
-        if IN_CI:
-            pytest.fail("CI=true: SIPp plays RFC 2833 DTMF from a pcap with a raw socket: needs root")
-        pytest.skip("SIPp plays RFC 2833 DTMF from a pcap with a raw socket: needs root")
+    lab = sipp_lab("faults")
     yield lab
     assert lab.pid() is None, "the fault test's lab was left running"
 

@@ -9,15 +9,11 @@ than tests/asterisk/lab.yaml has, and the unit tests enumerate that file's agent
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
-from callcenter.lab.asterisk import LabError
-
-from .conftest import IN_CI, PORT_OFFSET, second_lab
+from .conftest import PORT_OFFSET, sipp_lab
 
 OFFSET = PORT_OFFSET + 200
 AGENTS = 10
@@ -27,18 +23,7 @@ pytestmark = pytest.mark.timeout(400)
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     from callcenter.bench.load import LoadBench
-    from callcenter.lab.sipp import sipp_binary
-    try:
-        sipp_binary()
-        lab = second_lab("load")
-        lab.provision()
-        lab.down()  # this lab is ours alone: one left by an interrupted run goes
-    except (RuntimeError, LabError, OSError, subprocess.SubprocessError) as e:
-        if IN_CI:
-            pytest.fail(f"CI=true and no SIPp or lab Asterisk: {e}")
-        pytest.skip(f"no SIPp or lab Asterisk: {e}")
-    if os.geteuid() != 0:
-        pytest.skip("SIPp plays RFC 2833 DTMF from a pcap with a raw socket: needs root")
+    lab = sipp_lab("load")
     with LoadBench(agents=AGENTS, talk_s=3.0, lab=lab, offset=OFFSET,
                    workdir=tmp_path_factory.mktemp("load")) as b:
         yield b

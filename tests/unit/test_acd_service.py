@@ -44,6 +44,13 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
+async def _alice_offered_c1(svc: AcdService) -> None:
+    """alice logs in and caller c1 (PJSIP/trunk-1) queues in sales: the core offers c1 to alice."""
+    svc.submit(acd.Login("alice"))
+    svc.submit(acd.CallQueued("c1", "sales", "PJSIP/trunk-1", "5550100", entered_at=1000.0))
+    await _settle()
+
+
 def _dial_begin(cid: str, caller: str, dest: str, dest_uid: str) -> Message:
     return _event(*_vars(CC_ROLE="caller", CC_CALL_ID=cid), Event="DialBegin", Channel=caller,
                   DestChannel=dest, DestUniqueid=dest_uid)
@@ -58,9 +65,7 @@ async def test_an_offer_rings_the_agent_from_the_callers_own_dial() -> None:
     """An offer sets CC_OFFER (dial string | ring seconds | number | name) on the caller and redirects it into cc-offer:
     no Originate, no Bridge — no channel running dialplan is ever moved into a bridge."""
     svc, ami, _ = _service()
-    svc.submit(acd.Login("alice"))
-    svc.submit(acd.CallQueued("c1", "sales", "PJSIP/trunk-1", "5550100", entered_at=1000.0))
-    await _settle()
+    await _alice_offered_c1(svc)
     names = [n for n, _ in ami.actions]
     assert names == ["Setvar", "Redirect"], names
     setvar, redirect = (h for _, h in ami.actions)
@@ -86,9 +91,7 @@ async def test_a_hostile_caller_id_reaches_the_offer_only_sanitised() -> None:
 async def test_a_cancel_hangs_up_the_ringing_leg_its_dial_made() -> None:
     """Once DialBegin named the agent's leg, cancelling the offer hangs up exactly that channel."""
     svc, ami, _ = _service()
-    svc.submit(acd.Login("alice"))
-    svc.submit(acd.CallQueued("c1", "sales", "PJSIP/trunk-1", "5550100", entered_at=1000.0))
-    await _settle()
+    await _alice_offered_c1(svc)
     svc.on_ami_event("local", _dial_begin("c1", "PJSIP/trunk-1", "PJSIP/2001-0000000a", "d-1"))
     await svc.cancel("c1", "alice")
     hangups = [h for n, h in ami.actions if n == "Hangup"]
@@ -98,9 +101,7 @@ async def test_a_cancel_hangs_up_the_ringing_leg_its_dial_made() -> None:
 async def test_a_ring_that_was_not_answered_fails_the_offer_once() -> None:
     """DialEnd NOANSWER frees the agent (counted as a miss) and the caller waits on; a repeat changes nothing."""
     svc, ami, _ = _service()
-    svc.submit(acd.Login("alice"))
-    svc.submit(acd.CallQueued("c1", "sales", "PJSIP/trunk-1", "5550100", entered_at=1000.0))
-    await _settle()
+    await _alice_offered_c1(svc)
     svc.on_ami_event("local", _dial_begin("c1", "PJSIP/trunk-1", "PJSIP/2001-0000000a", "d-1"))
     end = _dial_end("c1", "PJSIP/trunk-1", "PJSIP/2001-0000000a", "d-1", "NOANSWER")
     svc.on_ami_event("local", end)
@@ -114,9 +115,7 @@ async def test_a_ring_that_was_not_answered_fails_the_offer_once() -> None:
 async def test_a_dial_end_of_a_phone_not_offered_that_call_changes_nothing() -> None:
     """A DialEnd naming another agent's phone (stale or forged) fails no offer."""
     svc, ami, _ = _service()
-    svc.submit(acd.Login("alice"))
-    svc.submit(acd.CallQueued("c1", "sales", "PJSIP/trunk-1", "5550100", entered_at=1000.0))
-    await _settle()
+    await _alice_offered_c1(svc)
     svc.on_ami_event("local", _dial_begin("c1", "PJSIP/trunk-1", "PJSIP/2002-0000000b", "d-2"))
     svc.on_ami_event("local", _dial_end("c1", "PJSIP/trunk-1", "PJSIP/2002-0000000b", "d-2", "BUSY"))
     assert svc.state.calls["c1"].agent == "alice" and svc.state.agents["alice"].call_id == "c1"

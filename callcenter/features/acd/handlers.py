@@ -18,7 +18,7 @@ from callcenter.asterisk.prompts import play
 from callcenter.config import Action
 from callcenter.features.acd import model as acd
 from callcenter.features.acd.service import AcdService, epoch
-from callcenter.features.ivr.handlers import CALL_ID, IvrHandlers, deliver_ring
+from callcenter.features.ivr.handlers import CALL_ID, IvrHandlers, handing_over_rings
 from callcenter.features.stats.figures import expected_wait
 
 __all__ = ["AcdHandlers"]
@@ -60,12 +60,7 @@ class AcdHandlers:
         While it runs the caller is inside an AGI, where the daemon must not redirect it: a ring
         decided meanwhile stops the announcements and is handed over when the hook returns."""
         call_id = await s.get_var(cc.CALL_ID)
-        self.acd.agi_begin(call_id)
-        try:
-            await self._queue_hook(s, call_id)
-        finally:
-            ring = self.acd.agi_end(call_id)
-        await deliver_ring(s, ring)
+        await handing_over_rings(self.acd, s, call_id, lambda: self._queue_hook(s, call_id))
 
     async def _queue_hook(self, s: AgiSession, call_id: str) -> None:
         cfg = self._cfg()

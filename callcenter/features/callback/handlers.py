@@ -16,7 +16,7 @@ from callcenter.asterisk.agi_server import AgiSession
 from callcenter.asterisk.prompts import play
 from callcenter.features.acd import model as acd
 from callcenter.features.acd.service import AcdService
-from callcenter.features.ivr.handlers import deliver_ring
+from callcenter.features.ivr.handlers import handing_over_rings
 
 __all__ = ["CallbackHandlers"]
 
@@ -53,12 +53,7 @@ class CallbackHandlers:
         """A digit pressed while waiting (WaitExten in cc-wait): the queue's callback digit takes a callback.
         A ring decided meanwhile is handed over when this AGI returns (never a Redirect in the middle)."""
         call_id = await s.get_var(cc.CALL_ID)
-        self.acd.agi_begin(call_id)
-        try:
-            await self._queue_digit(s, call_id)
-        finally:
-            ring = self.acd.agi_end(call_id)
-        await deliver_ring(s, ring)
+        await handing_over_rings(self.acd, s, call_id, lambda: self._queue_digit(s, call_id))
 
     async def _queue_digit(self, s: AgiSession, call_id: str) -> None:
         cfg = self._cfg()

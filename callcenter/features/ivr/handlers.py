@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import structlog
 
@@ -17,18 +18,27 @@ from callcenter.features.acd import model as acd
 from callcenter.features.acd.service import AcdService, encode_skills
 from callcenter.features.ivr import model as ivr
 
-__all__ = ["IvrHandlers", "deliver_ring"]
+__all__ = ["IvrHandlers", "handing_over_rings"]
 
 log = structlog.get_logger("callcenter.ivr")
 CALL_ID = re.compile(r"^[0-9a-f]{16}$")
+T = TypeVar("T")
 
 
-async def deliver_ring(s: AgiSession, ring: str | None) -> None:
-    """Hand a ring decided while this caller's AGI session ran (``AcdService.agi_end``) to the
-    dialplan: after the AGI it goes to cc-offer by itself (no Redirect in the middle of an AGI)."""
+async def handing_over_rings(acd_service: AcdService, s: AgiSession, call_id: str,
+                             work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work`` with the caller inside this AGI session (``AcdService.agi_begin``/``agi_end``): a
+    ring decided meanwhile is not redirected but handed to the dialplan here (``CC_OFFER``,
+    ``CC_NEXT=offer``), which then goes to cc-offer by itself (no Redirect in the middle of an AGI)."""
+    acd_service.agi_begin(call_id)
+    try:
+        result = await work()
+    finally:
+        ring = acd_service.agi_end(call_id)
     if ring is not None:
         await s.set_var(cc.OFFER, ring)
         await s.set_var(cc.NEXT, "offer")
+    return result
 
 
 class IvrHandlers:
@@ -128,11 +138,9 @@ class IvrHandlers:
         self.bus.publish(ev.CallQueued(call_id, step.queue, now))
         log.info("call.queued", call_id=call_id, queue=step.queue)
         name, num = s.env.values.get("agi_calleridname", ""), s.env.values.get("agi_callerid", "")
-        self.acd.agi_begin(call_id)  # an agent free now: the ring is handed over here, not redirected
-        try:
-            cmds = self.acd.submit(acd.CallQueued(call_id, step.queue, s.channel, num, name, now, step.priority,
+        async def enqueue() -> list[acd.Command]:
+            return self.acd.submit(acd.CallQueued(call_id, step.queue, s.channel, num, name, now, step.priority,
                                                   step.skills, node=self.node))
-        finally:
-            ring = self.acd.agi_end(call_id)
-        await deliver_ring(s, ring)
+
+        cmds = await handing_over_rings(self.acd, s, call_id, enqueue)  # an agent free now: rung from here
         return next((c for c in cmds if isinstance(c, acd.Fallback) and c.call_id == call_id), None)

@@ -47,7 +47,7 @@ def sanitize_caller_id(name: str, num: str) -> tuple[str, str]:
 
 
 def originate_headers(offer: model.Offer, channel_id: str, caller_context: str = cc.CTX_AGENT) -> list[tuple[str, str]]:
-    """The AMI Originate that rings an agent's phone; the agent leg bridges to the caller when answered."""
+    """The AMI Originate that rings an agent's phone for a callback (cc-agent): once answered, the leg dials the customer."""
     name, num = sanitize_caller_id(offer.caller_name, offer.caller_num)
     return [
         ("Channel", f"PJSIP/{offer.phone}"),

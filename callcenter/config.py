@@ -19,6 +19,7 @@ from pydantic.dataclasses import dataclass
 
 from callcenter.confbase import (DIGIT, DISPLAY, EXTEN, NAME, PROMPT, SECRET, STRICT, Prompt, check_display,
                                   check_level, check_prompt, check_secret)
+from callcenter.features.access.schema import AccessConf, TokenConf, UserConf
 from callcenter.features.acd.schema import AgentConf, OverflowConf, PenaltyRule, QueueConf, queue_cycles
 from callcenter.features.callback.numbers import DEFAULT_ALLOW, check_country, check_pattern
 from callcenter.features.callback.schema import CallbackConf
@@ -32,7 +33,8 @@ __all__ = [
     "DaemonConf", "Site", "Trunk", "Phone", "Ami", "Listen", "Sip", "Features",
     # re-exported from the features' schemas, under their new names ...
     "Action", "Hours", "Menu", "HolidayConf", "Schedule", "AgentConf", "QueueConf", "OverflowConf", "PenaltyRule",
-    "CallbackConf", "RecordingConf", "Recordings", "SupervisorConf", "CampaignConf",
+    "CallbackConf", "RecordingConf", "Recordings", "SupervisorConf", "CampaignConf", "AccessConf", "UserConf",
+    "TokenConf",
     # ... and their old ones
     "Agent", "Queue", "Overflow", "Callback", "Recording", "Supervisor", "Campaign", "Daemon",
     "Prompt", "NAME", "PROMPT", "EXTEN", "DIGIT", "SECRET", "DISPLAY",
@@ -221,6 +223,7 @@ class Config:
     supervisors: dict[str, SupervisorConf] = Field(default_factory=dict)
     recordings: Recordings = Field(default_factory=Recordings)
     campaigns: dict[str, CampaignConf] = Field(default_factory=dict)
+    access: AccessConf = Field(default_factory=AccessConf)  # API users, tokens, sessions (features.access)
     # *63<code> pauses with a named reason; *63 alone is "break". Reason names label metrics.
     pause_reasons: dict[str, str] = Field(default_factory=lambda: {"1": "lunch", "2": "training", "3": "meeting"})
 
@@ -346,11 +349,53 @@ def _references(cfg: Config) -> list[str]:
             AmdParams.from_mapping({**cfg.amd, **prof}, prefix=f"amd_profiles.{name}")
         except AmdConfigError as e:
             problems.append(str(e))
+    problems.extend(_access_references(cfg))
     codes = [getattr(cfg.features, f.name) for f in dataclasses.fields(cfg.features)]
     if len(set(codes)) != len(codes):
         problems.append("features: feature codes must differ")
     if cfg.sip.rtp_start >= cfg.sip.rtp_end:
         problems.append("sip.rtp_end: must be above sip.rtp_start")
+    return problems
+
+
+def _access_references(cfg: Config) -> list[str]:
+    """access.users and access.tokens against agents, supervisors and teams."""
+    problems: list[str] = []
+    teams = {ag.team for ag in cfg.agents.values() if ag.team is not None}
+    agent_user: dict[str, str] = {}
+    for u, user in cfg.access.users.items():
+        path = f"access.users.{u}"
+        if not re.fullmatch(NAME, u):
+            problems.append(f"{path}: bad name (lowercase letters, digits, _ or -, max 32)")
+        if not user.password_hash.startswith("$argon2"):
+            problems.append(f"{path}.password_hash: not an argon2 hash (make one with `callcenter hash-password`)")
+        if user.agent is not None:
+            if user.agent not in cfg.agents:
+                problems.append(f"{path}.agent: unknown agent {user.agent!r}")
+            elif user.agent in agent_user:
+                problems.append(f"{path}.agent: agent {user.agent!r} already belongs to user {agent_user[user.agent]!r}")
+            else:
+                agent_user[user.agent] = u
+            if user.role != "agent":
+                problems.append(f"{path}.agent: only for role agent")
+        elif user.role == "agent":
+            problems.append(f"{path}.agent: required for role agent")
+        if user.supervisor is not None:
+            if user.supervisor not in cfg.supervisors:
+                problems.append(f"{path}.supervisor: unknown supervisor {user.supervisor!r}")
+            if user.role == "agent":
+                problems.append(f"{path}.supervisor: not for role agent")
+        elif user.role == "supervisor":
+            problems.append(f"{path}.supervisor: required for role supervisor")
+    for t, tok in cfg.access.tokens.items():
+        path = f"access.tokens.{t}"
+        if not re.fullmatch(NAME, t):
+            problems.append(f"{path}: bad name (lowercase letters, digits, _ or -, max 32)")
+        for i, team in enumerate(tok.teams):
+            if team != "*" and team not in teams:
+                problems.append(f"{path}.teams.{i}: no agent is in team {team!r}")
+        if tok.supervisor is not None and tok.supervisor not in cfg.supervisors:
+            problems.append(f"{path}.supervisor: unknown supervisor {tok.supervisor!r}")
     return problems
 
 

@@ -111,6 +111,35 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return demo_main(a.config, a.duration, a.agents, a.call_every)
 
 
+def cmd_hash_password(a: argparse.Namespace) -> int:
+    """Print the Argon2id hash of a password or PIN (for access.users.NAME.password_hash): read
+    from stdin when it is not a terminal, else asked for twice."""
+    import getpass
+
+    from callcenter.features.access.passwords import hash_secret
+    if sys.stdin.isatty():
+        secret = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != secret:
+            print("hash-password: the two entries differ", file=sys.stderr)
+            return 1
+    else:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    if not secret:
+        print("hash-password: empty password", file=sys.stderr)
+        return 1
+    print(hash_secret(secret))
+    return 0
+
+
+def cmd_make_token(a: argparse.Namespace) -> int:
+    """Print a new API token and its SHA-256 (for access.tokens.NAME.sha256) as JSON."""
+    import hashlib
+    import secrets
+    token = secrets.token_urlsafe(32)
+    print(json.dumps({"token": token, "sha256": hashlib.sha256(token.encode()).hexdigest()}))
+    return 0
+
+
 # Subcommands with their own argument parsers, each in its own module: ``main(argv) -> int``.
 EXTENSIONS = {
     "bench": ("callcenter.bench", "performance benchmarks, each a ratio against a baseline in one run"),
@@ -167,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--agents", type=int, default=3)
     s.add_argument("--call-every", type=float, default=6.0)
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("hash-password", help="the Argon2 hash of a password or PIN, for access.users (stdin or asked)")
+    s.set_defaults(func=cmd_hash_password)
+
+    s = sub.add_parser("make-token", help="a new API token and its sha256, for access.tokens (JSON)")
+    s.set_defaults(func=cmd_make_token)
 
     for name, (_, help_) in EXTENSIONS.items():
         s = sub.add_parser(name, help=help_, add_help=False)

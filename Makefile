@@ -27,7 +27,8 @@ lab-down: venv
 venv: $(VENV)/.installed
 
 # System packages: venv support, debootstrap (builds the lab Asterisk when the host has none),
-# SIPp (sip-tester) for SIP-level tests, espeak-ng and sox for the AMD test corpus.
+# SIPp (sip-tester) for SIP-level tests, espeak-ng and sox for the AMD test corpus, Debian's
+# Chromium for the browser tests (Playwright drives it; nothing downloads a browser).
 # Installed only when missing.
 sysdeps:
 	@missing=""; \
@@ -36,6 +37,7 @@ sysdeps:
 	command -v sipp >/dev/null || missing="$$missing sip-tester"; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
 	command -v sox >/dev/null || missing="$$missing sox"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -41,7 +41,9 @@ from callcenter.features.ivr.handlers import IvrHandlers
 from callcenter.features.recording.service import RecordingService
 from callcenter.features.stats.cache import StatsCache
 from callcenter.features.stats.status import build_status
-from callcenter.features.dialer.http import routes as dialer_routes
+from callcenter.features.access.service import AccessService
+from callcenter.features.api.live import LiveFloor
+from callcenter.features.api.routes import Api, Ports
 from callcenter.http import start_http
 from callcenter.features.supervision.service import SupervisionService
 from callcenter.journal import Journal
@@ -103,7 +105,8 @@ class Daemon:
                              self.amd_handlers.on_final, _amd_profiles(cfg))
         self.recording = RecordingService(cfg, self.ami, lambda: self.acd.state.calls, db=self.db, tasks=self.tasks,
                                           bus=self.bus)
-        self.supervision = SupervisionService(cfg, db=self.db, bus=self.bus)
+        self.supervision = SupervisionService(cfg, db=self.db, bus=self.bus, ami=self.ami)
+        self.access = AccessService(cfg, db=self.db)
         self.dialer = _build_dialer(self)
         self.acd.listeners.agent_changed.append(lambda a: self.dialer.wake())
         self.acd.listeners.call_answered.append(self.dialer.on_call_answered)
@@ -117,6 +120,12 @@ class Daemon:
             routes.update(part)
         self.agi = AgiServer(cfg.agi.host, cfg.agi.port, routes,
                              on_session=lambda s, r: self.metrics.agi_sessions.labels(s, r).inc())
+        self.live = LiveFloor(cfg, acd_state=lambda: self.acd.state, stats=lambda: self.stats.snapshot,
+                              campaigns=self.dialer.status)
+        self.live.subscribe(self.bus)
+        self.api = Api(Ports(cfg=self._config, access=self.access, live=self.live, acd=self.acd,
+                             supervision=self.supervision, dialer=lambda: self.dialer, recording=self.recording,
+                             db=self.db, journal_db=self.journal.db))
         self._http: web.AppRunner | None = None
         self.metrics.registry.register(StatsCollector(self.status))
         self.metrics.watch_sizes(self.sizes)
@@ -134,7 +143,7 @@ class Daemon:
             "supervision_channels": len(self.supervision.agent_channels),
             "dialer_lines": len(d.lines), "dialer_actions": len(d.by_action), "dialer_calls": len(d.by_call),
             "amd_streams": self.amd.streams, "amd_verdicts": len(self.amd_handlers.verdicts),
-            "db_pending": self.db.pending,
+            "db_pending": self.db.pending, **self.live.sizes(),
         }
 
     def _config(self) -> config_mod.Config:
@@ -152,6 +161,7 @@ class Daemon:
         await self.amd.start()
         await self.recording.start()
         await self.supervision.start()
+        await self.access.start()
         await self._start_http()
         log.info("daemon.started", agi=f"{self.cfg.agi.host}:{self.cfg.agi.port}",
                  http=f"{self.cfg.http.host}:{self.cfg.http.port}", database=self.cfg.daemon.database)
@@ -163,6 +173,7 @@ class Daemon:
         self.tasks.spawn(self.stats.run(self.stats_db), "stats", essential=True)
         self.tasks.spawn(self._sweep_loop(), "sweep", essential=True)
         self.tasks.spawn(self.dialer.run(), "dialer", essential=True)
+        self.tasks.spawn(self._floor_loop(), "live-floor", essential=True)
         start_watchdog(self.alive, lambda: {"ami": self.tasks.alive("ami"), "agi": self.agi.serving,
                                             "audiosocket": self.amd.serving,
                                             "dialer": self.tasks.alive("dialer")})
@@ -172,10 +183,12 @@ class Daemon:
         await self.tasks.close()
         await self.agi.close()
         await self.amd.close()
+        self.live.close_all()  # open event streams end, so the HTTP shutdown does not wait for them
         if self._http is not None:
             await self._http.cleanup()
         await self.recording.close()
         await self.supervision.close()
+        await self.access.close()
         await self.db.drain()
         self.db.close()
         await self.stats_db.run(self.stats.close)  # its connection belongs to that thread
@@ -205,6 +218,12 @@ class Daemon:
             self.acd.sweep()
             self.amd_handlers.expire()
 
+    async def _floor_loop(self) -> None:
+        """Push the floor's figures (waits, service levels ...) to connected browsers."""
+        while True:
+            await asyncio.sleep(self.cfg.wallboard.floor_every_s)
+            self.live.push_floors()
+
     # ------------------------------------------------------------------ reload
     async def reload(self) -> bool:
         """Re-read the config (conf.d included); apply it to every service; re-render Asterisk's files
@@ -229,6 +248,8 @@ class Daemon:
         self.stats.reconfigure(new)
         self.recording.reconfigure(new)
         self.supervision.reconfigure(new)
+        self.access.reconfigure(new)
+        self.live.reconfigure(new)
         await self.dialer.apply_config(new)
         asterisk = await self._reload_asterisk(new)
         self.generation += 1
@@ -363,7 +384,7 @@ class Daemon:
     async def _start_http(self) -> None:
         self._http = await start_http(self.cfg.http.host, self.cfg.http.port, registry=self.metrics.registry,
                                       status=self.status, healthy=lambda: self.acd.state.synced,
-                                      features=(self.recording.add_routes, dialer_routes(lambda: self.dialer)))
+                                      features=(self.api.add_to,), middlewares=(self.api.middleware(),))
 
 
 def asterisk_started_at(booted: Message, now: float) -> float | None:

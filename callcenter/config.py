@@ -20,6 +20,7 @@ from pydantic.dataclasses import dataclass
 from callcenter.confbase import (DIGIT, DISPLAY, EXTEN, NAME, PROMPT, SECRET, STRICT, Prompt, check_display,
                                   check_level, check_prompt, check_secret)
 from callcenter.features.access.schema import AccessConf, TokenConf, UserConf
+from callcenter.features.api.schema import WallboardConf
 from callcenter.features.acd.schema import AgentConf, OverflowConf, PenaltyRule, QueueConf, queue_cycles
 from callcenter.features.callback.numbers import DEFAULT_ALLOW, check_country, check_pattern
 from callcenter.features.callback.schema import CallbackConf
@@ -223,6 +224,7 @@ class Config:
     supervisors: dict[str, SupervisorConf] = Field(default_factory=dict)
     recordings: Recordings = Field(default_factory=Recordings)
     campaigns: dict[str, CampaignConf] = Field(default_factory=dict)
+    wallboard: WallboardConf = Field(default_factory=WallboardConf)  # thresholds and the live stream (features.api)
     access: AccessConf = Field(default_factory=AccessConf)  # API users, tokens, sessions (features.access)
     # *63<code> pauses with a named reason; *63 alone is "break". Reason names label metrics.
     pause_reasons: dict[str, str] = Field(default_factory=lambda: {"1": "lunch", "2": "training", "3": "meeting"})
@@ -350,6 +352,13 @@ def _references(cfg: Config) -> list[str]:
         except AmdConfigError as e:
             problems.append(str(e))
     problems.extend(_access_references(cfg))
+    for q in cfg.wallboard.queues:
+        if q not in cfg.queues:
+            problems.append(f"wallboard.queues.{q}: unknown queue {q!r}")
+    reasons = {"break", *cfg.pause_reasons.values()}
+    for r in cfg.wallboard.pause_limits_s:
+        if r not in reasons:
+            problems.append(f"wallboard.pause_limits_s.{r}: unknown pause reason {r!r}")
     codes = [getattr(cfg.features, f.name) for f in dataclasses.fields(cfg.features)]
     if len(set(codes)) != len(codes):
         problems.append("features: feature codes must differ")

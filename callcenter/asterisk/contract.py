@@ -66,6 +66,7 @@ CTX_OUTBOUND: Final = "cc-outbound"
 CTX_ABANDON: Final = "cc-abandon"
 CTX_AMD: Final = "cc-amd"
 CTX_SPY: Final = "cc-spy"
+CTX_SPY_API: Final = "cc-spy-api"  # the browser's Listen/Whisper/Barge: the supervisor's phone, originated
 CTX_REC_START: Final = "cc-rec-start"
 CTX_REC_PAUSE: Final = "cc-rec-pause"
 CTX_REC_RESUME: Final = "cc-rec-resume"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -78,10 +79,17 @@ def main(argv: list[str]) -> int:
 
 
 def _pause(cfg: config_mod.Config, a: argparse.Namespace) -> int:
-    """POST /recordings/<call_id>/pause|resume to the daemon; exit 0 done, 1 refused, 2 unreachable."""
-    url = f"http://{cfg.http.host}:{cfg.http.port}/recordings/{a.call_id}/{a.op}"
+    """POST /api/v1/calls/<call_id>/recording/pause|resume to the daemon with the API token in
+    ``$CALLCENTER_TOKEN`` (scope agent, of a supervisor of the agent's team); exit 0 done, 1 refused,
+    2 unreachable or no token."""
+    url = f"http://{cfg.http.host}:{cfg.http.port}/api/v1/calls/{a.call_id}/recording/{a.op}"
+    token = os.environ.get("CALLCENTER_TOKEN", "")
+    if not token:
+        print("recordings: set CALLCENTER_TOKEN to an API token (callcenter make-token)", file=sys.stderr)
+        return 2
+    req = urllib.request.Request(url, data=b"", method="POST", headers={"Authorization": f"Bearer {token}"})
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=b"", method="POST"), timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=10) as r:
             body, status = json.loads(r.read() or b"{}"), r.status
     except urllib.error.HTTPError as e:
         body, status = json.loads(e.read() or b"{}"), e.code

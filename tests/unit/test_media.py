@@ -99,15 +99,6 @@ async def test_feature_code_from_another_phone_is_refused(media: RecordingServic
     assert media.ami.actions == []  # type: ignore[attr-defined]
 
 
-async def test_http_pause_validates_the_call_id(media: RecordingService):
-    """A call id that is not 16 hex digits is a 400; a well-formed one with no recording a 404."""
-    from aiohttp.test_utils import make_mocked_request
-    req = make_mocked_request("POST", "/recordings/x/pause", match_info={"call_id": "../etc", "op": "pause"})
-    assert (await http.pause(media, req)).status == 400
-    req = make_mocked_request("POST", "/", match_info={"call_id": CALL, "op": "pause"})
-    assert (await http.pause(media, req)).status == 404
-
-
 async def test_resync_rebuilds_recordings(media: RecordingService):
     """After a reconnect the snapshot's CC_REC_ID is the truth about what is being recorded."""
     snap = Message((("Event", "CoreShowChannel"), ("Channel", ALICE_CHAN), ("BridgeId", "b1"),

@@ -10,8 +10,8 @@ One recording per call, on the AGENT channel, two mono legs joined into a stereo
   files it under the ``system`` write class, which would also let the AMI user ``Originate`` the
   ``System()`` application -- a shell.
 * **pause/resume** -- AMI ``MixMonitorMute`` (class ``call``) on the agent channel, both
-  directions, plus a pause marker in the metadata (from the phone, :mod:`.handlers`, or over HTTP,
-  :mod:`.http`). The marker is opened once Asterisk has confirmed the mute, and closed
+  directions, plus a pause marker in the metadata (from the phone, :mod:`.handlers`, or over the API,
+  :mod:`callcenter.features.api`). The marker is opened once Asterisk has confirmed the mute, and closed
   :data:`RESUME_GUARD_S` before the unmute is sent: the legs run about 0.1 s behind the wall clock
   (MixMonitor's first frame comes after the row's start), so a marked span never holds audio.
 * the recording id rides on the agent channel as ``CC_REC_ID`` (a manager ``channelvars`` entry),
@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from aiohttp import web
 
 from callcenter import config as config_mod
 from callcenter.asterisk import ami_events
@@ -50,7 +49,7 @@ from callcenter.asterisk.agi_server import AgiSession, ChannelGone
 from callcenter.asterisk.ami_client import AmiClient, AmiError, NotConnected
 from callcenter.events import Bus, RecordingEvent
 from callcenter.features.recording import files as rec
-from callcenter.features.recording import handlers, http
+from callcenter.features.recording import handlers
 from callcenter.features.recording.policy import policy_for, should_record
 from callcenter.features.recording.store import RecordingRow, RecordingStore
 from callcenter.persistence import DbThread
@@ -145,9 +144,6 @@ class RecordingService:
 
     def agi_routes(self) -> dict[str, Callable[[AgiSession], Any]]:
         return handlers.routes(self)
-
-    def add_routes(self, app: web.Application) -> None:
-        http.add_routes(app, self)
 
     def _store(self) -> RecordingStore:
         if self.store is None:

@@ -11,6 +11,7 @@ and the options for the mode. ``ChanSpyStart``/``ChanSpyStop`` from AMI are logg
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from callcenter import config as config_mod
 from callcenter.asterisk import ami_events
 from callcenter.asterisk import contract as C
 from callcenter.asterisk.agi_server import AgiSession
+from callcenter.asterisk.ami_client import AmiError, NotConnected
 from callcenter.events import Bus, SpyEvent
 from callcenter.features.supervision import handlers
 from callcenter.features.supervision import model as sup
@@ -54,8 +56,9 @@ class SupervisionService:
     """
 
     def __init__(self, cfg: config_mod.Config, *, db: DbThread, bus: Bus, store: SpyAuditStore | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, ami: Any = None):
         self.cfg = cfg
+        self.ami = ami  # rings the supervisor's phone for a spy asked for over HTTP (spy_from_api)
         self.db = db
         self.bus = bus
         self.store = store
@@ -116,6 +119,55 @@ class SupervisionService:
         return next((n for n, s in self.cfg.supervisors.items() if s.phone == phone), None) if phone else None
 
     # ------------------------------------------------------------------ the decision
+    async def spy_from_api(self, supervisor: str, agent: str, mode: str, actor: str) -> Authorization:
+        """Listen / whisper / barge asked for over HTTP by ``actor`` (already authorised for the
+        agent's team by :mod:`callcenter.features.access.policy`): ring ``supervisor``'s desk phone
+        and spy on exactly that agent's channel. Audited in ``spy_audit`` like the phone codes.
+
+        Reasons besides ``ok``: ``bad_mode``, ``not_a_supervisor``, ``not_an_agent``,
+        ``agent_not_on_call``, ``bad_channel``, ``ami_error``."""
+        if self.store is None:
+            raise RuntimeError("supervision service not started")
+        sv = self.cfg.supervisors.get(supervisor)
+        ag = self.cfg.agents.get(agent)
+        channel = self.agent_channels.get(agent) if ag is not None else None
+        if ag is not None and channel and not channel.startswith(f"PJSIP/{ag.phone}-"):
+            channel = None
+        reason, target, options = "ok", "", ""
+        if mode not in sup.MODES:
+            reason = "bad_mode"
+        elif sv is None:
+            reason = "not_a_supervisor"
+        elif ag is None:
+            reason = "not_an_agent"
+        elif not channel:
+            reason = "agent_not_on_call"
+        else:
+            try:
+                target, options = sup.chanspy_target(channel), sup.chanspy_options(mode)
+            except ValueError:
+                reason = "bad_channel"
+        if reason == "ok" and sv is not None:
+            try:
+                await self.ami.action("Originate", [
+                    ("Channel", f"PJSIP/{sv.phone}"), ("Context", C.CTX_SPY_API), ("Exten", "s"),
+                    ("Priority", "1"), ("Timeout", "30000"), ("Async", "true"),
+                    ("CallerID", f'"{mode} {agent}" <{ag.phone if ag else ""}>'),
+                    ("Variable", f"{C.SPY_TARGET}={target}"), ("Variable", f"{C.SPY_OPTIONS}={options}")])
+            except (AmiError, NotConnected, asyncio.TimeoutError) as e:
+                log.warning("spy.originate_failed", supervisor=supervisor, agent=agent, error=str(e))
+                reason = "ami_error"
+        allowed = reason == "ok"
+        now = self.clock()
+        await self.db.run(self.store.audit, now, supervisor if sv else None, sv.phone if sv else "", agent if ag else None,
+                          ag.phone if ag else "", mode[:10], "allowed" if allowed else "denied", reason)
+        (log.info if allowed else log.warning)(
+            "spy.allowed" if allowed else "spy.denied", supervisor=supervisor, agent=agent, mode=mode[:10],
+            reason=reason, via="api", actor=actor, channel=channel if allowed else None)
+        self.bus.publish(SpyEvent("allowed" if allowed else "denied", supervisor if sv else None,
+                                  agent if ag else None, mode[:10], reason))
+        return Authorization(allowed, reason, target, options)
+
     async def authorize(self, mode: str, ext: str, endpoint: str, pin: str) -> Authorization:
         """May the phone ``endpoint`` spy on the agent at ``ext`` in ``mode`` with ``pin``? Audited,
         logged and published whatever the answer."""

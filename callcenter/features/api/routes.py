@@ -568,7 +568,7 @@ class Api:
             Route("DELETE", f"{A}/dnc/{{number}}", self._dnc_op(False), "Remove a number from the do-not-call list",
                   scope="supervise", out=m.DncResult, path_params={"number": NUMBER}),
             Route("GET", f"{A}/recordings", self.recordings, "Recordings (team-scoped, audited)", scope="supervise",
-                  out=m.RecordingList, query=(Query("agent", {"type": "string", "pattern": m.NAME}),
+                  out=m.RecordingList, errors=(404,), query=(Query("agent", {"type": "string", "pattern": m.NAME}),
                                               Query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}))),
             Route("GET", f"{A}/recordings/{{rec_id}}", self.recording, "A recording's metadata (audited)",
                   scope="supervise", out=m.Recording, errors=(404,), path_params={"rec_id": REC_ID}),

@@ -96,15 +96,33 @@ def _floor(cfg: config_mod.Config, config_path: str, info: dict[str, object], lo
     for k in range(n_callers):
         spawn(floor + ["callers", "--sip", sip, "--did", did, "--every", str(call_every * n_callers),
                        "--seed", str(100 + k)])
+    web = wallboard_lines(cfg)
+    _say(web)
     t_end = time.monotonic() + duration if duration > 0 else float("inf")
     while time.monotonic() < t_end and daemon.poll() is None:
         try:
             st = fetch_status(cfg.http.host, cfg.http.port)
-            _say(CLEAR + render_text(st, "callcenter demo (Ctrl-C to stop)"))
+            _say(CLEAR + render_text(st, "callcenter demo (Ctrl-C to stop)") + "\n" + web)
         except OSError as e:
             _say(f"demo: status unavailable: {e}")
         time.sleep(1.0)  # the screen's refresh rate
     return 0
+
+
+# The demo users of config/callcenter.yaml (access.users: only their Argon2 hashes are in the file).
+DEMO_LOGINS = (("supervisor", "sam", "sam-demo"), ("admin", "admin", "admin-demo"),
+               ("agent", "1001 (alice)", "PIN 1234"))
+
+
+def wallboard_lines(cfg: config_mod.Config) -> str:
+    """Where the browser pages are and who may sign in (the demo users that this config has)."""
+    base = f"http://{cfg.http.host}:{cfg.http.port}"
+    lines = [f"wallboard:   {base}/ui/wallboard.html", f"agent panel: {base}/ui/agent.html"]
+    for role, login, secret in DEMO_LOGINS:
+        user = login.split(" ")[0]
+        if user in cfg.access.users or cfg.agent_by_phone(user) is not None:
+            lines.append(f"  {role:<10} sign in as {login} / {secret}")
+    return "\n".join(lines)
 
 
 def _demo_leads(cfg: config_mod.Config, name: str, n: int = 300) -> int:

@@ -37,6 +37,7 @@ def cfg() -> config_mod.Config:
     data["agents"]["bob"]["team"] = "blue"
     data["supervisors"] = {"sam": {"phone": "2009", "pin": "4321", "teams": ["red"]},
                            "tess": {"phone": "2010", "pin": "987654"}}
+    data.pop("access", None)  # its users name the lab's supervisors
     return config_mod.parse(data)
 
 
@@ -153,6 +154,7 @@ def _cfg_for_property() -> config_mod.Config:
         data["phones"]["2009"] = {"secret": "test-secret-2009"}
         data["agents"]["alice"]["team"] = "red"
         data["supervisors"] = {"sam": {"phone": "2009", "pin": "4321", "teams": ["red"]}}
+        data.pop("access", None)
         _CFG.append(config_mod.parse(data))
     return _CFG[0]
 
@@ -341,3 +343,30 @@ async def test_chanspy_events_are_published_with_who(spy_svc):
                                   ("SpyeeChannel", ALICE))))
     assert [(e.kind, e.supervisor, e.agent) for e in spy_svc.seen.events] == [
         ("started", "sam", "alice"), ("stopped", "sam", "alice")]
+
+
+async def test_spy_from_the_api_rings_the_supervisors_phone_on_exactly_the_agents_channel(spy_svc):
+    """From the API: Originate of sam's desk phone into cc-spy-api, target alice's full channel; audited."""
+    from tests.unit.fakes import FakeAmi
+    from tests.unit.media_fakes import event
+    spy_svc.ami = FakeAmi()
+    spy_svc.on_event(event("BridgeEnter", ALICE, CC_ROLE="agent", CC_AGENT="alice"))
+    res = await spy_svc.spy_from_api("sam", "alice", "barge", actor="sam")
+    assert res.allowed and res.target == ALICE
+    [o] = spy_svc.ami.originates()
+    assert (o["Channel"], o["Context"], o["Exten"]) == ("PJSIP/2004", "cc-spy-api", "s")
+    assert f"CC_SPY_TARGET={ALICE}" in o["Variables"].split(";")
+    assert "B" in next(v for v in o["Variables"].split(";") if v.startswith("CC_SPY_OPTIONS="))
+    audits = await _audits(spy_svc)
+    assert [(a.supervisor, a.supervisor_phone, a.agent, a.mode, a.outcome) for a in audits] == [
+        ("sam", "2004", "alice", "barge", "allowed")]
+
+
+async def test_spy_from_the_api_without_a_call_originates_nothing(spy_svc):
+    """Alice not talking: agent_not_on_call, audited, and no phone rings."""
+    from tests.unit.fakes import FakeAmi
+    spy_svc.ami = FakeAmi()
+    res = await spy_svc.spy_from_api("sam", "alice", "listen", actor="sam")
+    assert not res.allowed and res.reason == "agent_not_on_call"
+    assert spy_svc.ami.actions == []
+    assert [(a.outcome, a.reason) for a in await _audits(spy_svc)] == [("denied", "agent_not_on_call")]

@@ -51,12 +51,17 @@ async def chromium() -> AsyncIterator[Any]:
             await browser.close()
 
 
+# What the browser itself logs for a failed request (an expected 4xx, the daemon down): not script errors.
+_NETWORK = ("Failed to load resource", "WebSocket connection to")
+
+
 def watch_errors(page: Any) -> list[str]:
-    """Uncaught script errors of ``page`` (a list that fills as they happen)."""
+    """Uncaught script errors and console errors of ``page`` (a list that fills as they happen),
+    except the browser's own notes on failed requests."""
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}"))
     page.on("console", lambda m: errors.append(f"{page.url}: console: {m.text}")
-            if m.type == "error" and "Failed to load resource" not in m.text else None)
+            if m.type == "error" and not m.text.startswith(_NETWORK) else None)
     return errors
 
 

@@ -387,3 +387,33 @@ async def test_cross_site_form_lockout_and_token_without_supervise_scope_are_ref
     await _no_chanspy_channel(witness)
     assert not daemon.find("spy.allowed")
     assert errors == [] and login_errors == [] and kiosk_errors == []
+
+
+async def test_wallboard_reconnects_after_a_daemon_restart(daemon: DaemonProc, floor: Floor, web: Any) -> None:
+    """While the daemon restarts the wallboards say 'reconnecting'; the kiosk is live again with fresh figures, a signed-in page (session forgotten) asks to sign in."""
+    await floor.agent("alice", auto_answer=False)
+    base = _base(daemon)
+    board, errors = await sign_in(web, base, "sam", "sam-demo")
+    kctx = await web.new_context(viewport={"width": 1920, "height": 1080})
+    kiosk = await kctx.new_page()
+    errors += watch_errors(kiosk)
+    await kiosk.goto(f"{base}/ui/wallboard.html?token={KIOSK_TOKEN}")
+    for page in (board, kiosk):
+        await page.wait_for_selector('[data-agent="alice"][data-state="LoggedOut"]')
+        await page.wait_for_selector('#conn[data-state="live"]')
+    daemon.stop()
+    for page in (board, kiosk):
+        await page.wait_for_selector('#conn[data-state="reconnecting"]', timeout=5000)
+    again = DaemonProc(daemon.config_path).start()
+    try:
+        await again.until("ami.resynced", 20)
+        await kiosk.wait_for_selector('#conn[data-state="live"]', timeout=20_000)  # back-off at most 15 s
+        await board.wait_for_url(f"{base}/ui/login.html?next=%2Fui%2Fwallboard.html", timeout=20_000)
+        mark = again.mark()
+        _dial_sales(floor, "5550143", "After Restart")
+        call_id = str((await again.until("call.queued", 15, after=mark, queue="sales"))["call_id"])
+        await kiosk.wait_for_selector(f'#calls tr[data-call="{call_id}"][data-state="waiting"]', timeout=1000)
+        assert await kiosk.text_content('[data-queue="sales"] [data-field="waiting"]') == "1"
+    finally:
+        again.stop()
+    assert errors == []

@@ -3,6 +3,7 @@
 
 import {
   ApiError, Clock, el, fmtDuration, get, goLogin, level, post, session, setLevel, setText, signOut, status,
+  stillSignedIn,
 } from "./api.js";
 import { applyEvent, normalise } from "./floor.js";
 import { Live } from "./live.js";
@@ -333,6 +334,7 @@ async function main() {
     onEvent,
     onState: setConn,
     onUnauthorised: () => goLogin(),
+    probe: stillSignedIn,
   });
   live.start();
   renderMe();

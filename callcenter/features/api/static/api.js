@@ -118,6 +118,17 @@ export async function session() {
   }
 }
 
+/** Still allowed in? false only on a definite 401 (signed out, or a restarted daemon forgot the
+ *  session); network errors and other answers count as yes (the stream keeps retrying). */
+export async function stillSignedIn() {
+  try {
+    await api("GET", "/api/v1/session", undefined, { noRedirect: true });
+    return true;
+  } catch (e) {
+    return !(e instanceof ApiError && e.status === 401);
+  }
+}
+
 export async function signOut() {
   try { await api("DELETE", "/api/v1/session", undefined, { noRedirect: true }); } catch (_) { /* gone anyway */ }
   setCsrf(null);

@@ -6,7 +6,8 @@ import { kioskToken } from "./api.js";
 export class Live {
   /**
    * handlers: onSnapshot(floor, seq), onEvent(event), onFloor(floor, seq), onState("connecting" | "live" |
-   * "reconnecting" | "offline", detail)
+   * "reconnecting" | "offline", detail), onUnauthorised(closeEvent), probe() -> Promise<boolean> (still
+   * signed in? asked when a connection is refused before it opens; false stops the stream)
    */
   constructor(handlers) {
     this.h = handlers;
@@ -72,6 +73,17 @@ export class Live {
     ws.addEventListener("close", (ev) => {
       if (this.ws === ws) this.ws = null;
       if (this.stopped) return;
+      if (!opened && this.h.probe) {
+        // Refused before it opened: a WebSocket cannot say why (401 after a daemon restart forgot the
+        // session, or the daemon is simply down). Ask the API; the page decides (e.g. sign in again).
+        Promise.resolve(this.h.probe()).then((ok) => {
+          if (ok === false && !this.stopped) {
+            this.stop();
+            this.state("offline", "not signed in");
+            if (this.h.onUnauthorised) this.h.onUnauthorised(ev);
+          }
+        }, () => { /* unreachable: keep retrying */ });
+      }
       if (ev.code === 4401 || ev.code === 1008) {
         // the server refused us (signed out, token revoked): no point retrying quickly
         this.state("offline", ev.reason || "not signed in");

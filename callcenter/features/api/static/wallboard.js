@@ -3,7 +3,7 @@
 
 import {
   ApiError, Clock, el, fmtDuration, fmtPct, fmtSeconds, get, goLogin, level, post, session, setLevel, setText,
-  signOut, status, takeTokenFromUrl,
+  signOut, status, stillSignedIn, takeTokenFromUrl,
 } from "./api.js";
 import { applyEvent, normalise } from "./floor.js";
 import { Live } from "./live.js";
@@ -395,7 +395,8 @@ async function main() {
     onFloor: (f) => { floor = normalise(f); clock.sync(floor.at); lastLive = Date.now(); render(); },
     onEvent: (ev) => { applyEvent(floor, ev); lastLive = Date.now(); render(); },
     onState: (st) => setConn(st),
-    onUnauthorised: () => { if (!token) goLogin(); },
+    onUnauthorised: () => { if (!token) goLogin(); else status("The wallboard token was refused.", "error"); },
+    probe: stillSignedIn,
   });
   live.start();
   setInterval(tick, 1000);

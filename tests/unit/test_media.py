@@ -13,7 +13,7 @@ from callcenter import config as config_mod
 from callcenter.asterisk.agi_server import ChannelGone
 from callcenter.events import Bus, RecordingEvent, SpyEvent
 from callcenter.features.recording import files as rec
-from callcenter.features.recording import handlers, http
+from callcenter.features.recording import handlers
 from callcenter.features.recording.service import RecordingService
 from callcenter.features.supervision import handlers as spy_handlers
 from callcenter.features.supervision import model as sup
@@ -247,16 +247,12 @@ class _Both:
 
 
 async def test_recording_and_supervision_wired_as_the_daemon_does(cfg: config_mod.Config):
-    """Both AGI scripts, the HTTP route, both services fed from the same AMI events."""
-    from aiohttp import web
+    """Both AGI scripts, both services fed from the same AMI events."""
     calls = {CALL: Call(CALL, "sales", "alice")}
     m = _Both(cfg, calls)
     await m.start()
     try:
         assert set(m.recording.agi_routes()) | set(m.supervision.agi_routes()) == {"record", "spy"}
-        app = web.Application()
-        m.recording.add_routes(app)
-        assert any(r.method == "POST" for r in app.router.routes())
         m.recording.campaign_of = lambda call_id: "spring"
         assert m.recording.campaign_of(CALL) == "spring"
         m.on_event(event("BridgeEnter", ALICE_CHAN, CC_ROLE="agent", CC_AGENT="alice"))
@@ -286,6 +282,7 @@ async def test_reload_reconfigures_both_services(cfg: config_mod.Config, tmp_pat
         data["recordings"] = {"dir": str(tmp_path / "elsewhere"), "default": {"mode": "none"}}
         data["queues"]["sales"]["recording"] = {"mode": "none"}
         del data["agents"]["alice"]
+        data["access"]["users"].pop("alice", None)  # the user of a removed agent goes with it
         data["queues"]["sales"]["members"] = ["bob"]
         new = config_mod.parse(data)
         old_dir = m.recording.dir

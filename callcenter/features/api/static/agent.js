@@ -43,7 +43,7 @@ async function stateAction(action) {
     const path = st === "Paused" ? "unpause" : "login";
     return run("Ready", async () => {
       const r = await post(`/api/v1/agents/${a}/${path}`);
-      return `Now ${r && r.state ? r.state : "Ready"}.`;
+      return `${path === "login" ? "Logged in" : "Unpaused"}: now ${r && r.state ? r.state : "Ready"}.`;
     });
   }
   if (action === "pause") {
@@ -188,7 +188,7 @@ async function loadContext(callId) {
     if (!pop.queue && ctx.queue) pop.queue = ctx.queue;
     if (ctx.campaign) pop.campaign = ctx.campaign;
     const rows = (ctx.history || []).map((h) => el("tr", { dataset: { call: h.call_id } },
-      el("td", { class: "num" }, h.at ? new Date(h.at * 1000).toLocaleString() : "—"),
+      el("td", {}, h.at ? new Date(h.at * 1000).toLocaleString() : "—"),
       el("td", {}, h.queue || "—"), el("td", {}, h.agent || "—"), el("td", {}, h.outcome || "—"),
       el("td", {}, h.disposition || "—")));
     popField("history").replaceChildren(...(rows.length ? rows

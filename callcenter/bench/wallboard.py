@@ -49,8 +49,11 @@ all its threads from ``/proc/<pid>/stat``, during the replay with viewers − du
 the daemon ran during the replay with viewers − without) / viewers, counted exactly: the daemon
 runs under ``--serve``, which is ``callcenter run`` with a trace callback on every SQLite
 connection (``sqlite3.connect`` wrapped before the daemon is imported; the daemon's code is
-unchanged). ``ami_actions_per_viewer`` likewise from the actions the fake AMI received. The
-statements run while the viewers connect (sign-in by token, snapshot) are reported too.
+unchanged); the baseline is scaled by the ratio of calls started (the callers react to the daemon,
+so one replay may start a call or two more), and ``sql_differences`` names the statements whose
+counts differ most (literals folded). ``ami_actions_per_viewer`` likewise from the actions the fake
+AMI received. The statements run while the viewers connect (token, snapshot) are reported too.
+``--profile FILE`` runs the daemon of the second replay under cProfile, to see where the time goes.
 
 Targets (issue): p95 ≤ 250 ms; 200 viewers add ≤ 10 % of one core; no database or AMI query per
 viewer (met when the difference is below half a statement per viewer: the two replays are the same
@@ -125,6 +128,7 @@ def _normalise(h: Headers, ids: dict[str, str]) -> Headers:
 
 
 _SLOT = re.compile(r"\{(\w+)\}")
+_LITERAL = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")  # the values the trace shows bound into SQL
 
 
 @dataclass(frozen=True)
@@ -625,14 +629,15 @@ def build_config(tmp: Path, ami_port: int, agents: int) -> tuple[dict[str, Any],
 def serve_counting_sql(config_path: str) -> int:
     """``callcenter run --config PATH`` with every SQLite statement counted (SIGUSR1 writes the count)."""
     import sqlite3
-    counts: collections.Counter[int] = collections.Counter()  # per thread: no lost increments
+    # per thread (no lost increments), by statement (its first words: which table, which query)
+    counts: dict[int, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     real_connect = sqlite3.connect
 
     def connect(*a: Any, **kw: Any) -> sqlite3.Connection:
         db = real_connect(*a, **kw)
 
         def trace(_sql: str) -> None:
-            counts[threading.get_ident()] += 1
+            counts[threading.get_ident()][" ".join(_LITERAL.sub("?", _sql[:200]).split()[:6])[:80]] += 1
 
         db.set_trace_callback(trace)
         return db
@@ -642,7 +647,10 @@ def serve_counting_sql(config_path: str) -> int:
 
     def dump(*_: Any) -> None:
         tmp = out.with_suffix(".tmp")
-        tmp.write_text(str(sum(counts.values())))
+        total: collections.Counter[str] = collections.Counter()
+        for c in list(counts.values()):
+            total.update(c)
+        tmp.write_text(json.dumps(total))
         tmp.replace(out)
 
     signal.signal(signal.SIGUSR1, dump)
@@ -663,12 +671,13 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _sql_count(proc: subprocess.Popen[bytes], out: Path) -> int:
+async def _sql_count(proc: subprocess.Popen[bytes], out: Path) -> collections.Counter[str]:
+    """The statements the daemon has run so far, by statement."""
     out.unlink(missing_ok=True)
     proc.send_signal(signal.SIGUSR1)
     for _ in range(200):
         if out.exists():
-            return int(out.read_text())
+            return collections.Counter(json.loads(out.read_text()))
         await asyncio.sleep(0.01)
     raise RuntimeError("the daemon did not report its SQL count")
 
@@ -769,12 +778,13 @@ async def replay_once(*, viewers: int, events: int, rate: float, callers: int, a
             raise RuntimeError(f"the daemon exited with {proc.returncode} during the replay")
         phase = {"calls_started": replay.written["caller_new"], "calls": dict(replay.outcomes),
                  "events_by_label": dict(replay.written), "cpu_share": round((cpu1 - cpu0) / wall, 4),
-                 "sql": sql1 - sql0, "ami_actions": actions1 - actions0,
+                 "sql": (sql1 - sql0).total(), "ami_actions": actions1 - actions0,
                  "loop_lag_p99_ms_max": round(max(lags, default=0.0) * 1000, 1),
                  "agi_ivr_session_p95_ms": _ms(replay.agi_s, 95),
                  "viewers_dropped": sum(1 for v in conns if v.lost_at is not None)}
         return {"viewers": conns, "replay": replay, "wall_s": wall, "cpu_s": cpu1 - cpu0, "bench_cpu_s": own1 - own0,
-                "sql": sql1 - sql0, "sql_connect": sql_after_connect - sql_before_connect, "connect_s": connect_s,
+                "sql": (sql1 - sql0).total(), "sql_by_statement": sql1 - sql0,
+                "sql_connect": (sql_after_connect - sql_before_connect).total(), "connect_s": connect_s,
                 "viewing_s": viewing_s,
                 "ami_actions": actions1 - actions0, "ami_logins": ami.logins,
                 "actions_by_name": dict(ami.actions), "phase": phase}
@@ -806,6 +816,13 @@ def correlate(expects: list[Expect], reference: list[dict[str, Any]]) -> int:
 
 def _ms(xs: list[float], p: float) -> float | None:
     return round(percentile(sorted(xs), p) * 1000, 1) if xs else None
+
+
+def _sql_differences(base: collections.Counter[str], live: collections.Counter[str], scale: float,
+                     top: int = 6) -> dict[str, list[float]]:
+    """The statements whose counts differ most between the replays: [without (scaled), with]."""
+    keys = sorted(set(base) | set(live), key=lambda k: -abs(live[k] - base[k] * scale))[:top]
+    return {k: [round(base[k] * scale, 1), live[k]] for k in keys}
 
 
 def figures(base: dict[str, Any], live: dict[str, Any], viewers: int) -> dict[str, Any]:
@@ -865,6 +882,7 @@ def figures(base: dict[str, Any], live: dict[str, Any], viewers: int) -> dict[st
         "ami_logins": [base["ami_logins"], live["ami_logins"]],
         "load_avg": [round(x, 2) for x in os.getloadavg()],
         "viewers_missing_events": sum(1 for v in conns if not all(s in v.recv for s in window)),
+        "sql_differences": _sql_differences(base["sql_by_statement"], live["sql_by_statement"], scale),
         "without": base["phase"], "with": live["phase"],
     }
     p95 = out["p95_ms"]

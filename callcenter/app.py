@@ -121,7 +121,7 @@ class Daemon:
         self.agi = AgiServer(cfg.agi.host, cfg.agi.port, routes,
                              on_session=lambda s, r: self.metrics.agi_sessions.labels(s, r).inc())
         self.live = LiveFloor(cfg, acd_state=lambda: self.acd.state, stats=lambda: self.stats.snapshot,
-                              campaigns=self.dialer.status)
+                              campaigns=self.dialer.status, campaign_of=self.dialer.campaign_of)
         self.live.subscribe(self.bus)
         self.api = Api(Ports(cfg=self._config, access=self.access, live=self.live, acd=self.acd,
                              supervision=self.supervision, dialer=lambda: self.dialer, recording=self.recording,

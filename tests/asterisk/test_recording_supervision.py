@@ -224,8 +224,12 @@ async def _talking(floor: Floor, acc: object) -> object:
     return next(h for h in reversed(acc.calls) if h.state == "CONFIRMED" and "tap" not in h.remote)
 
 
+EAST_TOKEN = "east-lab-token"  # access.tokens.east in lab.yaml: scopes read, agent, supervise on team east
+
+
 def _post(daemon: DaemonProc, path: str) -> tuple[int, dict[str, object]]:
-    req = urllib.request.Request(f"http://127.0.0.1:{daemon.cfg.http.port}{path}", data=b"", method="POST")
+    req = urllib.request.Request(f"http://127.0.0.1:{daemon.cfg.http.port}{path}", data=b"", method="POST",
+                                 headers={"Authorization": f"Bearer {EAST_TOKEN}"})
     try:
         with urllib.request.urlopen(req, timeout=5) as r:
             return r.status, json.loads(r.read())
@@ -235,7 +239,8 @@ def _post(daemon: DaemonProc, path: str) -> tuple[int, dict[str, object]]:
 
 def _cli(daemon: DaemonProc, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "callcenter", "recordings", "--config", str(daemon.config_path),
-                           *args], capture_output=True, text=True, timeout=30, check=False)
+                           *args], capture_output=True, text=True, timeout=30, check=False,
+                          env={**os.environ, "CALLCENTER_TOKEN": EAST_TOKEN})
 
 
 def _row(daemon: DaemonProc, rec_id: str) -> RecordingRow:
@@ -279,10 +284,10 @@ async def test_stereo_recording_caller_left_agent_right_with_pauses(
     r = await asyncio.to_thread(_cli, daemon, "pause", call_id)  # the CLI, through the daemon's HTTP API
     assert r.returncode == 0, r.stderr
     await daemon.until("recording.paused", 10, after=m, call_id=call_id, source="api")
-    status, body = await asyncio.to_thread(_post, daemon, f"/recordings/{call_id}/pause")
-    assert status == 409 and body["result"] == "already"  # no second marker
+    status, body = await asyncio.to_thread(_post, daemon, f"/api/v1/calls/{call_id}/recording/pause")
+    assert status == 409 and body["error"] == "already"  # no second marker
     await asyncio.sleep(2.5)
-    status, body = await asyncio.to_thread(_post, daemon, f"/recordings/{call_id}/resume")
+    status, body = await asyncio.to_thread(_post, daemon, f"/api/v1/calls/{call_id}/recording/resume")
     assert status == 200 and body["paused"] is False and body["rec_id"] == rec_id
     await asyncio.sleep(2.5)
     m = daemon.mark()
@@ -332,8 +337,8 @@ async def test_on_demand_policy_records_only_after_star_67(recording_daemon: Cal
     call_id = str(ev["call_id"])
     leg = await _talking(floor, alice)
     await asyncio.sleep(2.0)
-    status, body = await asyncio.to_thread(_post, daemon, f"/recordings/{call_id}/pause")
-    assert status == 404 and body["result"] == "not_recording"
+    status, body = await asyncio.to_thread(_post, daemon, f"/api/v1/calls/{call_id}/recording/pause")
+    assert status == 404 and body["error"] == "not_recording"
     m = daemon.mark()
     t_press = time.time()
     leg.dtmf("*67")

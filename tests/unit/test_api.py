@@ -223,3 +223,24 @@ async def test_metrics_stay_open_on_loopback(api):
             assert r.status == 200
         async with s.get(f"{base}/api/v1/audit") as r:
             assert r.status == 401
+
+
+async def test_screen_pop_context_lists_earlier_calls_from_the_number(api):
+    """GET /calls/<id>/context: caller, IVR path, queue and the earlier calls from the same number."""
+    d, base = api
+    j = d.journal
+    for cid, at in (("00000000000000a1", 1000.0), ("00000000000000a2", 2000.0)):
+        await d.db.run(j.call_started, cid, "u" + cid, "PJSIP/x-1", "5550123", "Ann", "5551000", at)
+        await d.db.run(j.call_path, cid, ("main", "1"))
+        await d.db.run(j.call_queued, cid, "sales", at + 5)
+    await d.db.run(j.call_ended, "00000000000000a1", "abandoned", 1100.0)
+    async with _client() as s:
+        await _sign_in(s, base, "sam", SAM)
+        async with s.get(f"{base}/api/v1/calls/00000000000000a2/context") as r:
+            assert r.status == 200, await r.text()
+            ctx = await r.json()
+        async with s.get(f"{base}/api/v1/calls/00000000000000ff/context") as r:
+            assert r.status == 404
+    assert (ctx["caller_num"], ctx["caller_name"], ctx["queue"], ctx["path"]) == ("5550123", "Ann", "sales",
+                                                                                   ["main", "1"])
+    assert [(h["call_id"], h["outcome"]) for h in ctx["history"]] == [("00000000000000a1", "abandoned")]

@@ -232,7 +232,7 @@ class AccessService:
         actor, via = (p.name, p.kind) if p is not None else ("", "")
         action, target, outcome, reason = fold(action, 64), fold(target), fold(outcome, 32), fold(reason, 64)
         await self._write(self.clock(), actor, via, action, target, outcome, reason, remote)
-        (log.info if outcome == "allowed" else log.warning)(
+        (log.info if outcome in ("allowed", "done") else log.warning)(
             "api.audit", who=actor or None, via=via or None, action=action, target=target or None,
             outcome=outcome, reason=reason or None)
 

@@ -78,8 +78,10 @@ class LiveFloor:
     """See the module doc. ``acd_state``, ``stats``, ``campaigns``: readers of the live state."""
 
     def __init__(self, cfg: Any, *, acd_state: Callable[[], AcdState], stats: Callable[[], Snapshot],
-                 campaigns: Callable[[], Mapping[str, Any]], clock: Callable[[], float] = time.time):
+                 campaigns: Callable[[], Mapping[str, Any]], clock: Callable[[], float] = time.time,
+                 campaign_of: Callable[[str], str | None] = lambda call_id: None):
         self.cfg = cfg
+        self.campaign_of = campaign_of  # a dialled call's campaign (its dispositions, on the agent panel)
         self.acd_state, self.stats, self.campaigns, self.clock = acd_state, stats, campaigns, clock
         self.stream = uuid.uuid4().hex[:12]  # a restarted daemon starts a new stream: clients re-snapshot
         self.seq = 0
@@ -148,7 +150,7 @@ class LiveFloor:
         num, name, path = self._caller(e.call_id)
         c = self.acd_state().calls.get(e.call_id)
         self.emit("call.offered", {"call_id": e.call_id, "agent": e.agent, "queue": e.queue, "caller_num": num,
-                                   "caller_name": name, "path": list(path),
+                                   "caller_name": name, "path": list(path), "campaign": self.campaign_of(e.call_id),
                                    "entered_at": c.entered_at if c is not None else e.at}, agent=e.agent)
 
     def _ended(self, e: ev.CallEnded) -> None:
@@ -294,7 +296,7 @@ class LiveFloor:
             conf = cfg.campaigns.get(name)
             if view.queues is not None and conf is not None and conf.queue not in view.queues:
                 continue
-            camps[name] = {"state": c.get("state"), "lines": c.get("lines", 0),
+            camps[name] = {"state": c.get("state"), "queue": conf.queue if conf else None, "lines": c.get("lines", 0),
                            "abandon_rate": c.get("abandon_rate", 0.0),
                            "abandon_limit": conf.max_abandon_rate if conf else None,
                            "dispositions": dict(conf.dispositions) if conf else {}}

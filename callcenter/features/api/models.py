@@ -100,6 +100,7 @@ class LiveCall(_Out):
 
 class CampaignLive(_Out):
     state: str | None
+    queue: str | None = Field(description="live answers join this queue")
     lines: int
     abandon_rate: float
     abandon_limit: float | None
@@ -184,6 +185,7 @@ class CallContext(_Out):
     queue: str | None
     path: list[str]
     entered_at: float | None
+    campaign: str | None = Field(default=None, description="the campaign that dialled it (its dispositions)")
     history: list[HistoryItem]
 
 

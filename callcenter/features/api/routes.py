@@ -274,14 +274,16 @@ class Api:
         num = (ctx or {}).get("caller_num") or (live.caller_num if live else "")
         started = float((ctx or {}).get("started_at") or (live.entered_at if live else time.time()))
         days = self.cfg.wallboard.history_days
-        hist = await self.p.db.run(queries.history, self.p.journal_db, str(num), started - days * 86400, started,
-                                   exclude=call_id)
+        db = self.p.journal_db
+        hist = await self.p.db.run(lambda: queries.history(db, str(num), started - days * 86400, started,
+                                                           exclude=call_id))
         return _json(m.CallContext(
             call_id=call_id, caller_num=str(num),
             caller_name=str((ctx or {}).get("caller_name") or (live.caller_name if live else "")),
             queue=(live.queue if live else (ctx or {}).get("queue")),  # type: ignore[arg-type]
             path=list((ctx or {}).get("path") or []),  # type: ignore[arg-type]
             entered_at=(live.entered_at if live else (ctx or {}).get("entered_at")),  # type: ignore[arg-type]
+            campaign=self.p.live.campaign_of(call_id),
             history=[m.HistoryItem(**h) for h in hist]))
 
     async def intervals(self, req: web.Request) -> web.Response:
@@ -362,7 +364,7 @@ class Api:
                 raise Fail(404, "not_found", "no call with an agent by that id")
 
             async def act(p: policy.Principal) -> web.Response:
-                result, a = await self.p.recording.set_paused(call_id, paused, f"api:{p.name}")
+                result, a = await self.p.recording.set_paused(call_id, paused, "api")  # who: the audit
                 status = {"ok": 200, "already": 409, "not_recording": 404, "ami_error": 502}[result]
                 if status != 200:
                     raise Fail(status, result)

@@ -174,6 +174,7 @@ class Daemon:
         self.tasks.spawn(self._sweep_loop(), "sweep", essential=True)
         self.tasks.spawn(self.dialer.run(), "dialer", essential=True)
         self.tasks.spawn(self._floor_loop(), "live-floor", essential=True)
+        self.tasks.spawn(self.api.flush_loop(), "live-streams", essential=True)
         start_watchdog(self.alive, lambda: {"ami": self.tasks.alive("ami"), "agi": self.agi.serving,
                                             "audiosocket": self.amd.serving,
                                             "dialer": self.tasks.alive("dialer")})
@@ -183,7 +184,7 @@ class Daemon:
         await self.tasks.close()
         await self.agi.close()
         await self.amd.close()
-        self.live.close_all()  # open event streams end, so the HTTP shutdown does not wait for them
+        await self.api.close_streams()  # open event streams end, so the HTTP shutdown does not wait for them
         if self._http is not None:
             await self._http.cleanup()
         await self.recording.close()

@@ -367,8 +367,9 @@ class Viewer(asyncio.Protocol):
             payload = bytes(buf[pos + hdr:pos + hdr + size])
             pos += hdr + size
             op = b0 & 0x0F
-            if op == 1:
-                self._text(payload, now)
+            if op == 1:  # one JSON message per line: the daemon batches what is due in one frame
+                for line in payload.split(b"\n"):
+                    self._text(line, now)
             elif op == 9:
                 self._send(0xA, payload)
             elif op == 8 and self.transport is not None:

@@ -62,6 +62,17 @@ async def api(tmp_path: Path):
     await asyncio.wait_for(task, 10)
 
 
+_BACKLOG: dict[int, list[dict]] = {}
+
+
+async def _next(ws: aiohttp.ClientWebSocketResponse) -> dict:
+    """The next stream message (a frame carries one or more, a JSON document per line)."""
+    queue = _BACKLOG.setdefault(id(ws), [])
+    while not queue:
+        queue.extend(json.loads(line) for line in (await ws.receive(timeout=5)).data.split("\n"))
+    return queue.pop(0)
+
+
 def _client() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))  # keep cookies of 127.0.0.1
 
@@ -191,13 +202,13 @@ async def test_event_stream_snapshot_events_and_resume(api):
         me = await _sign_in(s, base, "sam", SAM)
         h = {"X-CSRF-Token": me["csrf"]}
         async with s.ws_connect(f"{base}/api/v1/events") as ws:
-            snap = json.loads((await ws.receive(timeout=5)).data)
+            snap = await _next(ws)
             assert snap["type"] == "snapshot" and "alice" in snap["floor"]["agents"]
             stream = snap["stream"]
             async with s.post(f"{base}/api/v1/agents/alice/login", headers=h) as r:
                 assert r.status == 200
             while True:
-                msg = json.loads((await ws.receive(timeout=5)).data)
+                msg = await _next(ws)
                 if msg["type"] == "event":
                     break
             assert msg["kind"] == "agent.state" and msg["data"]["agent"] == "alice"
@@ -209,10 +220,10 @@ async def test_event_stream_snapshot_events_and_resume(api):
                                       headers={"Authorization": f"Bearer {SUP_TOKEN}"}) as r:
                     assert r.status == status
         async with s.ws_connect(f"{base}/api/v1/events?after={last}&stream={stream}") as ws:
-            msg = json.loads((await ws.receive(timeout=5)).data)
+            msg = await _next(ws)
             assert msg["type"] == "event" and msg["seq"] > last and msg["data"]["agent"] == "bob"
         async with s.ws_connect(f"{base}/api/v1/events?after={last}&stream=000000000000") as ws:
-            assert json.loads((await ws.receive(timeout=5)).data)["type"] == "snapshot"  # another stream
+            assert (await _next(ws))["type"] == "snapshot"  # another stream
 
 
 async def test_metrics_stay_open_on_loopback(api):

@@ -54,6 +54,7 @@ class Viewer:
     pending: deque[str] = field(default_factory=deque)
     wake: Callable[[], None] = lambda: None
     dropped: bool = False
+    conn: Any = None  # the transport's handle (the WebSocket), for whoever writes ``pending`` out
 
     def push(self, text: str) -> None:
         if self.dropped:
@@ -182,10 +183,10 @@ class LiveFloor:
         return self.seq
 
     def attach(self, view: View, *, after: int | None = None, stream: str | None = None,
-               wake: Callable[[], None] = lambda: None) -> Viewer:
+               wake: Callable[[], None] = lambda: None, conn: Any = None) -> Viewer:
         """A new viewer: the events after ``after`` when all of them are still kept (same stream),
         else a snapshot. From here on it gets every event it may see, in order."""
-        v = Viewer(view, wake=wake)
+        v = Viewer(view, wake=wake, conn=conn)
         oldest = self.kept[0].seq if self.kept else self.seq + 1
         if after is not None and stream == self.stream and after <= self.seq and after >= oldest - 1:
             for k in self.kept:
@@ -195,13 +196,6 @@ class LiveFloor:
             v.pending.append(self.message("snapshot", view))
         self.viewers.add(v)
         return v
-
-    def close_all(self) -> None:
-        """Shutting down: every stream ends (its writer sees ``dropped`` and closes)."""
-        for v in list(self.viewers):
-            v.dropped = True
-            v.pending.clear()
-            v.wake()
 
     def detach(self, v: Viewer) -> None:
         self.viewers.discard(v)

@@ -39,6 +39,7 @@ log = structlog.get_logger("callcenter.api")
 STATIC = Path(__file__).parent / "static"
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_BODY = 5 * 1024 * 1024  # a lead import
+FLUSH_S = 0.1  # live streams: messages arriving this close together go out in one frame
 CALL_ID = {"type": "string", "pattern": m.CALL_ID}
 REC_ID = {"type": "string", "pattern": r"^[0-9A-Za-z_-]{1,64}$"}
 NUMBER = {"type": "string", "pattern": r"^\+?[0-9]{3,15}$"}
@@ -93,6 +94,7 @@ class Api:
         self.p = ports
         self.routes = self._routes()
         self._doc: dict[str, Any] | None = None
+        self._dirty = asyncio.Event()  # some viewer has messages to write
 
     # ------------------------------------------------------------------ wiring
     def middleware(self) -> Callable[..., Any]:
@@ -489,6 +491,7 @@ class Api:
 
     # ------------------------------------------------------------------ the live stream
     async def events(self, req: web.Request) -> web.StreamResponse:
+        """The WebSocket: this handler only reads (close frames, pongs); :meth:`flush_loop` writes."""
         p: policy.Principal = req[PRINCIPAL]
         after = req.query.get("after")
         after_n = int(after) if after is not None and after.isdigit() and len(after) < 19 else None
@@ -498,34 +501,51 @@ class Api:
         if not ws.can_prepare(req).ok:
             raise Fail(400, "bad_request", "a WebSocket upgrade")
         await ws.prepare(req)
-        wake = asyncio.Event()
-        viewer = self.p.live.attach(self._view(p), after=after_n, stream=req.query.get("stream"), wake=wake.set)
-        reader = asyncio.ensure_future(_drain(ws))
+        viewer = self.p.live.attach(self._view(p), after=after_n, stream=req.query.get("stream"),
+                                    wake=self._dirty.set, conn=ws)
+        self._dirty.set()
         try:
-            while not reader.done():
-                while viewer.pending:
-                    await ws.send_str(viewer.pending.popleft())
-                if viewer.dropped:
-                    await ws.close(code=4000, message=b"too slow: resume with after=<seq>")
+            async for msg in ws:  # what the browser sends is ignored; this ends when it closes
+                if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
                     break
-                wake.clear()
-                if viewer.pending:
-                    continue
-                waiter = asyncio.ensure_future(wake.wait())
-                try:
-                    await asyncio.wait({reader, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    waiter.cancel()
-        except (ConnectionResetError, RuntimeError):
-            pass  # the browser went away mid-write
         finally:
             self.p.live.detach(viewer)
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
             if not ws.closed:
                 await ws.close()
         return ws
+
+    async def flush_loop(self) -> None:
+        """Write what each viewer is due, in one frame per viewer per turn: messages separated by
+        newlines, after a short coalescing pause. One writer for all streams — no task or wait
+        per viewer and event; 200 viewers cost 200 writes per turn, not one per message each."""
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(FLUSH_S)  # gather what else arrives within the window
+            self._dirty.clear()
+            for v in list(self.p.live.viewers):
+                ws = v.conn
+                if ws is None or ws.closed:
+                    continue
+                if v.dropped:
+                    self.p.live.detach(v)
+                    await ws.close(code=4000, message=b"too slow: resume with after=<seq>&stream=<id>")
+                    continue
+                if not v.pending:
+                    continue
+                text = "\n".join(v.pending)
+                v.pending.clear()
+                try:
+                    await ws.send_str(text)
+                except (ConnectionResetError, RuntimeError):
+                    self.p.live.detach(v)  # the browser went away mid-write: its handler ends on close
+
+    async def close_streams(self) -> None:
+        """Shutting down: every stream is closed (1001, going away) so the HTTP shutdown does not wait."""
+        for v in list(self.p.live.viewers):
+            self.p.live.detach(v)
+            if v.conn is not None and not v.conn.closed:
+                with contextlib.suppress(ConnectionResetError, RuntimeError):
+                    await v.conn.close(code=1001, message=b"daemon stopping")
 
     # ------------------------------------------------------------------ the table
     def _routes(self) -> list[Route]:
@@ -617,10 +637,3 @@ def _rec(r: Any) -> m.Recording:
 def _agent_of(db: Any, call_id: str) -> str | None:
     row = db.execute("SELECT agent FROM calls WHERE call_id = ?", (call_id,)).fetchone()
     return row[0] if row else None
-
-
-async def _drain(ws: web.WebSocketResponse) -> None:
-    """Read (and ignore) what the browser sends, until it closes."""
-    async for msg in ws:
-        if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
-            break

@@ -65,10 +65,13 @@ export class Live {
     let opened = false;
     ws.addEventListener("open", () => { opened = true; });
     ws.addEventListener("message", (m) => {
-      let msg;
-      try { msg = JSON.parse(m.data); } catch (_) { return; }
       if (!opened) opened = true;
-      this.onMessage(msg);
+      // One frame may carry several messages, one JSON document per line (the server batches).
+      for (const line of String(m.data).split("\n")) {
+        let msg;
+        try { msg = JSON.parse(line); } catch (_) { continue; }
+        this.onMessage(msg);
+      }
     });
     ws.addEventListener("close", (ev) => {
       if (this.ws === ws) this.ws = null;

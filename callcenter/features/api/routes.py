@@ -396,7 +396,7 @@ class Api:
                     raise Fail(404, "not_found", "no such campaign") from None
                 except IllegalCampaignTransition as e:
                     raise Fail(409, "illegal_transition", str(e)) from None
-                d.wake()
+                d.wake(refresh=True)
                 return _json(m.CampaignResult(campaign=name, state=state))
 
             return await self._audited(req, "campaigns", f"{op}:{name}", None, act)
@@ -415,7 +415,7 @@ class Api:
                 raise Fail(404, "not_found", "no such campaign") from None
             except ValueError as e:
                 raise Fail(400, "bad_request", str(e)) from None
-            d.wake()
+            d.wake(refresh=True)
             return _json(m.LeadImport(campaign=name, imported=n,
                                       rejected=[{"line": r.line, "reason": r.reason} for r in rejected[:1000]]))
 

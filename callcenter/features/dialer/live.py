@@ -61,6 +61,7 @@ RING_PRIOR_S = pacing.Inputs().mean_ring_s
 ORIGINATE_GRACE_S = 30.0  # a line still "ringing" this long after its ring timeout lost its events
 MAX_LINE_S = 6 * 3600.0  # no call lasts this long: a line still here lost its hangup
 DISPOSE_WINDOW_S = 3600.0  # an agent may dispose their last dialler call this long after it
+REFRESH_S = 1.0  # campaigns are re-read from the store at most this often (a CLI change shows within it)
 COUNTS_EVERY_S = 5.0  # lead counts for /status are refreshed this often
 KIND = {"human": HUMAN, "abandoned": HUMAN, "machine": MACHINE, "busy": BUSY}
 
@@ -124,6 +125,7 @@ class LiveDialer:
         self._rolling: dict[str, tuple[int, int]] = {}
         self._counts: dict[str, dict[str, int]] = {}
         self._counts_at = -COUNTS_EVERY_S
+        self._refreshed_at = float("-inf")  # when tick() last re-read the campaigns
         self._unusable: dict[str, str] = {}
         self._wake = asyncio.Event()
 
@@ -171,7 +173,10 @@ class LiveDialer:
         return c.conf if c is not None else None
 
     # ------------------------------------------------------------------ the loop
-    def wake(self) -> None:
+    def wake(self, *, refresh: bool = False) -> None:
+        """Pace again now; ``refresh``: re-read the campaigns first (one changed through the API)."""
+        if refresh:
+            self._refreshed_at = float("-inf")
         self._wake.set()
 
     async def run(self) -> None:
@@ -195,7 +200,9 @@ class LiveDialer:
         self.expire(now)
         if not self.host.acd_state().synced:
             return
-        await self._refresh()
+        if now - self._refreshed_at >= REFRESH_S:  # agent changes wake us many times a second
+            await self._refresh()
+            self._refreshed_at = now  # after it worked: a locked database is retried next round
         if now - self._counts_at >= COUNTS_EVERY_S:
             self._counts_at = now
             for name, c in self.camps.items():

@@ -17,7 +17,7 @@ import io
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,9 @@ class Ports:
     db: Any  # DbThread
     journal_db: Any  # the journal's connection (used on db only)
     version: str = "0.1.0"
+    # Other features' routes (webhook subscriptions, click-to-call ...): each gets the Api (its
+    # helpers: PRINCIPAL/BODY, _audited, Fail) and returns Routes that go through the same guard.
+    extra_routes: list[Callable[[Api], list[Route]]] = field(default_factory=list)
 
 
 class Fail(Exception):
@@ -120,6 +123,9 @@ class Api:
         return guard
 
     def add_to(self, app: web.Application) -> None:
+        for extra in self.p.extra_routes:
+            self.routes.extend(extra(self))
+        self._doc = None
         for r in self.routes:
             app.router.add_route(r.method, r.path, self._guarded(r))
         app.router.add_get("/api/v1/openapi.json", self._openapi)

@@ -255,3 +255,71 @@ async def test_screen_pop_context_lists_earlier_calls_from_the_number(api):
     assert (ctx["caller_num"], ctx["caller_name"], ctx["queue"], ctx["path"]) == ("5550123", "Ann", "sales",
                                                                                    ["main", "1"])
     assert [(h["call_id"], h["outcome"]) for h in ctx["history"]] == [("00000000000000a1", "abandoned")]
+
+
+async def test_recordings_are_team_scoped_and_every_read_is_audited(api):
+    """sam (east) lists and reads alice's recording; tina (west) sees none and is refused its metadata."""
+    d, base = api
+    rec = "20261202T120000-0123456789ab"
+    await d.db.run(d.recording.store.start, rec, "00000000000000b1", "alice", "sales", 1000.0)
+    async with _client() as s:
+        await _sign_in(s, base, "sam", SAM)
+        async with s.get(f"{base}/api/v1/recordings") as r:
+            assert r.status == 200 and [x["rec_id"] for x in (await r.json())["recordings"]] == [rec]
+        async with s.get(f"{base}/api/v1/recordings/{rec}") as r:
+            assert r.status == 200 and (await r.json())["agent"] == "alice"
+        async with s.get(f"{base}/api/v1/recordings/{rec}/audio") as r:
+            assert r.status == 404  # not finished: no audio yet
+    async with _client() as s:
+        await _sign_in(s, base, "tina", TINA)
+        async with s.get(f"{base}/api/v1/recordings") as r:
+            assert r.status == 200 and (await r.json())["recordings"] == []
+        async with s.get(f"{base}/api/v1/recordings/{rec}") as r:
+            assert r.status == 403
+    rows = [(a, act, t, o) for a, _v, act, t, o, _r in _audit(d) if act == "recordings.read"]
+    assert ("sam", "recordings.read", "list:*", "done") in rows
+    assert ("sam", "recordings.read", rec, "done") in rows
+    assert ("tina", "recordings.read", rec, "denied") in rows
+
+
+async def test_campaigns_are_started_by_supervisors_not_agents(api):
+    """A supervisor starts a campaign (audited); an agent may not; an unknown campaign is a 404."""
+    d, base = api
+    name = next(iter(d.cfg.campaigns))
+    async with _client() as s:
+        me = await _sign_in(s, base, "2001", ALICE_PIN)
+        async with s.post(f"{base}/api/v1/campaigns/{name}/start", headers={"X-CSRF-Token": me["csrf"]}) as r:
+            assert r.status == 403 and (await r.json())["error"] == "missing_scope"
+    async with _client() as s:
+        me = await _sign_in(s, base, "sam", SAM)
+        h = {"X-CSRF-Token": me["csrf"]}
+        async with s.post(f"{base}/api/v1/campaigns/{name}/start", headers=h) as r:
+            assert r.status == 200 and (await r.json())["state"] == "running"
+        async with s.post(f"{base}/api/v1/campaigns/{name}/start", headers=h) as r:
+            assert r.status == 409
+        async with s.post(f"{base}/api/v1/campaigns/nope/start", headers=h) as r:
+            assert r.status == 404
+    assert ("sam", "session", "campaigns", f"start:{name}", "done", "") in _audit(d)
+
+
+async def test_interval_statistics_per_queue(api):
+    """Calls in the journal come back per 15-minute interval and queue with answered and abandoned."""
+    import time as _time
+    d, base = api
+    j = d.journal
+    t0 = (_time.time() // 900) * 900 - 900  # the start of the previous quarter hour
+    for i, outcome in enumerate(("completed", "abandoned", "completed")):
+        cid = f"00000000000000c{i}"
+        await d.db.run(j.call_started, cid, "u" + cid, "PJSIP/x-1", "555", "", "5551000", t0 + i)
+        await d.db.run(j.call_queued, cid, "sales", t0 + 10 + i)
+        if outcome == "completed":
+            await d.db.run(j.call_answered, cid, "alice", t0 + 15 + i)
+        await d.db.run(j.call_ended, cid, outcome, t0 + 60 + i)
+    async with _client() as s:
+        await _sign_in(s, base, "sam", SAM)
+        async with s.get(f"{base}/api/v1/stats/intervals?size=15&hours=2&by=queue") as r:
+            assert r.status == 200, await r.text()
+            body = await r.json()
+    [row] = [x for x in body["intervals"] if x["key"] == "sales"]
+    assert (row["start"], row["offered"], row["answered"], row["abandoned"]) == (t0, 3, 2, 1)
+    assert row["asa_s"] == 5.0 and row["aht_s"] == 45.0

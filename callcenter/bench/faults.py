@@ -421,6 +421,12 @@ def ami_cuts(b: FaultBench, *, concurrent: int, calls: int, cuts: int, gap_s: fl
             status = b.status()
             after = caller_calls(w.channels())
             mism = compare_state(status.get("calls", []), before, after)
+            if mism:  # a caller hanging up as we sample: the daemon learns it one AMI event later
+                time.sleep(1.0)
+                before2 = caller_calls(w.channels())
+                status2 = b.status()
+                again = compare_state(status2.get("calls", []), before2, caller_calls(w.channels()))
+                mism = [m for m in mism if m in again]  # only what still disagrees a second later
             per_cut.append({"at": t, "resync_s": round(resync_s, 3), "daemon_calls": len(status.get("calls", [])),
                             "asterisk_callers": len(after), "synced": status.get("synced"), "mismatches": mism})
             b.say(f"cut {len(per_cut)}: resynced in {resync_s:.2f} s, {len(status.get('calls', []))} calls, "

@@ -34,9 +34,11 @@ def instances(draw, max_agents=9):
     req_skill = ints(-1, s_n - 1, (c_n, k)).astype(np.int32)
     # Callers may ask for more than anyone has (AGI levels go to 99): 11 and 12 are met by nobody.
     req_level = np.where(req_skill >= 0, ints(0, 12, (c_n, k)), 0).astype(np.int8)
+    # Preferred agents (relationship routing): none at all, or per call one agent or -1 (anyone).
+    only = ints(-1, a_n - 1, (c_n,)).astype(np.int32) if draw(st.booleans()) else None
     calls = CallArrays(queue=ints(0, q_n - 1, (c_n,)).astype(np.int32), priority=ints(0, 2, (c_n,)).astype(np.int32),
                        entered=ints(0, 4, (c_n,)).astype(np.float64), req_skill=req_skill, req_level=req_level,
-                       max_penalty=ints(0, 3, (c_n,)).astype(np.int32))
+                       max_penalty=ints(0, 3, (c_n,)).astype(np.int32), only=only)
     strategies = tuple(draw(st.sampled_from(STRATEGIES)) for _ in range(q_n))
     rr_last = ints(-1, 3, (q_n,)).astype(np.int64)
     exclude = draw(st.lists(st.tuples(st.integers(0, c_n - 1), st.integers(0, a_n - 1)), max_size=3))
@@ -46,6 +48,8 @@ def instances(draw, max_agents=9):
 def _eligible(agents: AgentArrays, calls: CallArrays, c: int, a: int) -> bool:
     q = calls.queue[c]
     if not agents.free[a] or agents.penalty[q, a] > calls.max_penalty[c]:
+        return False
+    if calls.only is not None and calls.only[c] >= 0 and calls.only[c] != a:
         return False
     return all(agents.skills[a, s] >= lv for s, lv in zip(calls.req_skill[c], calls.req_level[c]) if s >= 0)
 
@@ -189,3 +193,25 @@ def test_penalty_rules_relax_with_waiting_time():
     """The maximum penalty follows app_queue-style rules as the caller waits."""
     rules = ((30.0, 1), (60.0, 3))
     assert [max_penalty(rules, 0, w) for w in (0, 29.9, 30, 59, 60, 600)] == [0, 0, 1, 1, 3, 3]
+
+
+@settings(max_examples=300, deadline=None)
+@given(instances(max_agents=80))
+def test_a_call_with_a_preferred_agent_goes_to_that_agent_or_nobody(inst):
+    """A call with a preferred agent is assigned that agent or none, never another; the reference agrees."""
+    agents, calls, strategies, rr_last, exclude = inst
+    if calls.only is None:
+        calls = replace(calls, only=np.zeros(len(calls.queue), dtype=np.int32))
+        inst = (agents, calls, strategies, rr_last, exclude)
+    got, want = _run(inst)
+    assert [(x.call, x.agent, x.candidates) for x in got] == [(x.call, x.agent, x.candidates) for x in want]
+    for x in got:
+        assert calls.only[x.call] < 0 or x.agent == calls.only[x.call]
+
+
+def test_preferred_agent_wins_over_the_longest_idle():
+    """The preferred agent takes the call though another idled longer; busy, nobody else does."""
+    calls = replace(_calls([[-1]], [[0]]), only=np.array([2], dtype=np.int32))
+    got = assign(_small(), calls, ("longest-idle",), np.array([-1]), 0, np.array([0]))
+    assert [(x.call, x.agent, x.candidates) for x in got] == [(0, 2, 1)]
+    assert assign(_small((True, True, False)), calls, ("longest-idle",), np.array([-1]), 0, np.array([0])) == []

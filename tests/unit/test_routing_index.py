@@ -66,7 +66,9 @@ def _event(data: st.DataObject, state: acd.AcdState, now: float) -> object:
                                               max_size=2, unique_by=lambda t: t[0])))
             return acd.CallQueued(data.draw(st.sampled_from(CALL_IDS)), data.draw(st.sampled_from(list(CFG.queues))),
                                   "PJSIP/t", entered_at=now - data.draw(st.sampled_from([0, 0, 1, 3, 7])),
-                                  priority=data.draw(st.sampled_from([0, 0, 1, 5])), skills=skills)
+                                  priority=data.draw(st.sampled_from([0, 0, 1, 5])), skills=skills,
+                                  preferred=data.draw(st.sampled_from((None, None) + AGENTS)),
+                                  prefer_until=now + data.draw(st.sampled_from([0, 2, 5, 11])))
         case "left":
             return acd.CallerLeft(data.draw(st.sampled_from(sorted(state.calls) or list(CALL_IDS))))
         case "answer" | "fail" if ring:
@@ -83,7 +85,7 @@ def _event(data: st.DataObject, state: acd.AcdState, now: float) -> object:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), n=st.integers(10, 60))
 def test_incremental_index_decides_as_a_rebuilt_one(data, n):
-    """Random events (queue, leave, agent free/busy, overflow, priority, skills): same commands, state, timers, figures."""
+    """Random events (queue, leave, agent free/busy, overflow, priority, skills, preferred agents): same commands, state, timers, figures."""
     now = 1000.0
     kept, _ = acd.step(CFG, acd.initial_state(CFG), acd.Resync(()), now)
     rebuilt = kept

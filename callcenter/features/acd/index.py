@@ -132,6 +132,8 @@ class _Index:
         self.req_skill = np.full((0, 1), -1, dtype=np.int32)
         self.req_level = np.zeros((0, 1), dtype=np.int8)
         self.impossible = np.empty(0, dtype=bool)
+        self.only = np.empty(0, dtype=np.int32)  # the preferred agent (st.agents index), -1: none
+        self.pref_until = np.empty(0, dtype=np.float64)
         self.callbacks: set[str] = set()  # waiting callbacks: dialable only at times
         self.tried: set[str] = set()  # waiting calls with agents to avoid
         self.qwaiting: dict[str, int] = {}  # queue -> waiting calls (callbacks too)
@@ -153,6 +155,8 @@ class _Index:
             for j, (sk, lv) in enumerate(r[4]):
                 self.req_skill[i, j], self.req_level[i, j] = sk, lv
         self.impossible = np.array([r[5] for r in rows], dtype=bool)
+        self.only = np.array([r[6] for r in rows], dtype=np.int32)
+        self.pref_until = np.array([r[7] for r in rows], dtype=np.float64)
         for cid, x in calls.items():
             self._call(cid, x, row=False)
 
@@ -215,11 +219,14 @@ class _Index:
                 if q in self.qidx:
                     self.calls_q[self.qidx[q], i] = k
 
-    def _row(self, c: Call) -> tuple[int, int, float, float, list[tuple[int, int]], bool]:
+    def _row(self, c: Call) -> tuple[int, int, float, float, list[tuple[int, int]], bool, int, float]:
         reqs = [(self.st.skill_index.get(sk, -2), lv) for sk, lv in _model._needs(self.cfg, c).items() if lv > 0]
         since = c.queue_entered_at if c.queue_entered_at is not None else c.entered_at
+        # the preferred agent, while a member of the call's queue (the time is checked per step)
+        pref = c.preferred is not None and c.preferred in self.cfg.queues[c.queue].members
+        only = self.apos.get(c.preferred, -1) if pref and c.preferred is not None else -1
         return (self.qidx[c.queue], c.priority, c.entered_at, since, [(max(sk, 0), lv) for sk, lv in reqs],
-                any(sk == -2 for sk, _ in reqs))
+                any(sk == -2 for sk, _ in reqs), only, c.prefer_until if only >= 0 else 0.0)
 
     def _call(self, cid: str, c: Call | None, row: bool = True) -> None:
         old = self.cmirror.get(cid)
@@ -228,7 +235,8 @@ class _Index:
         if old is not None and old.agent is None and row:
             i = bisect.bisect_left(self.keys, (old.entered_at, cid))
             del self.keys[i]
-            for name in ("queue", "priority", "entered", "since", "req_skill", "req_level", "impossible"):
+            for name in ("queue", "priority", "entered", "since", "req_skill", "req_level", "impossible", "only",
+                         "pref_until"):
                 setattr(self, name, np.delete(getattr(self, name), i, axis=0))
         if old is not None and old.agent is None:
             self.qwaiting[old.queue] -= 1
@@ -256,6 +264,8 @@ class _Index:
                 due = since + q.max_wait_s
                 if q.overflow is not None and q.overflow.after_s is not None:
                     due = min(due, since + q.overflow.after_s)
+                if c.preferred is not None:  # the preference ends (the step clears it)
+                    due = min(due, c.prefer_until)
                 heapq.heappush(self.heap, (due, next(self.seq), True, cid, c))
         elif c.answered_at is None and c.offer_deadline is not None:
             heapq.heappush(self.heap, (c.offer_deadline, next(self.seq), True, cid, c))
@@ -264,7 +274,7 @@ class _Index:
         key = (c.entered_at, cid)
         i = bisect.bisect_left(self.keys, key)
         self.keys.insert(i, key)
-        q, pr, ent, since, reqs, impossible = self._row(c)
+        q, pr, ent, since, reqs, impossible, only, pref_until = self._row(c)
         if len(reqs) > self.k:  # a call asking for more skills than any before: wider rows
             grow = len(reqs) - self.k
             self.req_skill = np.pad(self.req_skill, ((0, 0), (0, grow)), constant_values=-1)
@@ -281,6 +291,8 @@ class _Index:
         self.req_skill = np.insert(self.req_skill, i, rs, axis=0)
         self.req_level = np.insert(self.req_level, i, rl, axis=0)
         self.impossible = np.insert(self.impossible, i, impossible)
+        self.only = np.insert(self.only, i, only)
+        self.pref_until = np.insert(self.pref_until, i, pref_until)
 
     # ------------------------------------------------------------ reads
     def waiting_in(self, queue: str) -> int:
@@ -365,11 +377,14 @@ class _Index:
             for r in range(after.shape[1]):
                 limit = np.where(waited >= after[:, r], value[:, r], limit)
         limit[self.impossible] = -1
+        only = np.where(self.pref_until > now, self.only, -1) if (self.only >= 0).any() else None
         arrays = routing.CallArrays(queue=self.queue, priority=self.priority, entered=self.entered,
-                                    req_skill=self.req_skill, req_level=self.req_level, max_penalty=limit)
+                                    req_skill=self.req_skill, req_level=self.req_level, max_penalty=limit,
+                                    only=only)
         if sel is not None:
             arrays = routing.CallArrays(*(getattr(arrays, f)[sel] for f in
-                                          ("queue", "priority", "entered", "req_skill", "req_level", "max_penalty")))
+                                          ("queue", "priority", "entered", "req_skill", "req_level", "max_penalty")),
+                                        only=None if only is None else only[sel])
         exclude = []
         if self.tried:
             for cid in self.tried:

@@ -30,16 +30,17 @@ __all__ = [
     # events
     "Login", "Logout", "Pause", "Unpause", "DeviceState", "CallQueued", "CallerLeft", "OfferAnswered",
     "OfferFailed", "AgentHungUp", "Tick", "AmiDown", "Resync", "ChannelSnapshot", "Overflow",
-    "CallbackRequested", "CallbackRestored", "CallbackDialed",
+    "CallbackRequested", "CallbackRestored", "CallbackDialed", "DirectCall",
     # commands
     "Offer", "CancelOffer", "Fallback", "Requeue", "AgentChanged", "CallAnswered", "CallEnded", "Rejected",
-    "CallbackStored", "CallbackDone", "CallsInterrupted",
+    "CallbackStored", "CallbackDone", "CallsInterrupted", "preferred_now", "DIRECT_PRIORITY",
 ]
 
 UNAVAILABLE_DEVICE = frozenset({"UNAVAILABLE", "INVALID", "INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"})
 # Where a caller waits for an agent: its wait loop, or ringing agents from its own Dial() (the dialplan).
 WAITING_CONTEXTS = frozenset({"cc-wait", "cc-offer"})
 OFFER_GRACE_S = 10.0  # an offer with no answer/failure this long after its ring timeout is given up
+DIRECT_PRIORITY = 1_000_000  # a click-to-call: ahead of every caller for its (one) agent
 
 
 # --------------------------------------------------------------------------- state
@@ -91,6 +92,14 @@ class Call:
     # When the AMI link to that node went down while this call was live: its fate is unknown until
     # the next Resync of the node (found again: cleared; gone after an Asterisk restart: "interrupted").
     interrupted_at: float | None = None
+    # Relationship routing: until ``prefer_until`` the call is offered to ``preferred`` only (its
+    # account manager), if that agent is a member of its queue; then, or once that agent let it ring
+    # out, to anyone as usual (see :func:`preferred_now`).
+    preferred: str | None = None
+    prefer_until: float = 0.0
+    # A click-to-call: a callback pinned to one agent (``preferred``, for ever), dialled once, never
+    # stored; it ends when that agent misses it or the customer does not answer.
+    direct: bool = False
 
 
 @dataclass(frozen=True)
@@ -210,6 +219,8 @@ class CallQueued:
     priority: int = 0
     skills: tuple[tuple[str, int], ...] = ()
     node: str = "local"
+    preferred: str | None = None  # the account manager: offered only this agent until prefer_until
+    prefer_until: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -266,6 +277,19 @@ class CallbackDialed:
     call_id: str
     agent: str
     status: str
+
+
+@dataclass(frozen=True)
+class DirectCall:
+    """Click-to-call: ring ``agent`` now, then dial ``number`` (digits checked by the adapter)
+    through ``trunk``. Taken only if the agent can be offered it in this very step (else dropped
+    with ``CallEnded(call_id, "agent-busy")``)."""
+
+    call_id: str
+    agent: str
+    queue: str  # a queue of the agent's (figures, wrap-up)
+    number: str
+    trunk: str
 
 
 @dataclass(frozen=True)
@@ -473,6 +497,11 @@ def step(cfg: Config, state: AcdState, event: object, now: float) -> tuple[AcdSt
     _expire(cfg, tx, now)
     if tx.synced:
         _dispatch(cfg, tx, now)
+    if isinstance(event, DirectCall):  # click-to-call: now or not at all
+        c = tx.calls.get(event.call_id)
+        if c is not None and c.direct and c.agent is None:
+            del tx.calls[event.call_id]
+            tx.out.append(Rejected(event, "agent_busy"))
     return tx.state(), tx.out
 
 
@@ -500,17 +529,23 @@ def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
             if q.max_length and tx.idx().waiting_in(ev.queue) >= q.max_length:
                 tx.out.append(Fallback(ev.call_id, ev.channel, ev.queue, "full", immediate=True))
                 return
+            pref = ev.preferred if ev.preferred in q.members and ev.prefer_until > now else None
             tx.calls[ev.call_id] = Call(ev.call_id, ev.queue, ev.channel,
                                         now if ev.entered_at is None else ev.entered_at,
                                         ev.caller_num, ev.caller_name, priority=ev.priority,
-                                        skills=ev.skills, node=ev.node)
+                                        skills=ev.skills, node=ev.node, preferred=pref,
+                                        prefer_until=ev.prefer_until if pref else 0.0)
+        case DirectCall() if ev.queue in cfg.queues and ev.call_id not in tx.calls and ev.agent in tx.agents:
+            tx.calls[ev.call_id] = Call(ev.call_id, ev.queue, "", now, ev.number, priority=DIRECT_PRIORITY,
+                                        callback=ev.number, trunk=ev.trunk, preferred=ev.agent,
+                                        prefer_until=float("inf"), direct=True)
         case Overflow(call_id=cid) if cid in tx.calls and tx.calls[cid].agent is None:
             _overflow(cfg, tx, tx.calls[cid], now, "expected-wait")
         case CallbackRequested(call_id=cid, number=number, trunk=trunk) if cid in tx.calls:
             c = tx.calls[cid]
             if c.agent is not None or c.callback or cfg.queues[c.queue].callback is None:
                 return
-            c = replace(c, channel="", callback=number, trunk=trunk)
+            c = replace(c, channel="", callback=number, trunk=trunk, preferred=None, prefer_until=0.0)
             tx.calls[cid] = c
             tx.out.append(CallbackStored(c))
         case CallbackRestored(call=c) if c.call_id not in tx.calls and c.queue in cfg.queues and c.callback:
@@ -524,12 +559,17 @@ def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
                 c = replace(c, connected=True)
                 tx.calls[cid] = c
                 tx.out.append(CallAnswered(cid, name, now))
-                tx.out.append(CallbackStored(c))
+                if not c.direct:
+                    tx.out.append(CallbackStored(c))
                 return
             if tx.agents[name].state == AgentState.BUSY:
                 tx.agent(name, Trigger.HANGUP, call_id=None, wrap_until=now)
             cb = cfg.queues[c.queue].callback
             attempts = c.attempts + 1
+            if c.direct:  # click-to-call: dialled once
+                del tx.calls[cid]
+                tx.out.append(CallEnded(cid, "click-to-call-failed", now, agent=name))
+                return
             if cb is None or attempts >= cb.max_attempts:
                 del tx.calls[cid]
                 tx.out.append(CallbackDone(cid, "failed"))
@@ -541,7 +581,7 @@ def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
             tx.out.append(CallbackStored(c))
         case CallerLeft(call_id=cid) if cid in tx.calls:
             c = tx.calls[cid]
-            if c.answered_at is not None or c.callback:
+            if c.answered_at is not None or (c.callback and not c.direct):
                 return  # talking: the agent leg's hangup ends it; a callback outlives its first call
             del tx.calls[cid]
             for name in ({c.agent} | c.ringing) - {None}:  # ringing: stop it, free the agents
@@ -584,6 +624,10 @@ def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
             wrap = q.wrapup_s if q is not None else 0.0
             ends = a.queue_last_end if c is None else {**a.queue_last_end, c.queue: now}
             tx.agent(name, Trigger.HANGUP, call_id=None, wrap_until=now + wrap, queue_last_end=ends)
+            if c is not None and c.direct:  # click-to-call: over, whether the customer answered or not
+                tx.out.append(CallEnded(cid, "completed" if c.connected else "click-to-call-cancelled", now,
+                                        agent=name))
+                return
             if c is not None and c.callback and not c.connected:  # gone before dialling: try again later
                 tx.calls[cid] = replace(c, agent=None, answered_at=None, offer_deadline=None, tried=frozenset())
                 return
@@ -616,7 +660,15 @@ def _miss(cfg: Config, tx: _Tx, c: Call, now: float) -> None:
     """The agent did not answer: the call goes back to waiting (never dropped), the agent may be paused."""
     name = c.agent
     assert name is not None
-    tx.calls[c.call_id] = replace(c, agent=None, offer_deadline=None, tried=c.tried | {name}, ringing=frozenset())
+    if c.direct:  # click-to-call: the agent did not take their own call
+        del tx.calls[c.call_id]
+        tx.out.append(CallEnded(c.call_id, "click-to-call-unanswered", now, agent=name))
+    elif c.preferred == name:  # the account manager let it ring out: anyone may take it now
+        tx.calls[c.call_id] = replace(c, agent=None, offer_deadline=None, tried=c.tried | {name},
+                                      ringing=frozenset(), preferred=None, prefer_until=0.0)
+    else:
+        tx.calls[c.call_id] = replace(c, agent=None, offer_deadline=None, tried=c.tried | {name},
+                                      ringing=frozenset())
     _count_miss(cfg, tx, name, c.queue, now)
 
 
@@ -661,7 +713,12 @@ def _expire(cfg: Config, tx: _Tx, now: float) -> None:
                 _count_miss(cfg, tx, other, c.queue, now)
             tx.out.append(CancelOffer(cid, c.agent))
             _miss(cfg, tx, c, now)
-        c = tx.calls[cid]
+        c = tx.calls.get(cid)
+        if c is None:
+            continue
+        if c.agent is None and c.preferred is not None and c.prefer_until <= now:  # waited long enough
+            c = replace(c, preferred=None, prefer_until=0.0)
+            tx.calls[cid] = c
         if c.agent is not None or c.callback:
             continue
         q = cfg.queues[c.queue]
@@ -742,7 +799,7 @@ def _dispatch(cfg: Config, tx: _Tx, now: float) -> None:
         c = tx.calls[cid]
         q = cfg.queues[c.queue]
         others = [m for m in q.members if m != c.agent and _available(tx.agents[m], now)
-                  and _can_serve(cfg, m, c, now)]
+                  and _can_serve(cfg, m, c, now)] if preferred_now(cfg, c, now) is None else []
         for m in others:
             tx.agent(m, Trigger.RESERVE, call_id=cid)
             a = tx.agents[m]
@@ -751,10 +808,18 @@ def _dispatch(cfg: Config, tx: _Tx, now: float) -> None:
         tx.calls[cid] = replace(c, ringing=frozenset(others))
 
 
+def preferred_now(cfg: Config, c: Call, now: float) -> str | None:
+    """The one agent ``c`` may be offered to now (its account manager, still within its wait, and a
+    member of the call's current queue), or None: anyone eligible."""
+    if c.preferred is None or c.prefer_until <= now or c.queue not in cfg.queues:
+        return None
+    return c.preferred if c.preferred in cfg.queues[c.queue].members else None
+
+
 def _dialable(cfg: Config, c: Call, now: float) -> bool:
     """A waiting call may be routed now: every live caller; a callback after its retry delay and
-    while its business hours are open."""
-    if not c.callback:
+    while its business hours are open; a click-to-call at once."""
+    if not c.callback or c.direct:
         return True
     cb = cfg.queues[c.queue].callback
     if cb is None or c.not_before > now:
@@ -839,6 +904,10 @@ def _resync(cfg: Config, tx: _Tx, ev: Resync, now: float) -> None:
             tx.out.append(CallbackDone(cid, "answered"))
             tx.out.append(CallEnded(cid, _gone_outcome(ev, c, "completed"), now, agent=c.agent))
             continue
+        if c.direct:  # a click-to-call not yet talking: its moment has passed
+            del tx.calls[cid]
+            tx.out.append(CallEnded(cid, "interrupted", now, agent=c.agent))
+            continue
         if c.callback:  # no channel to find: it waits on (an offer in flight was cancelled above)
             if c.agent is not None:
                 tx.calls[cid] = replace(c, agent=None, offer_deadline=None, ringing=frozenset())
@@ -917,6 +986,8 @@ def _next_deadline_scan(cfg: Config, state: AcdState, now: float | None = None) 
             q = cfg.queues[c.queue]
             since = c.queue_entered_at if c.queue_entered_at is not None else c.entered_at
             times.append(since + q.max_wait_s)
+            if c.preferred is not None:
+                times.append(c.prefer_until)
             if q.overflow is not None and q.overflow.after_s is not None:
                 times.append(since + q.overflow.after_s)
         elif c.answered_at is None and c.offer_deadline is not None:

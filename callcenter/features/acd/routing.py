@@ -15,6 +15,8 @@ The policy, in words:
   first, then — for the ``skills`` strategy — the highest proficiency in the required skills,
   then the queue's strategy order (longest idle, least recent, fewest calls, round robin,
   linear, random, weighted random), then the lowest agent index.
+* A call with a **preferred agent** (``only``: its account manager, for a while) is eligible for
+  that one agent only (when it is otherwise eligible); nobody else is offered it meanwhile.
 
 Ranks are integers, so the numpy pass and the reference compare exactly the same keys.
 
@@ -27,7 +29,7 @@ the free agents' columns only, and the greedy walk stops as soon as nobody left 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -70,6 +72,8 @@ class CallArrays:
     req_skill: np.ndarray  # (C, K) int32, -1 = none
     req_level: np.ndarray  # (C, K) int8
     max_penalty: np.ndarray  # (C,) int32
+    # (C,) int32: the one agent the call may go to now (its preferred agent), -1 = any; None: none has one
+    only: np.ndarray | None = field(default=None)
 
 
 @dataclass(frozen=True)
@@ -252,6 +256,8 @@ def assign(agents: AgentArrays, calls: CallArrays, strategies: tuple[str, ...], 
     skills_t.fill(127)  # row -1: "no requirement", always met; padding agents: anything
     skills_t[:s_n, :f_n] = agents.skills[free_idx].T
     sets = _eligible_sets(calls, pen, _distinct(pen_free), skills_t, dtype)
+    if calls.only is not None:
+        _restrict(sets, calls.only, free_idx, dtype)
     # The calls some free agent can take, in rank order: priority, then the longest wait, then
     # call index (lexsort is stable).
     cidx = (sets[:, 0] if sets.shape[1] == 1 else np.logical_or.reduce(sets, axis=1)).nonzero()[0]
@@ -288,6 +294,21 @@ def assign(agents: AgentArrays, calls: CallArrays, strategies: tuple[str, ...], 
         for r in range(len(reach) - 2, -1, -1):
             reach[r] |= reach[r + 1]
     return _greedy(key, bits, reach, cidx, free_idx)
+
+
+def _restrict(sets: np.ndarray, only: np.ndarray, free_idx: np.ndarray, dtype: type) -> None:
+    """Calls with a preferred agent keep at most that agent's bit (none if it is not free), in place."""
+    rows = (only >= 0).nonzero()[0]
+    if not len(rows):
+        return
+    want = only[rows]
+    j = np.minimum(free_idx.searchsorted(want), len(free_idx) - 1)
+    is_free = free_idx[j] == want
+    bits = 8 * np.dtype(dtype).itemsize
+    mask = np.zeros((len(rows), sets.shape[1]), dtype=dtype)
+    r = is_free.nonzero()[0]
+    mask[r, j[r] // bits] = np.left_shift(np.ones(len(r), dtype=dtype), (j[r] % bits).astype(dtype))
+    sets[rows] &= mask
 
 
 def _distinct(values: np.ndarray) -> np.ndarray:
@@ -357,6 +378,7 @@ def assign_reference(agents: AgentArrays, calls: CallArrays, ranks: np.ndarray,
     rank = ranks.tolist()
     cq, cp, ce = calls.queue.tolist(), calls.priority.tolist(), calls.entered.tolist()
     rs, rl, mp = calls.req_skill.tolist(), calls.req_level.tolist(), calls.max_penalty.tolist()
+    only = calls.only.tolist() if calls.only is not None else [-1] * len(cq)
     order = sorted(range(len(cq)), key=lambda c: (-cp[c], ce[c], c))
     taken: set[int] = set()
     out: list[Assignment] = []
@@ -365,6 +387,8 @@ def assign_reference(agents: AgentArrays, calls: CallArrays, ranks: np.ndarray,
         reqs = [(s, lv) for s, lv in zip(rs[c], rl[c]) if s >= 0]
         best_key, best_a, count = None, -1, 0
         for a in free:
+            if only[c] >= 0 and a != only[c]:
+                continue
             p = penalty[q][a]
             if p > mp[c] or any(skills[a][s] < lv for s, lv in reqs):
                 continue

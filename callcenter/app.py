@@ -46,6 +46,8 @@ from callcenter.features.api.live import LiveFloor
 from callcenter.features.api.routes import Api, Ports
 from callcenter.http import start_http
 from callcenter.features.supervision.service import SupervisionService
+from callcenter.features.webhooks.routes import routes as webhook_routes
+from callcenter.features.webhooks.service import WebhookService
 from callcenter.journal import Journal
 from callcenter.persistence import DbThread
 from callcenter.protocol.ami import Message
@@ -126,6 +128,9 @@ class Daemon:
         self.api = Api(Ports(cfg=self._config, access=self.access, live=self.live, acd=self.acd,
                              supervision=self.supervision, dialer=lambda: self.dialer, recording=self.recording,
                              db=self.db, journal_db=self.journal.db))
+        self.webhooks = WebhookService(self._config, self.journal, self.db, self.bus, self.tasks, self.metrics.registry,
+                                       live_call=lambda call_id: self.acd.state.calls.get(call_id))
+        self.api.p.extra_routes.append(webhook_routes(self.webhooks))
         self._http: web.AppRunner | None = None
         self.metrics.registry.register(StatsCollector(self.status))
         self.metrics.watch_sizes(self.sizes)
@@ -143,7 +148,7 @@ class Daemon:
             "supervision_channels": len(self.supervision.agent_channels),
             "dialer_lines": len(d.lines), "dialer_actions": len(d.by_action), "dialer_calls": len(d.by_call),
             "amd_streams": self.amd.streams, "amd_verdicts": len(self.amd_handlers.verdicts),
-            "db_pending": self.db.pending, **self.live.sizes(),
+            "db_pending": self.db.pending, **self.live.sizes(), **self.webhooks.sizes(),
         }
 
     def _config(self) -> config_mod.Config:
@@ -162,6 +167,7 @@ class Daemon:
         await self.recording.start()
         await self.supervision.start()
         await self.access.start()
+        await self.webhooks.start()
         await self._start_http()
         log.info("daemon.started", agi=f"{self.cfg.agi.host}:{self.cfg.agi.port}",
                  http=f"{self.cfg.http.host}:{self.cfg.http.port}", database=self.cfg.daemon.database)
@@ -175,6 +181,7 @@ class Daemon:
         self.tasks.spawn(self.dialer.run(), "dialer", essential=True)
         self.tasks.spawn(self._floor_loop(), "live-floor", essential=True)
         self.tasks.spawn(self.api.flush_loop(), "live-streams", essential=True)
+        self.tasks.spawn(self.webhooks.run(), "webhooks", essential=True)
         start_watchdog(self.alive, lambda: {"ami": self.tasks.alive("ami"), "agi": self.agi.serving,
                                             "audiosocket": self.amd.serving,
                                             "dialer": self.tasks.alive("dialer")})
@@ -190,6 +197,7 @@ class Daemon:
         await self.recording.close()
         await self.supervision.close()
         await self.access.close()
+        await self.webhooks.close()
         await self.db.drain()
         self.db.close()
         await self.stats_db.run(self.stats.close)  # its connection belongs to that thread
@@ -251,6 +259,7 @@ class Daemon:
         self.supervision.reconfigure(new)
         self.access.reconfigure(new)
         self.live.reconfigure(new)
+        self.webhooks.reconfigure(new)
         await self.dialer.apply_config(new)
         asterisk = await self._reload_asterisk(new)
         self.generation += 1

@@ -28,6 +28,7 @@ from callcenter.features.dialer.schema import CampaignConf
 from callcenter.features.ivr.schema import Action, HolidayConf, Hours, Menu, Schedule
 from callcenter.features.recording.schema import RecordingConf, Recordings
 from callcenter.features.supervision.schema import SupervisorConf
+from callcenter.features.webhooks.schema import WebhooksConf
 
 __all__ = [
     "Config", "ConfigError", "FrozenDict", "freeze", "load", "parse",
@@ -226,6 +227,7 @@ class Config:
     campaigns: dict[str, CampaignConf] = Field(default_factory=dict)
     wallboard: WallboardConf = Field(default_factory=WallboardConf)  # thresholds and the live stream (features.api)
     access: AccessConf = Field(default_factory=AccessConf)  # API users, tokens, sessions (features.access)
+    webhooks: WebhooksConf = Field(default_factory=WebhooksConf)  # signed, durable event delivery (features.webhooks)
     # *63<code> pauses with a named reason; *63 alone is "break". Reason names label metrics.
     pause_reasons: dict[str, str] = Field(default_factory=lambda: {"1": "lunch", "2": "training", "3": "meeting"})
 
@@ -352,6 +354,9 @@ def _references(cfg: Config) -> list[str]:
         except AmdConfigError as e:
             problems.append(str(e))
     problems.extend(_access_references(cfg))
+    for name in cfg.webhooks.endpoints:
+        if not re.fullmatch(NAME, name):
+            problems.append(f"webhooks.endpoints.{name}: bad name (lowercase letters, digits, _ or -, max 32)")
     for q in cfg.wallboard.queues:
         if q not in cfg.queues:
             problems.append(f"wallboard.queues.{q}: unknown queue {q!r}")

@@ -19,7 +19,7 @@ import structlog
 __all__ = [
     "Bus", "DomainEvent", "CallStarted", "CallPath", "CallQueued", "CallOffered", "OfferResult", "CallAnswered",
     "CallEnded", "CallOutcome", "CallOverflowed", "AgentStateChanged", "CallbackStored", "CallbackDone",
-    "QueueFigures", "RecordingEvent", "SpyEvent", "DialerOutcome", "AmdVerdict",
+    "QueueFigures", "RecordingEvent", "SpyEvent", "DialerOutcome", "DispositionSet", "AmdVerdict",
 ]
 
 log = structlog.get_logger("callcenter.events")
@@ -155,6 +155,18 @@ class DialerOutcome(DomainEvent):
     campaign: str
     outcome: str
     lead_id: int | None = None
+
+
+@dataclass(frozen=True)
+class DispositionSet(DomainEvent):
+    """An agent's disposition of a dialled call (*69<code> or the API); ``call_id`` when it reached the queue."""
+
+    agent: str
+    campaign: str
+    lead_id: int
+    disposition: str
+    at: float
+    call_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -21,20 +21,28 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from callcenter import events as ev
 from callcenter.features.acd.agents import AgentState
 from callcenter.features.acd.model import Call
 from callcenter.features.acd.store import AgentStore
 from callcenter.features.callback.store import CallbackStore
-from callcenter.persistence import Migration, connect, migrate
+from callcenter.persistence import Migration, connect, migrate, transaction
 from callcenter.persistence.db import column_missing
 
 if TYPE_CHECKING:
     from callcenter.persistence import DbThread
 
-__all__ = ["Journal", "CallRecord", "MIGRATIONS"]
+__all__ = ["Journal", "CallRecord", "MIGRATIONS", "JOURNALLED", "OutboxHook"]
+
+E = TypeVar("E", bound=ev.DomainEvent)
+# What the journal writes (others' outbox rows for other events need a transaction of their own).
+JOURNALLED: frozenset[type[ev.DomainEvent]] = frozenset({
+    ev.CallStarted, ev.CallPath, ev.CallQueued, ev.CallOffered, ev.CallAnswered, ev.CallEnded, ev.CallOutcome,
+    ev.CallOverflowed, ev.AgentStateChanged, ev.CallbackStored, ev.CallbackDone})
+OutboxHook = Callable[[ev.DomainEvent], "Callable[[sqlite3.Connection], None] | None"]
 
 
 def _add_route(db: sqlite3.Connection) -> None:
@@ -114,28 +122,50 @@ class Journal:
         migrate(self.db, "journal", MIGRATIONS)
         self.callback_store = CallbackStore(self.db)
         self.agent_store = AgentStore(self.db)
+        self._outbox: list[OutboxHook] = []
 
     def close(self) -> None:
         self.db.close()
 
     # ---------------------------------------------------------------- the bus
+    def add_outbox(self, fn: OutboxHook) -> None:
+        """``fn(event)`` is asked, on the event loop, for every event the journal writes: it returns a
+        writer of that event's outbox rows (``writer(connection)``, run on the database thread), or
+        None. With rows, the journal's write and theirs run in one transaction: both or neither."""
+        self._outbox.append(fn)
+
     def subscribe(self, bus: ev.Bus, db_thread: DbThread) -> None:
         """Journal every domain event that changes a call, an agent or a callback: each handler only
         posts its write to ``db_thread`` (in publication order; a failed write is logged and counted there)."""
         post = db_thread.post
 
-        bus.subscribe(ev.CallStarted, lambda e: post(self.call_started, e.call_id, e.uniqueid, e.channel,
-                                                     e.caller_num, e.caller_name, e.did, e.at))
-        bus.subscribe(ev.CallPath, lambda e: post(self.call_path, e.call_id, e.path))
-        bus.subscribe(ev.CallQueued, lambda e: post(self.call_queued, e.call_id, e.queue, e.at))
-        bus.subscribe(ev.CallOffered, lambda e: post(self.call_route, e.call_id, e.explain))
-        bus.subscribe(ev.CallAnswered, lambda e: post(self.call_answered, e.call_id, e.agent, e.at))
-        bus.subscribe(ev.CallEnded, lambda e: post(self.call_ended, e.call_id, e.outcome, e.at))
-        bus.subscribe(ev.CallOutcome, lambda e: post(self.call_outcome, e.call_id, e.outcome))
-        bus.subscribe(ev.CallOverflowed, lambda e: post(self.call_overflow, e.call_id, e.queue))
-        bus.subscribe(ev.AgentStateChanged, lambda e: post(self._agent_changed, e))
-        bus.subscribe(ev.CallbackStored, lambda e: post(self.save_callback, e.call, e.at))
-        bus.subscribe(ev.CallbackDone, lambda e: post(self.delete_callback, e.call_id))
+        def on(kind: type[E], write: Callable[[E], None]) -> None:
+            def handler(e: E) -> None:
+                extra = [w for fn in self._outbox if (w := fn(e)) is not None]
+                if extra:
+                    post(self._together, write, e, extra)
+                else:
+                    post(write, e)
+            bus.subscribe(kind, handler)
+
+        on(ev.CallStarted, lambda e: self.call_started(e.call_id, e.uniqueid, e.channel, e.caller_num,
+                                                       e.caller_name, e.did, e.at))
+        on(ev.CallPath, lambda e: self.call_path(e.call_id, e.path))
+        on(ev.CallQueued, lambda e: self.call_queued(e.call_id, e.queue, e.at))
+        on(ev.CallOffered, lambda e: self.call_route(e.call_id, e.explain))
+        on(ev.CallAnswered, lambda e: self.call_answered(e.call_id, e.agent, e.at))
+        on(ev.CallEnded, lambda e: self.call_ended(e.call_id, e.outcome, e.at))
+        on(ev.CallOutcome, lambda e: self.call_outcome(e.call_id, e.outcome))
+        on(ev.CallOverflowed, lambda e: self.call_overflow(e.call_id, e.queue))
+        on(ev.AgentStateChanged, self._agent_changed)
+        on(ev.CallbackStored, lambda e: self.save_callback(e.call, e.at))
+        on(ev.CallbackDone, lambda e: self.delete_callback(e.call_id))
+
+    def _together(self, write: Callable[[E], None], e: E, extra: list[Callable[[sqlite3.Connection], None]]) -> None:
+        with transaction(self.db):
+            write(e)
+            for w in extra:
+                w(self.db)
 
     def _agent_changed(self, e: ev.AgentStateChanged) -> None:
         self.save_agent(e.agent, AgentState(e.state), e.reason, e.idle_since)

@@ -147,6 +147,7 @@ EXTENSIONS = {
     "dialer": ("callcenter.cli.dialer", "predictive dialer tools (simulation)"),
     "campaign": ("callcenter.cli.campaign", "dialer campaigns: create, import, start/pause/stop, status, DNC"),
     "recordings": ("callcenter.cli.recordings", "call recordings: list, show, purge (retention); supervision audit"),
+    "webhooks": ("callcenter.features.webhooks.cli", "webhook outbox: list (dead letters), retry"),
 }
 
 

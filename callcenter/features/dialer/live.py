@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from callcenter.events import DialerOutcome
+from callcenter.events import DialerOutcome, DispositionSet
 
 from callcenter.asterisk.ami_client import AmiError, NotConnected
 from callcenter.features.acd.agents import AgentState
@@ -118,6 +118,7 @@ class LiveDialer:
         self.by_action: dict[str, str] = {}  # Originate ActionID -> line id (until its response)
         self.by_call: dict[str, str] = {}  # ACD call id -> line id
         self.last_lead: dict[str, tuple[str, int, float, dict[str, str]]] = {}  # agent -> campaign, lead, at, codes
+        self.last_call: dict[str, str | None] = {}  # agent -> the call id of that last dialler call
         self.pacer: dict[str, pacing.PacingState] = {}
         self.est: dict[str, Estimator] = {}
         self.last_decision: dict[str, pacing.Decision] = {}
@@ -418,6 +419,7 @@ class LiveDialer:
         camp = self.camps.get(line.campaign)
         codes = dict(camp.conf.dispositions) if camp is not None else {}
         self.last_lead[agent] = (line.campaign, line.lead_id, line.connected_at, codes)
+        self.last_call[agent] = line.call_id  # the disposition's correlation id (webhooks)
         self._finish(line, "human")
 
     def on_hangup(self, uniqueid: str, cause: str) -> None:
@@ -500,6 +502,7 @@ class LiveDialer:
                 self._settle(line, f"no event for {now - line.dialled_at:.0f} s")
         for agent in [a for a, v in self.last_lead.items() if now - v[2] > DISPOSE_WINDOW_S]:
             del self.last_lead[agent]
+            self.last_call.pop(agent, None)
 
     # ------------------------------------------------------------------ agents and status
     async def dispose(self, agent: str, code: str, now: float) -> str | None:
@@ -513,6 +516,7 @@ class LiveDialer:
             return None
         await self.db.run(self.store.dispose, lead_id, name, now, agent)
         del self.last_lead[agent]
+        self.host.publish(DispositionSet(agent, campaign, lead_id, name, now, self.last_call.pop(agent, None)))
         log.info("dialer.disposition", campaign=campaign, lead=lead_id, agent=agent, disposition=name)
         return name
 

@@ -114,6 +114,7 @@ class WebhookService:
         self._busy: dict[str, int] = {}
         self._settled: set[int] = set()
         self._session: aiohttp.ClientSession | None = None
+        self.settled: list[Callable[[store.Row, str], None]] = []  # (row, delivered|failed|dead) after its mark
         journal.add_outbox(self.outbox_rows)
         for kind in OWN_EVENTS:
             assert kind not in JOURNALLED, kind
@@ -234,6 +235,7 @@ class WebhookService:
                 await self.db.run(store.delivered, self.jdb, row.n, now, attempts)
                 self.metrics.attempts.labels(t.name, "delivered").inc()
                 self.metrics.latency.labels(t.name).observe(max(0.0, now - row.created_at))
+                self._tell(row, "delivered")
                 return
             c = self.conf
             next_at = after_failure(attempts, row.since, now, t.max_age_s, self.rand(), base_s=c.backoff_base_s,
@@ -243,12 +245,17 @@ class WebhookService:
             log.info("webhooks.attempt_failed", endpoint=t.name, id=row.id, type=row.type, attempts=attempts,
                      error=error, dead=next_at is None,
                      retry_in_s=None if next_at is None else round(next_at - now, 2))
+            self._tell(row, "failed" if next_at is not None else "dead")
         finally:
             self._in_flight.discard((row.endpoint, row.key))
             self._busy[row.endpoint] -= 1
             self.metrics.in_flight.dec()
             self._settled.add(row.n)
             self._wake.set()
+
+    def _tell(self, row: store.Row, result: str) -> None:
+        for fn in self.settled:
+            fn(row, result)
 
     async def _post(self, t: Target, row: store.Row) -> tuple[bool, str]:
         assert self._session is not None, "start() first"

@@ -37,6 +37,9 @@ from callcenter.features.amd.handlers import AmdHandlers
 from callcenter.features.amd.server import AmdServer
 from callcenter.features.callback.handlers import CallbackHandlers
 from callcenter.features.callback.numbers import dial_back_number
+from callcenter.features.crm.api import routes as crm_routes
+from callcenter.features.crm.service import CrmService
+from callcenter.features.crm.store import CustomerStore
 from callcenter.features.ivr.handlers import IvrHandlers
 from callcenter.features.recording.service import RecordingService
 from callcenter.features.stats.cache import StatsCache
@@ -99,7 +102,10 @@ class Daemon:
                              on_event=self._on_ami_event, on_up=self._on_ami_up, on_down=self._on_ami_down,
                              max_backoff_s=cfg.daemon.reconnect_max_s)
         self.acd = AcdService(cfg, self.bus, self.ami, self.tasks, node=node, persisted=self.journal.agents())
-        self.ivr = IvrHandlers(self._config, self.acd, self.bus, node)
+        self.customers = CustomerStore(cfg.daemon.database)  # used on self.db only
+        self.crm = CrmService(self._config, db=self.db, bus=self.bus, acd_service=self.acd,
+                              registry=self.metrics.registry, store=self.customers, dialer=lambda: self.dialer)
+        self.ivr = IvrHandlers(self._config, self.acd, self.bus, node, identify=self.crm.identify)
         self.callback = CallbackHandlers(self._config, self.acd, self.bus, lookup_call=self.lookup_call,
                                          dial_back=self._dial_back)
         self.amd_handlers = AmdHandlers(lambda: self.amd, self.bus, lambda: self.dialer)
@@ -114,7 +120,7 @@ class Daemon:
         self.acd.listeners.call_answered.append(self.dialer.on_call_answered)
         self.acd_handlers = AcdHandlers(self._config, self.acd, self.bus, self.ivr, lookup_call=self.lookup_call,
                                         aht_of=self._aht_of, on_connected=self.recording.connected,
-                                        dial_callback=self.callback.dial, callback_prompt=self.callback.prompt,
+                                        dial_callback=self._dial_callback, callback_prompt=self.callback.prompt,
                                         dialer=lambda: self.dialer)
         routes: dict[str, Callable[..., Any]] = {}
         for part in (self.ivr.routes(), self.acd_handlers.routes(), self.callback.routes(),
@@ -131,6 +137,8 @@ class Daemon:
         self.webhooks = WebhookService(self._config, self.journal, self.db, self.bus, self.tasks, self.metrics.registry,
                                        live_call=lambda call_id: self.acd.state.calls.get(call_id))
         self.api.p.extra_routes.append(webhook_routes(self.webhooks))
+        self.api.p.extra_routes.append(crm_routes(self.crm))
+        self.api.p.customer_of = self.live.customer_of = self.crm.record
         self._http: web.AppRunner | None = None
         self.metrics.registry.register(StatsCollector(self.status))
         self.metrics.watch_sizes(self.sizes)
@@ -195,6 +203,7 @@ class Daemon:
         if self._http is not None:
             await self._http.cleanup()
         await self.recording.close()
+        await self.crm.close()
         await self.supervision.close()
         await self.access.close()
         await self.webhooks.close()
@@ -203,6 +212,7 @@ class Daemon:
         await self.stats_db.run(self.stats.close)  # its connection belongs to that thread
         self.stats_db.close()
         self.journal.close()
+        self.customers.close()
         log.info("daemon.stopped", exit_code=self.exit_code)
         return self.exit_code
 
@@ -297,6 +307,10 @@ class Daemon:
     async def lookup_call(self, call_id: str) -> Any:
         """A journal record, read on the database thread (posted writes before it are in)."""
         return await self.db.run(self.journal.call, call_id)
+
+    async def _dial_callback(self, s: Any, c: acd.Call) -> None:
+        """The agent leg of a callback answered: a click-to-call dials as features.crm says, a callback as its queue."""
+        await (self.crm.dial(s, c) if c.direct else self.callback.dial(s, c))
 
     def _aht_of(self, queue: str) -> float | None:
         fig = self.stats.queue_figures().get(queue)

@@ -24,6 +24,7 @@ from callcenter.features.api.schema import WallboardConf
 from callcenter.features.acd.schema import AgentConf, OverflowConf, PenaltyRule, QueueConf, queue_cycles
 from callcenter.features.callback.numbers import DEFAULT_ALLOW, check_country, check_pattern
 from callcenter.features.callback.schema import CallbackConf
+from callcenter.features.crm.schema import CrmConf
 from callcenter.features.dialer.schema import CampaignConf
 from callcenter.features.ivr.schema import Action, HolidayConf, Hours, Menu, Schedule
 from callcenter.features.recording.schema import RecordingConf, Recordings
@@ -227,6 +228,7 @@ class Config:
     campaigns: dict[str, CampaignConf] = Field(default_factory=dict)
     wallboard: WallboardConf = Field(default_factory=WallboardConf)  # thresholds and the live stream (features.api)
     access: AccessConf = Field(default_factory=AccessConf)  # API users, tokens, sessions (features.access)
+    crm: CrmConf = Field(default_factory=CrmConf)  # customer lookup, relationship routing, click-to-call (features.crm)
     webhooks: WebhooksConf = Field(default_factory=WebhooksConf)  # signed, durable event delivery (features.webhooks)
     # *63<code> pauses with a named reason; *63 alone is "break". Reason names label metrics.
     pause_reasons: dict[str, str] = Field(default_factory=lambda: {"1": "lunch", "2": "training", "3": "meeting"})
@@ -354,6 +356,7 @@ def _references(cfg: Config) -> list[str]:
         except AmdConfigError as e:
             problems.append(str(e))
     problems.extend(_access_references(cfg))
+    problems.extend(_crm_references(cfg))
     for name in cfg.webhooks.endpoints:
         if not re.fullmatch(NAME, name):
             problems.append(f"webhooks.endpoints.{name}: bad name (lowercase letters, digits, _ or -, max 32)")
@@ -369,6 +372,23 @@ def _references(cfg: Config) -> list[str]:
         problems.append("features: feature codes must differ")
     if cfg.sip.rtp_start >= cfg.sip.rtp_end:
         problems.append("sip.rtp_end: must be above sip.rtp_start")
+    return problems
+
+
+def _crm_references(cfg: Config) -> list[str]:
+    """crm.click_to_call.trunk and crm.language_skills against trunks and agents' skills."""
+    problems: list[str] = []
+    c2c = cfg.crm.click_to_call
+    if c2c is not None and c2c.trunk not in cfg.trunks:
+        problems.append(f"crm.click_to_call.trunk: unknown trunk {c2c.trunk!r}")
+    elif c2c is not None and not cfg.trunks[c2c.trunk].host:
+        problems.append(f"crm.click_to_call.trunk: trunk {c2c.trunk!r} has no host to dial out to")
+    skills = {s for a in cfg.agents.values() for s in a.skills}
+    for lang, skill in cfg.crm.language_skills.items():
+        if not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?", lang):
+            problems.append(f"crm.language_skills.{lang}: a language code such as es or pt-BR")
+        if skill not in skills:
+            problems.append(f"crm.language_skills.{lang}: no agent has skill {skill!r}")
     return problems
 
 

@@ -78,6 +78,8 @@ class QueueConf:
     service_level_s: float = Field(default=20, gt=0)  # "answered within" threshold of the service level
     callback: CallbackConf | None = None
     recording: RecordingConf | None = None  # None: recordings.default
+    # relationship routing: how long a caller waits for their account manager (None: crm.account_manager_wait_s)
+    account_manager_wait_s: float | None = Field(default=None, ge=0, le=3600)
 
 
 # --------------------------------------------------------------------------- queue cycles

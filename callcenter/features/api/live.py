@@ -83,6 +83,7 @@ class LiveFloor:
                  campaign_of: Callable[[str], str | None] = lambda call_id: None):
         self.cfg = cfg
         self.campaign_of = campaign_of  # a dialled call's campaign (its dispositions, on the agent panel)
+        self.customer_of: Callable[[str], dict[str, Any] | None] = lambda call_id: None  # features.crm's record
         self.acd_state, self.stats, self.campaigns, self.clock = acd_state, stats, campaigns, clock
         self.stream = uuid.uuid4().hex[:12]  # a restarted daemon starts a new stream: clients re-snapshot
         self.seq = 0
@@ -152,6 +153,7 @@ class LiveFloor:
         c = self.acd_state().calls.get(e.call_id)
         self.emit("call.offered", {"call_id": e.call_id, "agent": e.agent, "queue": e.queue, "caller_num": num,
                                    "caller_name": name, "path": list(path), "campaign": self.campaign_of(e.call_id),
+                                   "customer": self.customer_of(e.call_id),
                                    "entered_at": c.entered_at if c is not None else e.at}, agent=e.agent)
 
     def _ended(self, e: ev.CallEnded) -> None:

@@ -178,6 +178,18 @@ class HistoryItem(_Out):
     outcome: str | None
 
 
+class CustomerRecord(_Out):
+    """The caller's customer record (features.crm: the local table or the CRM's lookup)."""
+
+    name: str
+    vip: bool
+    priority: int | None
+    language: str | None
+    account_manager: str | None
+    tags: list[str]
+    source: str = Field(description="table (the local customer table) or lookup (the CRM)")
+
+
 class CallContext(_Out):
     call_id: str
     caller_num: str
@@ -186,6 +198,7 @@ class CallContext(_Out):
     path: list[str]
     entered_at: float | None
     campaign: str | None = Field(default=None, description="the campaign that dialled it (its dispositions)")
+    customer: CustomerRecord | None = Field(default=None, description="who the caller is (while the call lives)")
     history: list[HistoryItem]
 
 

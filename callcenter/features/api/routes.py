@@ -71,6 +71,7 @@ class Ports:
     # Other features' routes (webhook subscriptions, click-to-call ...): each gets the Api (its
     # helpers: PRINCIPAL/BODY, _audited, Fail) and returns Routes that go through the same guard.
     extra_routes: list[Callable[[Api], list[Route]]] = field(default_factory=list)
+    customer_of: Callable[[str], Any] = lambda call_id: None  # features.crm: a live call's customer record
 
 
 class Fail(Exception):
@@ -292,6 +293,7 @@ class Api:
             path=list((ctx or {}).get("path") or []),  # type: ignore[arg-type]
             entered_at=(live.entered_at if live else (ctx or {}).get("entered_at")),  # type: ignore[arg-type]
             campaign=self.p.live.campaign_of(call_id),
+            customer=self.p.customer_of(call_id),
             history=[m.HistoryItem(**h) for h in hist]))
 
     async def intervals(self, req: web.Request) -> web.Response:

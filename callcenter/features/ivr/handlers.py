@@ -6,7 +6,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 
@@ -42,11 +42,15 @@ async def handing_over_rings(acd_service: AcdService, s: AgiSession, call_id: st
 
 
 class IvrHandlers:
-    def __init__(self, cfg: Callable[[], object], acd_service: AcdService, bus: ev.Bus, node: str = "local") -> None:
+    def __init__(self, cfg: Callable[[], object], acd_service: AcdService, bus: ev.Bus, node: str = "local", *,
+                 identify: Callable[[str, str, str, str, float], Awaitable[Any]] | None = None) -> None:
+        """``identify(call_id, queue, number, did, entered)``: the customer lookup (features.crm) at queue
+        entry, giving what steers the call (``.apply(CallQueued)``) or None."""
         self._cfg = cfg
         self.acd = acd_service
         self.bus = bus
         self.node = node
+        self.identify = identify
 
     def routes(self) -> dict[str, Callable[[AgiSession], object]]:
         return {"ivr": self.agi_ivr, "fallback": self.agi_fallback}
@@ -131,16 +135,23 @@ class IvrHandlers:
     async def _queue(self, s: AgiSession, call_id: str, step: ivr.Route) -> acd.Fallback | None:
         q = self._cfg().queues[step.queue]
         now = time.time()  # each queue counts its own wait (max wait, position) from entry
-        for k, val in ((cc.QUEUE, step.queue), (cc.ENTERED, f"{now:.3f}"), (cc.SKILLS, encode_skills(step.skills)),
-                       (cc.PRIORITY, str(step.priority)), (cc.MOH, q.moh_class), (cc.HOOK, str(q.hook_interval_s)),
+        name, num = s.env.values.get("agi_calleridname", ""), s.env.values.get("agi_callerid", "")
+        event = acd.CallQueued(call_id, step.queue, s.channel, num, name, now, step.priority, step.skills,
+                               node=self.node)
+        if self.identify is not None:  # who is calling (bounded by the lookup's timeout): VIP, language, manager
+            found = await self.identify(call_id, step.queue, num, await s.get_var(cc.DID), now)
+            if found is not None:
+                event = found.apply(event)
+        for k, val in ((cc.QUEUE, step.queue), (cc.ENTERED, f"{now:.3f}"), (cc.SKILLS, encode_skills(event.skills)),
+                       (cc.PRIORITY, str(event.priority)), (cc.MOH, q.moh_class), (cc.HOOK, str(q.hook_interval_s)),
                        (cc.NEXT, "queue")):
             await s.set_var(k, val)
         self.bus.publish(ev.CallQueued(call_id, step.queue, now))
-        log.info("call.queued", call_id=call_id, queue=step.queue)
-        name, num = s.env.values.get("agi_calleridname", ""), s.env.values.get("agi_callerid", "")
+        log.info("call.queued", call_id=call_id, queue=step.queue, priority=event.priority,
+                 preferred=event.preferred)
+
         async def enqueue() -> list[acd.Command]:
-            return self.acd.submit(acd.CallQueued(call_id, step.queue, s.channel, num, name, now, step.priority,
-                                                  step.skills, node=self.node))
+            return self.acd.submit(event)
 
         cmds = await handing_over_rings(self.acd, s, call_id, enqueue)  # an agent free now: rung from here
         return next((c for c in cmds if isinstance(c, acd.Fallback) and c.call_id == call_id), None)

@@ -138,7 +138,8 @@ class IvrHandlers:
         name, num = s.env.values.get("agi_calleridname", ""), s.env.values.get("agi_callerid", "")
         event = acd.CallQueued(call_id, step.queue, s.channel, num, name, now, step.priority, step.skills,
                                node=self.node)
-        if self.identify is not None:  # who is calling (bounded by the lookup's timeout): VIP, language, manager
+        if self.identify is not None and self._cfg().crm.lookup is not None:  # type: ignore[attr-defined]
+            # who is calling (bounded by the lookup's timeout): VIP, language, account manager
             found = await self.identify(call_id, step.queue, num, await s.get_var(cc.DID), now)
             if found is not None:
                 event = found.apply(event)

@@ -136,3 +136,13 @@ def test_an_events_journal_write_and_its_outbox_rows_share_one_transaction() -> 
     fn, a = posted.pop()
     fn(*a)
     assert j.call(CID) is not None and db.execute("SELECT COUNT(*) FROM marker").fetchone() == (0,)
+
+
+def test_calls_whose_end_is_never_seen_do_not_grow_the_context_for_ever(monkeypatch) -> None:
+    """Beyond MAX_CALLS remembered calls, the oldest is forgotten."""
+    from callcenter.features.webhooks import payloads
+    monkeypatch.setattr(payloads, "MAX_CALLS", 3)
+    p = Payloads()
+    for i in range(5):
+        p.message(ev.CallStarted(f"{i:016x}", "u", "c", "", "", "", 1.0), 0)
+    assert list(p.calls) == [f"{i:016x}" for i in (2, 3, 4)]

@@ -14,7 +14,9 @@ from typing import Any
 
 from callcenter import events as ev
 
-__all__ = ["Message", "Payloads", "iso"]
+__all__ = ["Message", "Payloads", "iso", "MAX_CALLS"]
+
+MAX_CALLS = 20_000  # calls remembered at once; beyond, the oldest is forgotten (one whose end was never seen)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class Payloads:
     def _ctx(self, call_id: str) -> _Ctx:
         ctx = self.calls.get(call_id)
         if ctx is None:
+            if len(self.calls) >= MAX_CALLS:
+                del self.calls[next(iter(self.calls))]
             ctx = self.calls[call_id] = _Ctx()
             c = self.live_call(call_id)
             if c is not None:

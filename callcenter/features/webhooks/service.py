@@ -132,6 +132,7 @@ class WebhookService:
             out.setdefault(name, Target(name, a.url, a.events, a.secret, a.enabled, a.max_age_s, a.timeout_s, 8,
                                         "api"))
         self.targets = out
+        self._any_enabled = any(t.enabled for t in out.values())
         self._signers = {name: Webhook(t.secret) for name, t in out.items()}
         if hasattr(self, "_wake"):
             self._wake.set()
@@ -165,6 +166,8 @@ class WebhookService:
     # ------------------------------------------------------------------ writing
     def outbox_rows(self, e: ev.DomainEvent) -> Callable[[sqlite3.Connection], None] | None:
         """The journal's hook (event loop): a writer of ``e``'s outbox rows, or None."""
+        if not self._any_enabled:
+            return None  # nobody subscribed: not even the per-call context is kept
         now = self.clock()
         msg = self.payloads.message(e, now)
         if msg is None:

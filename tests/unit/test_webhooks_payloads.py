@@ -65,7 +65,7 @@ def test_a_calls_messages_carry_its_id_and_what_integrators_need() -> None:
     assert {m.key for m in msgs} == {CID} and all(m.data["call_id"] == CID for m in msgs)
     entered, offered, answered, ended = (m.data for m in msgs)
     assert entered == {"call_id": CID, "caller_num": "+15551234", "caller_name": "Ann", "did": "5552000",
-                       "ivr_path": ["main", "1"], "queue": "sales"}
+                       "ivr_path": ["main", "1"], "queue": "sales", "customer": None}
     assert offered["agent"] == "alice" and offered["wait_s"] == 3.0
     assert answered["wait_s"] == 5.0
     assert ended["duration_s"] == 60.0 and ended["talk_s"] == 54.0 and ended["recording_id"] == "rec42"
@@ -146,3 +146,13 @@ def test_calls_whose_end_is_never_seen_do_not_grow_the_context_for_ever(monkeypa
     for i in range(5):
         p.message(ev.CallStarted(f"{i:016x}", "u", "c", "", "", "", 1.0), 0)
     assert list(p.calls) == [f"{i:016x}" for i in (2, 3, 4)]
+
+
+def test_a_known_customer_rides_along_on_the_calls_messages() -> None:
+    """After CustomerIdentified (the CRM lookup), entered/offered/answered/ended carry the public record."""
+    from callcenter.features.crm.model import CustomerIdentified
+    p = Payloads()
+    evs = _call_events()
+    evs.insert(2, CustomerIdentified(CID, "+15551234", {"name": "Ann", "vip": True}, 100.5))
+    msgs = [m for e in evs if (m := p.message(e, 0.0)) is not None]
+    assert [m.data["customer"] for m in msgs] == [{"name": "Ann", "vip": True}] * 4

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from callcenter import events as ev
+from callcenter.features.crm.model import CustomerIdentified
 
 __all__ = ["Message", "Payloads", "iso", "MAX_CALLS"]
 
@@ -47,6 +48,7 @@ class _Ctx:
     answered_at: float | None = None
     agent: str | None = None
     recording_id: str | None = None
+    customer: dict[str, Any] | None = None  # the CRM's (or the local table's) record, when the caller is known
 
 
 def _wait(ctx: _Ctx, at: float) -> float | None:
@@ -82,6 +84,9 @@ class Payloads:
         if isinstance(e, ev.CallPath):
             self._ctx(e.call_id).ivr_path = list(e.path)
             return None
+        if isinstance(e, CustomerIdentified):
+            self._ctx(e.call_id).customer = dict(e.record)
+            return None
         if isinstance(e, ev.CallOverflowed):
             self._ctx(e.call_id).queue = e.queue
             return None
@@ -96,18 +101,19 @@ class Payloads:
                 ctx.entered_at = e.at
             return Message("call.entered", e.call_id, e.at, {
                 "call_id": e.call_id, "caller_num": ctx.caller_num, "caller_name": ctx.caller_name, "did": ctx.did,
-                "ivr_path": ctx.ivr_path, "queue": e.queue})
+                "ivr_path": ctx.ivr_path, "queue": e.queue, "customer": ctx.customer})
         if isinstance(e, ev.CallOffered):
             ctx = self._ctx(e.call_id)
             return Message("call.offered", e.call_id, e.at, {
                 "call_id": e.call_id, "agent": e.agent, "queue": e.queue, "caller_num": ctx.caller_num,
-                "caller_name": ctx.caller_name, "did": ctx.did, "ivr_path": ctx.ivr_path, "wait_s": _wait(ctx, e.at)})
+                "caller_name": ctx.caller_name, "did": ctx.did, "ivr_path": ctx.ivr_path, "wait_s": _wait(ctx, e.at),
+                "customer": ctx.customer})
         if isinstance(e, ev.CallAnswered):
             ctx = self._ctx(e.call_id)
             ctx.agent, ctx.answered_at = e.agent, e.at
             return Message("call.answered", e.call_id, e.at, {
                 "call_id": e.call_id, "agent": e.agent, "queue": ctx.queue, "caller_num": ctx.caller_num,
-                "wait_s": _wait(ctx, e.at)})
+                "wait_s": _wait(ctx, e.at), "customer": ctx.customer})
         if isinstance(e, ev.CallEnded):
             ctx = self.calls.pop(e.call_id, None) or _Ctx()
             start = ctx.started_at if ctx.started_at is not None else ctx.entered_at
@@ -116,7 +122,7 @@ class Payloads:
                 "caller_num": ctx.caller_num, "did": ctx.did,
                 "duration_s": round(e.at - start, 3) if start is not None else None,
                 "talk_s": round(e.at - ctx.answered_at, 3) if ctx.answered_at is not None else None,
-                "recording_id": ctx.recording_id, "disposition": None})
+                "recording_id": ctx.recording_id, "disposition": None, "customer": ctx.customer})
         if isinstance(e, ev.AgentStateChanged):
             return Message("agent.state", f"agent:{e.agent}", e.at, {
                 "agent": e.agent, "state": e.state, "reason": e.paused_reason or e.reason or "", "call_id": e.call_id})

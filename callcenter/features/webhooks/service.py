@@ -39,6 +39,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from standardwebhooks import Webhook
 
 from callcenter import events as ev
+from callcenter.features.crm.model import CustomerIdentified
 from callcenter.features.webhooks import store
 from callcenter.features.webhooks.model import after_failure, plan
 from callcenter.features.webhooks.payloads import Payloads
@@ -49,7 +50,8 @@ from callcenter.persistence import DbThread, migrate, transaction
 __all__ = ["WebhookService", "Target", "new_id", "signed_headers"]
 
 log = structlog.get_logger("callcenter.webhooks")
-OWN_EVENTS = (ev.RecordingEvent, ev.DialerOutcome, ev.DispositionSet)  # besides what the journal writes
+# Besides what the journal writes: these feed later messages (recording id, customer) or have their own.
+OWN_EVENTS = (ev.RecordingEvent, ev.DialerOutcome, ev.DispositionSet, CustomerIdentified)
 USER_AGENT = "callcenter-webhooks/1"
 
 

@@ -73,6 +73,8 @@ async def test_admins_manage_endpoints_and_the_configs_are_read_only(daemon) -> 
         async with s.post(f"{base}/api/v1/webhooks/bad", json={**body, "secret": "whsec_" + "A" * 31 + "="},
                           headers=H) as r:
             assert r.status == 400
+        async with s.post(f"{base}/api/v1/webhooks/odd", json={**body, "url": "http://crm/\ud800"}, headers=H) as r:
+            assert r.status == 400  # a lone surrogate: refused, not a 500 from the database
         async with s.delete(f"{base}/api/v1/webhooks/crm", headers=H) as r:
             assert r.status == 204
         async with s.delete(f"{base}/api/v1/webhooks/crm", headers=H) as r:

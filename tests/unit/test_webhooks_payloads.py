@@ -14,7 +14,7 @@ import pytest
 from callcenter import events as ev
 from callcenter.features.acd.model import Call
 from callcenter.features.webhooks.payloads import Payloads, iso
-from callcenter.features.webhooks.schema import EVENT_TYPES, check_events, check_whsec, matches
+from callcenter.features.webhooks.schema import EVENT_TYPES, check_events, check_url, check_whsec, matches
 from callcenter.features.webhooks.service import new_id, signed_headers
 from callcenter.journal import JOURNALLED, Journal
 from standardwebhooks import Webhook
@@ -94,6 +94,10 @@ def test_event_patterns_and_secrets_are_checked() -> None:
     assert check_events(("*",)) == ("*",)
     with pytest.raises(ValueError):
         check_events(("call.foo",))
+    for url in ("http://crm/\udc00", "http://crm:99999/", "ftp://crm/", "http:///x", "http://crm/a b"):
+        with pytest.raises(ValueError):
+            check_url(url)
+    assert check_url("https://crm.example.com:8443/hooks?x=1") == "https://crm.example.com:8443/hooks?x=1"
     with pytest.raises(ValueError):
         check_whsec("whsec_" + base64.b64encode(b"short").decode())
 

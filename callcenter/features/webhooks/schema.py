@@ -21,7 +21,14 @@ _PATTERN = re.compile(r"^(\*|[a-z]+\.\*|[a-z]+\.[a-z]+)$")
 
 
 def check_url(v: str) -> str:
-    parts = urlsplit(v)
+    """http(s), a host, printable ASCII (an international name in punycode, other characters %-encoded)."""
+    if not (v.isascii() and v.isprintable()):
+        raise ValueError("a URL is printable ASCII (punycode host names, %-encoded paths)")
+    try:
+        parts = urlsplit(v)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError(f"not an http(s) URL: {v[:80]!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or len(v) > 2000 or any(c.isspace() for c in v):
         raise ValueError(f"not an http(s) URL: {v[:80]!r}")
     return v

@@ -236,8 +236,10 @@ async def _agent_op(http: aiohttp.ClientSession, base: str, agent: str, op: str)
         return r.status
 
 
-async def drive(base: str, agents: list[str], events: int, rate: float) -> list[tuple[str, str, float, int]]:
-    """``events`` agent operations at ``rate``/s: (agent, expected state, sent at, HTTP status) each."""
+async def drive(base: str, agents: list[str], events: int, rate: float,
+                answered: asyncio.Event | None = None, half: int = 0) -> list[tuple[str, str, float, int]]:
+    """``events`` agent operations at ``rate``/s: (agent, expected state, sent at, HTTP status) each.
+    ``answered`` is set once ``half`` of them have been answered (the crash test kills the daemon then)."""
     done: list[tuple[str, str, float, int]] = []
     step = {a: 0 for a in agents}
     last: dict[str, asyncio.Task[Any]] = {}
@@ -252,6 +254,8 @@ async def drive(base: str, agents: list[str], events: int, rate: float) -> list[
             except (aiohttp.ClientError, TimeoutError):
                 status = 0  # the daemon is gone (the crash test kills it mid-burst)
             done.append((agent, state, sent, status))
+            if answered is not None and len(done) >= half:
+                answered.set()
 
         for i in range(events):
             delay = t0 + i / rate - time.monotonic()

@@ -75,6 +75,7 @@ class Receiver:
 
     secret: str = SECRET
     mode: int | str = 204
+    delay_s: float = 0.0  # a slow receiver: each answer this late
     receipts: list[Receipt] = field(default_factory=list)
     port: int = 0
     _runner: web.AppRunner | None = None
@@ -127,6 +128,8 @@ class Receiver:
         if mode == "hang":
             await self._release.wait()
             return web.Response(status=204)
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)  # the slow CRM being simulated
         return web.Response(status=status)
 
     def delivered_ids(self) -> list[str]:

@@ -15,9 +15,11 @@ attempt POSTs the stored body with the three Standard Webhooks headers (signed b
 (:func:`.model.after_failure`) or makes it a dead letter; then it wakes the loop. The loop sleeps
 until new rows, an attempt's end, the next due retry, or ``rescan_s`` (rows replayed by the CLI).
 
-A row whose attempt ended is not attempted again from a read that was queued before that end
+An attempt's mark is posted to the database thread (not awaited: the slot and the call's next
+event are free as soon as the receiver answered); every later read of the worker is queued behind
+it. A row whose attempt ended is not attempted again from a read that was queued before that end
 (``_settled``): a stale read never sends a delivered row twice. A SIGKILL between the receiver's
-2xx and the row's mark sends it again after restart, with the same ``webhook-id``.
+2xx and the row's mark (or a failed mark, logged) sends it again, with the same ``webhook-id``.
 """
 
 from __future__ import annotations
@@ -204,16 +206,14 @@ class WebhookService:
         while True:
             self._wake.clear()
             settled_before = set(self._settled)
-            heads = await self.db.run(store.heads, self.jdb)
+            rows = await self.db.run(store.heads, self.jdb)
             self._settled -= settled_before  # this read saw their marks (queued behind them)
-            heads = [h for h in heads if h.n not in self._settled]
+            by_n = {r.n: r for r in rows if r.n not in self._settled}
             now = self.clock()
             limits = {t.name: t.concurrency for t in self.targets.values() if t.enabled}
-            due, next_due = plan(heads, self._in_flight, self._busy, limits, now)
-            if due:
-                for row in await self.db.run(store.load, self.jdb, [h.n for h in due]):
-                    if row.status == "pending":
-                        self._begin(row)
+            due, next_due = plan(map(store.head, by_n.values()), self._in_flight, self._busy, limits, now)
+            for h in due:
+                self._begin(by_n[h.n])
             wait = self.conf.rescan_s if next_due is None else min(self.conf.rescan_s, max(0.0, next_due - self.clock()))
             if wait > 0 and not self._wake.is_set():
                 try:
@@ -237,7 +237,7 @@ class WebhookService:
             now = self.clock()
             attempts = row.attempts + 1
             if ok:
-                await self.db.run(store.delivered, self.jdb, row.n, now, attempts)
+                self.db.post(store.delivered, self.jdb, row.n, now, attempts)
                 self.metrics.attempts.labels(t.name, "delivered").inc()
                 self.metrics.latency.labels(t.name).observe(max(0.0, now - row.created_at))
                 self._tell(row, "delivered")
@@ -245,7 +245,7 @@ class WebhookService:
             c = self.conf
             next_at = after_failure(attempts, row.since, now, t.max_age_s, self.rand(), base_s=c.backoff_base_s,
                                     cap_s=c.backoff_cap_s)
-            await self.db.run(store.failed, self.jdb, row.n, attempts, next_at, error)
+            self.db.post(store.failed, self.jdb, row.n, attempts, next_at, error)
             self.metrics.attempts.labels(t.name, "failed" if next_at is not None else "dead").inc()
             log.info("webhooks.attempt_failed", endpoint=t.name, id=row.id, type=row.type, attempts=attempts,
                      error=error, dead=next_at is None,

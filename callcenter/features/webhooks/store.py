@@ -20,7 +20,7 @@ from typing import Any
 from callcenter.features.webhooks.model import Head
 from callcenter.persistence import Migration, Store, transaction
 
-__all__ = ["MIGRATIONS", "OutboxRow", "Row", "ApiEndpoint", "insert", "heads", "load", "delivered", "failed",
+__all__ = ["MIGRATIONS", "OutboxRow", "Row", "ApiEndpoint", "insert", "heads", "head", "delivered", "failed",
            "rows", "retry", "endpoints", "put_endpoint", "delete_endpoint", "WebhookStore"]
 
 MIGRATIONS = [
@@ -112,19 +112,16 @@ def insert(db: sqlite3.Connection, out: Iterable[OutboxRow]) -> None:
                    [(r.id, r.endpoint, r.key, r.type, r.body, r.created_at, r.created_at, r.created_at) for r in out])
 
 
-def heads(db: sqlite3.Connection, limit: int = 2000) -> list[Head]:
-    """The oldest pending row of each (endpoint, key), oldest first."""
-    q = ("SELECT o.n, o.endpoint, o.okey, o.next_at FROM (SELECT MIN(n) AS n FROM webhook_outbox"
-         " WHERE status = 'pending' GROUP BY endpoint, okey) h JOIN webhook_outbox o ON o.n = h.n ORDER BY o.n LIMIT ?")
-    return [Head(*r) for r in db.execute(q, (limit,))]
+def heads(db: sqlite3.Connection, limit: int = 2000) -> list[Row]:
+    """The oldest pending row of each (endpoint, key), oldest first (whole rows: one read per round)."""
+    cols = ", ".join(f"o.{c.strip()}" for c in _COLS.split(","))
+    q = (f"SELECT {cols} FROM (SELECT MIN(n) AS n FROM webhook_outbox WHERE status = 'pending'"
+         " GROUP BY endpoint, okey) h JOIN webhook_outbox o ON o.n = h.n ORDER BY o.n LIMIT ?")
+    return [Row(*r) for r in db.execute(q, (limit,))]
 
 
-def load(db: sqlite3.Connection, ns: Iterable[int]) -> list[Row]:
-    ns = list(ns)
-    if not ns:
-        return []
-    marks = ",".join("?" * len(ns))
-    return [Row(*r) for r in db.execute(f"SELECT {_COLS} FROM webhook_outbox WHERE n IN ({marks}) ORDER BY n", ns)]
+def head(r: Row) -> Head:
+    return Head(r.n, r.endpoint, r.key, r.next_at)
 
 
 def delivered(db: sqlite3.Connection, n: int, at: float, attempts: int) -> None:

@@ -280,7 +280,7 @@ def assign(agents: AgentArrays, calls: CallArrays, strategies: tuple[str, ...], 
     if exclude:
         col = {a: i for i, a in enumerate(free_idx.tolist())}
         row = {c: i for i, c in enumerate(cidx.tolist())}
-        for c, a in exclude:
+        for c, a in set(exclude):  # a pair named twice is still excluded once
             i, j = row.get(c), col.get(a)
             if i is not None and j is not None and key[i, j] < INF:
                 key[i, j] += EXCLUDED

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from callcenter.features.api import models as m
 from callcenter.features.api.openapi import Route
@@ -89,7 +89,10 @@ def routes(crm: CrmService) -> Any:
             body: CustomerIn = req[BODY]
 
             async def act(_: Any) -> web.Response:
-                rec = Customer.model_validate({**body.model_dump(), "source": "table"})
+                try:  # the record's own rules (tag length, no control characters) beyond the body's schema
+                    rec = Customer.model_validate({**body.model_dump(), "source": "table"})
+                except ValidationError as e:
+                    raise Fail(400, "bad_request", str(e.errors()[0]["msg"])[:200]) from None
                 await crm.put(e164, rec)
                 return out(e164, rec)
 

@@ -4,6 +4,7 @@ it imports nothing of the package, so any schema module can use it without an im
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from pydantic import ConfigDict
@@ -41,6 +42,16 @@ def check_prompt(p: str) -> str:
 def check_prompts(v: tuple[str, ...] | None) -> tuple[str, ...] | None:
     for p in v or ():
         check_prompt(p)
+    return v
+
+
+def check_networks(v: tuple[str, ...]) -> tuple[str, ...]:
+    """Each an IP address or network (CIDR)."""
+    for m in v:
+        try:
+            ipaddress.ip_network(m, strict=False)
+        except ValueError:
+            raise ValueError(f"{m!r} is not an IP address or network") from None
     return v
 
 

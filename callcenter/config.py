@@ -8,7 +8,6 @@ ever sees the frozen result.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +17,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
 
 from callcenter.confbase import (DIGIT, DISPLAY, EXTEN, NAME, PROMPT, SECRET, STRICT, Prompt, check_display,
-                                  check_level, check_prompt, check_secret)
+                                  check_level, check_networks, check_prompt, check_secret)
 from callcenter.features.access.schema import AccessConf, TokenConf, UserConf
 from callcenter.features.api.schema import WallboardConf
 from callcenter.features.acd.schema import AgentConf, OverflowConf, PenaltyRule, QueueConf, queue_cycles
@@ -123,12 +122,7 @@ class Trunk:
     @field_validator("match")
     @classmethod
     def _match(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for m in v:
-            try:
-                ipaddress.ip_network(m, strict=False)
-            except ValueError:
-                raise ValueError(f"{m!r} is not an IP address or network") from None
-        return v
+        return check_networks(v)
 
     @field_validator("dids")
     @classmethod

@@ -7,14 +7,13 @@ hash-password``), tokens the SHA-256 of the token (``callcenter make-token``). C
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic.dataclasses import dataclass
 
-from callcenter.confbase import STRICT, check_display
+from callcenter.confbase import STRICT, check_display, check_networks
 
 __all__ = ["AccessConf", "TokenConf", "UserConf", "Role", "Scope"]
 
@@ -77,9 +76,4 @@ class AccessConf:
     @field_validator("open_from")
     @classmethod
     def _nets(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for m in v:
-            try:
-                ipaddress.ip_network(m, strict=False)
-            except ValueError:
-                raise ValueError(f"{m!r} is not an IP address or network") from None
-        return v
+        return check_networks(v)

@@ -58,15 +58,8 @@ def document(routes: list[Route], *, version: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``routes``."""
     schemas: dict[str, Any] = {}
 
-    def ref(model: type[BaseModel]) -> dict[str, str]:
-        s = model.model_json_schema(ref_template="#/components/schemas/{model}", mode="serialization")
-        for name, sub in s.pop("$defs", {}).items():
-            schemas[name] = sub
-        schemas[model.__name__] = s
-        return {"$ref": f"#/components/schemas/{model.__name__}"}
-
-    def in_ref(model: type[BaseModel]) -> dict[str, str]:
-        s = model.model_json_schema(ref_template="#/components/schemas/{model}", mode="validation")
+    def ref(model: type[BaseModel], mode: str = "serialization") -> dict[str, str]:
+        s = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)  # type: ignore[arg-type]
         for name, sub in s.pop("$defs", {}).items():
             schemas[name] = sub
         schemas[model.__name__] = s
@@ -84,7 +77,7 @@ def document(routes: list[Route], *, version: str) -> dict[str, Any]:
         if params:
             op["parameters"] = params
         if r.body is not None:
-            schema = in_ref(r.body) if r.body_content == "application/json" else {"type": "string"}
+            schema = ref(r.body, "validation") if r.body_content == "application/json" else {"type": "string"}
             op["requestBody"] = {"required": True, "content": {r.body_content: {"schema": schema}}}
         if r.websocket:
             op["responses"]["101"] = {"description": "Switching to a WebSocket of JSON messages (snapshot, "

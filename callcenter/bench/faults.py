@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import json
 import os
+import select
 import signal
 import socket
 import sqlite3
@@ -518,6 +519,7 @@ def asterisk_kill(b: FaultBench, *, connected: int, after_calls: int, rate: floa
     pid = b.lab.pid()
     if pid is None:
         raise RuntimeError("no lab Asterisk to kill")
+    pidfd = os.pidfd_open(pid)  # to know when it is really gone (a busy kernel takes a while)
     t_kill = time.time()
     os.kill(pid, signal.SIGKILL)
     b.say(f"asterisk killed with {len(talking)} calls talking")
@@ -528,7 +530,11 @@ def asterisk_kill(b: FaultBench, *, connected: int, after_calls: int, rate: floa
     t_unsynced, _ = b.wait_status(lambda s: s.get("synced") is False, timeout=5, every=0.05)
     for p in b.step_sipps():  # the callers' Asterisk is gone: their calls cannot end well
         p.stop()
-    with contextlib.suppress(ChildProcessError, OSError):
+    try:  # until the killed Asterisk has exited: before that, lab.up would find it "running"
+        select.select([pidfd], [], [], 10)
+    finally:
+        os.close(pidfd)
+    with contextlib.suppress(ChildProcessError, OSError):  # and reaped, if it was our child
         os.waitpid(pid, os.WNOHANG)
     t_up0 = time.time()
     b.lab.up(b.lab_config_path)

@@ -112,8 +112,8 @@ class WebhookService:
         self.api_endpoints: dict[str, store.ApiEndpoint] = {}
         self.targets: dict[str, Target] = {}
         self._signers: dict[str, Webhook] = {}
-        self._rebuild()
         self._wake = asyncio.Event()
+        self._rebuild()
         self._in_flight: set[tuple[str, str]] = set()
         self._busy: dict[str, int] = {}
         self._settled: set[int] = set()
@@ -138,8 +138,7 @@ class WebhookService:
         self.targets = out
         self._any_enabled = any(t.enabled for t in out.values())
         self._signers = {name: Webhook(t.secret) for name, t in out.items()}
-        if hasattr(self, "_wake"):
-            self._wake.set()
+        self._wake.set()
 
     def reconfigure(self, cfg: Any) -> None:
         self._rebuild()

@@ -25,6 +25,7 @@ from callcenter.features.acd.agents import AgentState
 from callcenter.features.acd.model import AcdState
 from callcenter.features.api.schema import STATES, WallboardConf
 from callcenter.features.stats.cache import Snapshot
+from callcenter.features.stats.status import live_queues
 
 __all__ = ["LiveFloor", "View", "Viewer"]
 
@@ -235,8 +236,16 @@ class LiveFloor:
     # ------------------------------------------------------------------ the floor
     def floor(self, view: View = View()) -> dict[str, Any]:
         """Queues, agents, calls and campaigns as ``view`` may see them (the shape of GET /api/v1/floor)."""
-        cfg, st, snap, now = self.cfg, self.acd_state(), self.stats(), self.clock()
-        wb = self._conf
+        cfg, wb, now = self.cfg, self._conf, self.clock()
+        return {"at": now, "seq": self.seq, "stream": self.stream, "queues": self.queues(view, now),
+                "agents": self.agents(view, now), "calls": self.calls(view), "campaigns": self.campaign_list(view),
+                "state_thresholds_s": {s: list(p) for s, p in wb.state_thresholds_s.items()},
+                "pause_reasons": sorted({"break", *cfg.pause_reasons.values()}),
+                "window_s": cfg.daemon.stats_window_s}
+
+    def agents(self, view: View = View(), now: float | None = None) -> dict[str, Any]:
+        cfg, st, snap, wb = self.cfg, self.acd_state(), self.stats(), self._conf
+        now = self.clock() if now is None else now
         agents: dict[str, Any] = {}
         for a in st.agents.values():
             if view.agents is not None and a.name not in view.agents:
@@ -253,12 +262,14 @@ class LiveFloor:
                 "call_id": a.call_id, "handled": fig.answered if fig else 0,
                 "missed": len(self.missed.get(a.name, ())), "aht_s": round(fig.aht_s, 1) if fig and fig.aht_s else None,
                 "paused_s": dict(snap.paused.get(a.name, {}))}
+        return agents
+
+    def queues(self, view: View = View(), now: float | None = None) -> dict[str, Any]:
+        cfg, st, snap, wb = self.cfg, self.acd_state(), self.stats(), self._conf
+        now = self.clock() if now is None else now
+        names = [q for q in cfg.queues if view.queues is None or q in view.queues]
         queues: dict[str, Any] = {}
-        for q in cfg.queues:
-            if view.queues is not None and q not in view.queues:
-                continue
-            calls = [c for c in st.calls.values() if c.queue == q]
-            waiting = [c for c in calls if c.agent is None]
+        for q, live in live_queues(names, st, now).items():
             by_state = dict.fromkeys(STATES, 0)
             for m in cfg.queues[q].members:
                 ag = st.agents.get(m)
@@ -267,9 +278,7 @@ class LiveFloor:
             fig = snap.queues.get(q)
             th = wb.thresholds(q)
             queues[q] = {
-                "waiting": len(waiting), "ringing": sum(1 for c in calls if c.agent and c.answered_at is None),
-                "talking": sum(1 for c in calls if c.answered_at is not None),
-                "longest_wait_s": round(now - min(c.entered_at for c in waiting), 1) if waiting else 0.0,
+                **live,
                 "service_level": round(fig.service_level, 4) if fig and fig.service_level is not None else None,
                 "asa_s": round(fig.asa_s, 1) if fig and fig.asa_s is not None else None,
                 "aht_s": round(fig.aht_s, 1) if fig and fig.aht_s is not None else None,
@@ -278,29 +287,28 @@ class LiveFloor:
                 "abandoned": fig.abandoned if fig else 0, "agents": by_state,
                 "thresholds": {"waiting": list(th.waiting), "longest_wait_s": list(th.longest_wait_s),
                                "service_level": list(th.service_level), "abandon_rate": list(th.abandon_rate)}}
-        calls_out = []
-        for c in st.calls.values():
-            if not view.sees(c.agent, c.queue):
-                continue
-            calls_out.append({"call_id": c.call_id, "queue": c.queue, "agent": c.agent,
-                              "state": "talking" if c.answered_at else ("ringing" if c.agent else "waiting"),
-                              "entered_at": c.entered_at, "answered_at": c.answered_at,
-                              "caller_num": c.caller_num, "caller_name": c.caller_name})
+        return queues
+
+    def calls(self, view: View = View()) -> list[dict[str, Any]]:
+        calls_out = [{"call_id": c.call_id, "queue": c.queue, "agent": c.agent,
+                      "state": "talking" if c.answered_at else ("ringing" if c.agent else "waiting"),
+                      "entered_at": c.entered_at, "answered_at": c.answered_at,
+                      "caller_num": c.caller_num, "caller_name": c.caller_name}
+                     for c in self.acd_state().calls.values() if view.sees(c.agent, c.queue)]
         calls_out.sort(key=lambda c: c["entered_at"])
+        return calls_out
+
+    def campaign_list(self, view: View = View()) -> dict[str, Any]:
         camps: dict[str, Any] = {}
         for name, c in self.campaigns().items():
-            conf = cfg.campaigns.get(name)
+            conf = self.cfg.campaigns.get(name)
             if view.queues is not None and conf is not None and conf.queue not in view.queues:
                 continue
             camps[name] = {"state": c.get("state"), "queue": conf.queue if conf else None, "lines": c.get("lines", 0),
                            "abandon_rate": c.get("abandon_rate", 0.0),
                            "abandon_limit": conf.max_abandon_rate if conf else None,
                            "dispositions": dict(conf.dispositions) if conf else {}}
-        return {"at": now, "seq": self.seq, "stream": self.stream, "queues": queues, "agents": agents,
-                "calls": calls_out, "campaigns": camps,
-                "state_thresholds_s": {s: list(p) for s, p in wb.state_thresholds_s.items()},
-                "pause_reasons": sorted({"break", *cfg.pause_reasons.values()}),
-                "window_s": cfg.daemon.stats_window_s}
+        return camps
 
 
 def view_for(agents: Iterable[str] | None, cfg: Any) -> View:

@@ -3,7 +3,7 @@ from the ACD's memory, window figures from the stats cache — no SQL on the eve
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from callcenter.features.acd.agents import AgentState
@@ -11,21 +11,36 @@ from callcenter.features.acd.model import AcdState
 from callcenter.features.stats.cache import Snapshot
 from callcenter.features.stats.figures import Figures
 
-__all__ = ["build_status"]
+__all__ = ["build_status", "live_queues"]
 
 EMPTY = Figures(0, 0, 0, 0, None, None, None)
 
 
+def live_queues(queues: Iterable[str], st: AcdState, now: float) -> dict[str, dict[str, float | int]]:
+    """Per queue, from the ACD's memory in one pass over the calls: waiting, ringing, talking and
+    the longest current wait (s)."""
+    out: dict[str, dict[str, float | int]] = {q: {"waiting": 0, "ringing": 0, "talking": 0, "longest_wait_s": 0.0}
+                                             for q in queues}
+    oldest: dict[str, float] = {}
+    for c in st.calls.values():
+        fig = out.get(c.queue)
+        if fig is None:
+            continue
+        if c.answered_at is not None:
+            fig["talking"] += 1
+        elif c.agent:
+            fig["ringing"] += 1
+        else:
+            fig["waiting"] += 1
+            oldest[c.queue] = min(oldest.get(c.queue, c.entered_at), c.entered_at)
+    for q, t in oldest.items():
+        out[q]["longest_wait_s"] = round(now - t, 1)
+    return out
+
+
 def build_status(queues: Mapping[str, Any], st: AcdState, snap: Snapshot, now: float, *,
                  campaigns: Mapping[str, object], config: Mapping[str, object]) -> dict[str, object]:
-    out_queues = {}
-    for q in queues:
-        waiting = st.waiting(q)
-        out_queues[q] = {"waiting": len(waiting),
-                         "talking": sum(1 for c in st.calls.values() if c.queue == q and c.answered_at is not None),
-                         "ringing": sum(1 for c in st.calls.values() if c.queue == q and c.agent and c.answered_at is None),
-                         "longest_wait_s": round(now - waiting[0].entered_at, 1) if waiting else 0.0,
-                         **snap.queues.get(q, EMPTY).as_dict()}
+    out_queues = {q: {**live, **snap.queues.get(q, EMPTY).as_dict()} for q, live in live_queues(queues, st, now).items()}
     per_agent = snap.agents
     agents = {a.name: {"state": str(a.state), "device": a.device, "call_id": a.call_id,
                        "answered": per_agent[a.name].answered if a.name in per_agent else 0,

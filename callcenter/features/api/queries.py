@@ -9,8 +9,8 @@ __all__ = ["history", "call_context", "intervals"]
 
 
 def call_context(db: sqlite3.Connection, call_id: str) -> dict[str, object] | None:
-    row = db.execute("SELECT call_id, caller_num, caller_name, queue, ivr_path, entered_at, started_at FROM calls"
-                     " WHERE call_id = ?", (call_id,)).fetchone()
+    row = db.execute("SELECT call_id, caller_num, caller_name, queue, ivr_path, entered_at, started_at, agent"
+                     " FROM calls WHERE call_id = ?", (call_id,)).fetchone()
     if row is None:
         return None
     try:
@@ -18,7 +18,7 @@ def call_context(db: sqlite3.Connection, call_id: str) -> dict[str, object] | No
     except (ValueError, TypeError):
         path = []
     return {"call_id": row[0], "caller_num": row[1], "caller_name": row[2], "queue": row[3], "path": path,
-            "entered_at": row[5], "started_at": row[6]}
+            "entered_at": row[5], "started_at": row[6], "agent": row[7]}
 
 
 def history(db: sqlite3.Connection, number: str, since: float, before: float, *, exclude: str = "",

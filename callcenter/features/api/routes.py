@@ -250,13 +250,13 @@ class Api:
         return web.json_response(self.p.live.floor(self._view(req[PRINCIPAL])))
 
     async def queues(self, req: web.Request) -> web.Response:
-        return web.json_response({"queues": self.p.live.floor(self._view(req[PRINCIPAL]))["queues"]})
+        return web.json_response({"queues": self.p.live.queues(self._view(req[PRINCIPAL]))})
 
     async def agents(self, req: web.Request) -> web.Response:
-        return web.json_response({"agents": self.p.live.floor(self._view(req[PRINCIPAL]))["agents"]})
+        return web.json_response({"agents": self.p.live.agents(self._view(req[PRINCIPAL]))})
 
     async def calls(self, req: web.Request) -> web.Response:
-        return web.json_response({"calls": self.p.live.floor(self._view(req[PRINCIPAL]))["calls"]})
+        return web.json_response({"calls": self.p.live.calls(self._view(req[PRINCIPAL]))})
 
     async def callbacks(self, req: web.Request) -> web.Response:
         view = self._view(req[PRINCIPAL])
@@ -274,26 +274,21 @@ class Api:
         ctx = await self.p.db.run(queries.call_context, self.p.journal_db, call_id)
         if ctx is None and live is None:
             raise Fail(404, "not_found")
-        agent = live.agent if live is not None else None
-        if agent is None and ctx is not None:
-            agent = await self.p.db.run(_agent_of, self.p.journal_db, call_id)
-        view = self._view(p)
-        if not view.sees(agent, live.queue if live else (ctx or {}).get("queue")):  # type: ignore[arg-type]
+        rec: dict[str, Any] = ctx or {}
+        agent = live.agent if live is not None and live.agent is not None else rec.get("agent")
+        queue = live.queue if live is not None else rec.get("queue")
+        if not self._view(p).sees(agent, queue):
             raise Fail(403, "not_in_team")
-        num = (ctx or {}).get("caller_num") or (live.caller_num if live else "")
-        started = float((ctx or {}).get("started_at") or (live.entered_at if live else time.time()))
+        num = str(rec.get("caller_num") or (live.caller_num if live else ""))
+        started = float(rec.get("started_at") or (live.entered_at if live else time.time()))
         days = self.cfg.wallboard.history_days
         db = self.p.journal_db
-        hist = await self.p.db.run(lambda: queries.history(db, str(num), started - days * 86400, started,
-                                                           exclude=call_id))
+        hist = await self.p.db.run(lambda: queries.history(db, num, started - days * 86400, started, exclude=call_id))
         return _json(m.CallContext(
-            call_id=call_id, caller_num=str(num),
-            caller_name=str((ctx or {}).get("caller_name") or (live.caller_name if live else "")),
-            queue=(live.queue if live else (ctx or {}).get("queue")),  # type: ignore[arg-type]
-            path=list((ctx or {}).get("path") or []),  # type: ignore[arg-type]
-            entered_at=(live.entered_at if live else (ctx or {}).get("entered_at")),  # type: ignore[arg-type]
-            campaign=self.p.live.campaign_of(call_id),
-            customer=self.p.customer_of(call_id),
+            call_id=call_id, caller_num=num, caller_name=str(rec.get("caller_name") or (live.caller_name if live else "")),
+            queue=queue, path=list(rec.get("path") or []),
+            entered_at=live.entered_at if live is not None else rec.get("entered_at"),
+            campaign=self.p.live.campaign_of(call_id), customer=self.p.customer_of(call_id),
             history=[m.HistoryItem(**h) for h in hist]))
 
     async def intervals(self, req: web.Request) -> web.Response:
@@ -388,7 +383,7 @@ class Api:
 
     # ------------------------------------------------------------------ campaigns
     async def campaigns(self, req: web.Request) -> web.Response:
-        return web.json_response({"campaigns": self.p.live.floor(self._view(req[PRINCIPAL]))["campaigns"]})
+        return web.json_response({"campaigns": self.p.live.campaign_list(self._view(req[PRINCIPAL]))})
 
     def _campaign_op(self, op: str) -> Callable[[web.Request], Any]:
         async def handler(req: web.Request) -> web.Response:
@@ -640,8 +635,3 @@ def _rec(r: Any) -> m.Recording:
     return m.Recording(rec_id=r.rec_id, call_id=r.call_id, agent=r.agent, queue=r.queue, campaign=r.campaign,
                        started_at=r.started_at, ended_at=r.ended_at, duration_s=r.duration_s, status=str(r.status),
                        truncated=bool(r.truncated), sha256=r.sha256)
-
-
-def _agent_of(db: Any, call_id: str) -> str | None:
-    row = db.execute("SELECT agent FROM calls WHERE call_id = ?", (call_id,)).fetchone()
-    return row[0] if row else None

@@ -88,6 +88,7 @@ from typing import Any
 
 import yaml
 
+from callcenter.bench.load import cpu_s
 from callcenter.protocol.ami import AmiParser, Message
 from callcenter.telemetry import percentile
 
@@ -667,11 +668,6 @@ def serve_counting_sql(config_path: str) -> int:
         prof.dump_stats(profile_to)
 
 
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def _sql_count(proc: subprocess.Popen[bytes], out: Path) -> collections.Counter[str]:
     """The statements the daemon has run so far, by statement."""
     out.unlink(missing_ok=True)
@@ -762,7 +758,7 @@ async def replay_once(*, viewers: int, events: int, rate: float, callers: int, a
         sql_after_connect = await _sql_count(proc, sql_out)
         await asyncio.sleep(0.5)
         replay = Replay(tpl, ami, cfg["agi"]["port"], phones, events, rate, callers, seed)
-        actions0, sql0, cpu0, own0 = sum(ami.actions.values()), await _sql_count(proc, sql_out), _cpu_s(proc.pid), \
+        actions0, sql0, cpu0, own0 = sum(ami.actions.values()), await _sql_count(proc, sql_out), cpu_s(proc.pid), \
             time.process_time()
         lags: list[float] = []
         scraper = asyncio.create_task(_scrape_lag(http_port, lags))
@@ -770,7 +766,7 @@ async def replay_once(*, viewers: int, events: int, rate: float, callers: int, a
             await replay.run()
         finally:
             scraper.cancel()
-        cpu1, own1, sql1, actions1 = _cpu_s(proc.pid), time.process_time(), await _sql_count(proc, sql_out), \
+        cpu1, own1, sql1, actions1 = cpu_s(proc.pid), time.process_time(), await _sql_count(proc, sql_out), \
             sum(ami.actions.values())
         wall = replay.ended - replay.started
         await asyncio.sleep(tail_s)  # the last events reach the viewers

@@ -195,7 +195,7 @@ class Api:
         p: policy.Principal = req[PRINCIPAL]
         d = policy.may(p, action, self.cfg, agent=agent)
         if not d.allowed:
-            raise Fail(404 if d.reason == "unknown_agent" else 403, d.reason)
+            raise _refused(d)
         return p
 
     async def _audited(self, req: web.Request, action: str, target: str, agent: str | None,
@@ -206,7 +206,7 @@ class Api:
         d = policy.may(p, action, self.cfg, agent=agent)
         if not d.allowed:
             await self.p.access.audit(p, action, target, "denied", d.reason, remote)
-            raise Fail(404 if d.reason == "unknown_agent" else 403, d.reason)
+            raise _refused(d)
         try:
             result = await act(p)
         except Fail as f:
@@ -474,7 +474,7 @@ class Api:
             policy.may(p, "admin", self.cfg))
         if not d.allowed:
             await self.p.access.audit(p, "recordings.read", rec_id, "denied", d.reason, req.remote or "")
-            raise Fail(403, d.reason)
+            raise _refused(d)
         return p, row
 
     async def recording(self, req: web.Request) -> web.Response:
@@ -613,6 +613,11 @@ class Api:
             r.append(Route("POST", f"{A}/campaigns/{{campaign}}/{op}", self._campaign_op(op), f"Campaign {op}",
                            scope="supervise", out=m.CampaignResult, errors=(404, 409)))
         return r
+
+
+def _refused(d: policy.Decision) -> Fail:
+    """A policy refusal as an answer: 404 for an agent that does not exist, else 403 naming why."""
+    return Fail(404 if d.reason == "unknown_agent" else 403, d.reason)
 
 
 def _action(r: Route) -> str:

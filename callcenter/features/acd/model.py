@@ -663,12 +663,11 @@ def _miss(cfg: Config, tx: _Tx, c: Call, now: float) -> None:
     if c.direct:  # click-to-call: the agent did not take their own call
         del tx.calls[c.call_id]
         tx.out.append(CallEnded(c.call_id, "click-to-call-unanswered", now, agent=name))
-    elif c.preferred == name:  # the account manager let it ring out: anyone may take it now
-        tx.calls[c.call_id] = replace(c, agent=None, offer_deadline=None, tried=c.tried | {name},
-                                      ringing=frozenset(), preferred=None, prefer_until=0.0)
     else:
+        released = c.preferred == name  # the account manager let it ring out: anyone may take it now
         tx.calls[c.call_id] = replace(c, agent=None, offer_deadline=None, tried=c.tried | {name},
-                                      ringing=frozenset())
+                                      ringing=frozenset(), preferred=None if released else c.preferred,
+                                      prefer_until=0.0 if released else c.prefer_until)
     _count_miss(cfg, tx, name, c.queue, now)
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import hmac
 import re
+import secrets
 from collections import OrderedDict
 from typing import Literal
 
@@ -72,20 +73,22 @@ def parse_authorization(header: str) -> Credentials | None:
         return None
 
 
-def make_nonce(key: bytes, now: float) -> str:
+def make_nonce(key: bytes, now: float, salt: str | None = None) -> str:
+    """``<time>.<salt>.<tag>``: unique per challenge (the salt), its tag an HMAC of time and salt."""
     ts = f"{int(now):x}"
-    tag = hmac.new(key, ts.encode(), hashlib.sha256).digest()[:18]
-    return f"{ts}.{base64.urlsafe_b64encode(tag).decode()}"
+    salt = secrets.token_hex(6) if salt is None else salt
+    tag = hmac.new(key, f"{ts}.{salt}".encode(), hashlib.sha256).digest()[:18]
+    return f"{ts}.{salt}.{base64.urlsafe_b64encode(tag).decode()}"
 
 
 def nonce_age(key: bytes, nonce: str, now: float) -> float | None:
     """Seconds since the nonce was issued, or None for one this key did not make."""
-    ts, _, tag = nonce.partition(".")
-    if not re.fullmatch(r"[0-9a-f]{1,12}", ts):
+    parts = nonce.split(".")
+    if len(parts) != 3 or not re.fullmatch(r"[0-9a-f]{1,12}", parts[0]) or not re.fullmatch(r"[0-9a-f]{12}", parts[1]):
         return None
-    if not hmac.compare_digest(make_nonce(key, int(ts, 16)), nonce):
+    if not hmac.compare_digest(make_nonce(key, int(parts[0], 16), parts[1]), nonce):
         return None
-    return now - int(ts, 16)
+    return now - int(parts[0], 16)
 
 
 def challenge(realm: str, nonce: str, opaque: str, algorithm: str, *, stale: bool = False) -> str:

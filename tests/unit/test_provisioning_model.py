@@ -107,6 +107,13 @@ def test_digest_accepts_the_right_password_only() -> None:
                          now=1010, ttl_s=300, counts=digest.NonceCounts()) == "bad"
 
 
+def test_nonces_differ_even_within_one_second() -> None:
+    """Two challenges in the same second get different nonces (each client's nc starts at 1)."""
+    a, b = digest.make_nonce(KEY, 1000), digest.make_nonce(KEY, 1000)
+    assert a != b and digest.nonce_age(KEY, a, 1001) == 1 and digest.nonce_age(KEY, b, 1001) == 1
+    assert digest.nonce_age(KEY, a.replace(a.split(".")[1], "0" * 12), 1001) is None
+
+
 def test_digest_expired_nonce_is_stale_and_sha256_works() -> None:
     """A right answer to an old nonce is 'stale' (retry silently); SHA-256 HA1s verify too."""
     mac, pw = "805ec0000001", "pw-123456"

@@ -128,3 +128,27 @@ async def test_a_phone_without_credentials_is_never_served() -> None:
         _no_secret(body)
     finally:
         await s.close()
+
+
+async def test_https_with_the_configured_certificate(tmp_path: Any) -> None:
+    """With tls_cert/tls_key the listener speaks HTTPS only; a phone trusting that certificate fetches its file."""
+    import ssl
+    import subprocess
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=30)
+    cfg = config(tls_cert=str(cert), tls_key=str(key))
+    s = ProvisioningServer(lambda: cfg, CollectorRegistry())
+    await s.start(port=0)
+    try:
+        trust = ssl.create_default_context(cafile=str(cert))
+        mw = (aiohttp.DigestAuthMiddleware("805ec0000001", PASSWORDS["805ec0000001"], preemptive=False),)
+        async with aiohttp.ClientSession(middlewares=mw) as http:
+            async with http.get(f"https://127.0.0.1:{s.port}/805ec0000001.cfg", ssl=trust) as r:
+                assert r.status == 200 and "account.1.password = s3cret-2001" in await r.text()
+            with pytest.raises(aiohttp.ClientError):
+                async with http.get(f"http://127.0.0.1:{s.port}/y000000000000.cfg") as r:
+                    await r.text()
+    finally:
+        await s.close()

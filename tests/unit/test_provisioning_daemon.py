@@ -38,7 +38,7 @@ async def test_reload_adds_a_phone_and_refuses_to_move_the_listener(tmp_path: Pa
             if d.provisioning is not None and d.provisioning.port:
                 break
             await asyncio.sleep(0.01)
-        assert (await _get(port, f"{MAC}.xml"))[0] == 404
+        assert (await _get(port, f"{MAC}.xml"))[0] == 401  # not yet a known MAC
         data = copy.deepcopy(data)
         data["phones"]["2003"].update(mac=MAC, model="snom-d385",
                                       provisioning_ha1=ha1(MAC, "callcenter-provisioning", PASSWORD))

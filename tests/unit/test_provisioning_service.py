@@ -71,6 +71,13 @@ async def test_the_device_credentials_fetch_its_file(server: ProvisioningServer)
     assert not any(pw in everything for pw in PASSWORDS.values())
 
 
+async def test_unknown_and_known_macs_answer_alike_without_credentials(server: ProvisioningServer) -> None:
+    """Without credentials an unknown MAC's file and a known one's both answer 401 (no enumeration)."""
+    known = await _get(server, "805ec0000001.cfg")
+    unknown = await _get(server, "805ec0000099.cfg")
+    assert known[0] == unknown[0] == 401 and known[1] == unknown[1]
+
+
 async def test_one_device_cannot_fetch_another(server: ProvisioningServer) -> None:
     """The Yealink's credentials do not open the Snom's file; a wrong password opens nothing."""
     status, body, _ = await _get(server, "000413000004.xml", ("805ec0000001", PASSWORDS["805ec0000001"]))
@@ -85,9 +92,9 @@ async def test_five_unknown_macs_block_the_source(server: ProvisioningServer) ->
     """A source asking for five unknown MACs is refused (even common files) and the block is logged."""
     with capture_logs() as logs:
         for i in range(4):
-            assert (await _get(server, f"0000000000a{i}.cfg"))[0] == 404
+            assert (await _get(server, f"0000000000a{i}.cfg"))[0] == 401  # as a known MAC without credentials
         assert (await _get(server, "y000000000000.cfg"))[0] == 200
-        assert (await _get(server, "0000000000a9.cfg"))[0] == 404
+        assert (await _get(server, "0000000000a9.cfg"))[0] == 401
         assert (await _get(server, "y000000000000.cfg"))[0] == 403
         status, body, _ = await _get(server, "805ec0000001.cfg", ("805ec0000001", PASSWORDS["805ec0000001"]))
     assert status == 403
@@ -106,10 +113,13 @@ async def test_wrong_passwords_count_as_strikes(server: ProvisioningServer) -> N
 
 
 async def test_a_polycom_asking_for_its_mac_cfg_falls_back(server: ProvisioningServer) -> None:
-    """A Polycom first asks <mac>.cfg (a Yealink name): 404, so it reads 000000000000.cfg; not a strike."""
+    """A Polycom first asks <mac>.cfg (a Yealink name): 401 like any per-MAC name, then with its
+    credentials 404, so it reads 000000000000.cfg; none of it is a strike."""
+    auth = ("0004f2000002", PASSWORDS["0004f2000002"])
     for _ in range(6):
-        assert (await _get(server, "0004f2000002.cfg"))[0] == 404
-    status, body, _ = await _get(server, "0004f2000002-phone.cfg", ("0004f2000002", PASSWORDS["0004f2000002"]))
+        assert (await _get(server, "0004f2000002.cfg"))[0] == 401
+        assert (await _get(server, "0004f2000002.cfg", auth))[0] == 404
+    status, body, _ = await _get(server, "0004f2000002-phone.cfg", auth)
     assert status == 200 and 'reg.1.auth.password="s3cret-2002"' in body
 
 

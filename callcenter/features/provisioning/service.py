@@ -158,17 +158,15 @@ class ProvisioningServer:
             return web.Response(body=render(r, idx.site, None), content_type="text/plain",
                                 headers={"Cache-Control": "no-store"})
         assert r.mac is not None
+        # Without valid credentials every per-MAC name answers alike (401), known or not: no MAC enumeration.
         ext = idx.by_mac.get(r.mac)
+        header = request.headers.get("Authorization")
         if ext is None:
             self._strike(source, f"mac:{r.mac}", now)
             self._done("unknown-mac", source=source, name=name, r=r)
-            return web.Response(status=404, text="not found\n")
+            return self._challenge()
         ph = idx.cfg.phones[ext]
         dev = idx.device(ext)
-        if dev.vendor != r.vendor:  # e.g. a Polycom asking for <mac>.cfg before its master file
-            self._done("not-found", source=source, name=name, r=r, ext=ext, model=ph.model)
-            return web.Response(status=404, text="not found\n")
-        header = request.headers.get("Authorization")
         if header is None:
             self._done("challenged", source=source, name=name, r=r, ext=ext, model=ph.model)
             return self._challenge()
@@ -189,6 +187,9 @@ class ProvisioningServer:
             self._strike(source, f"auth:{r.mac}:{secrets.token_hex(4)}", now)
             self._done("denied", source=source, name=name, r=r, ext=ext, model=ph.model)
             return self._challenge()
+        if dev.vendor != r.vendor:  # e.g. a Polycom asking for <mac>.cfg before its master file
+            self._done("not-found", source=source, name=name, r=r, ext=ext, model=ph.model)
+            return web.Response(status=404, text="not found\n")
         body = render(r, idx.site, dev)
         self._done("served", source=source, name=name, r=r, ext=ext, model=ph.model)
         ctype = "text/plain" if name.endswith(".cfg") else "application/xml"

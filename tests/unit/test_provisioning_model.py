@@ -171,3 +171,11 @@ def test_time_zone_offsets() -> None:
     assert tz_offsets("Australia/Sydney") == (36000, True)
     assert tz_offsets("Asia/Kolkata") == (19800, False)
     assert tz_offsets("UTC") == (0, False)
+
+
+def test_posix_rule_read_from_tzdata() -> None:
+    """The zone's rule comes from its TZif footer (the golden files' Paris rule is that one)."""
+    from callcenter.features.provisioning.schema import read_posix_tz
+    from tests.unit.test_provisioning_render import POSIX_PARIS
+    assert read_posix_tz("Europe/Paris") == POSIX_PARIS
+    assert read_posix_tz("No/Such_Zone") is None

@@ -67,7 +67,7 @@ def _credentials(cfg: object, ext: str, *, as_json: bool) -> int:
 def _show(cfg: object, ext: str) -> int:
     from callcenter.features.provisioning.model import Route, device_of, site_of
     from callcenter.features.provisioning.render import render
-    from callcenter.features.provisioning.service import read_posix_tz
+    from callcenter.features.provisioning.schema import read_posix_tz
     from callcenter.features.provisioning.schema import MODELS
     ph = cfg.phones[ext]  # type: ignore[attr-defined]
     vendor = MODELS[ph.model].vendor

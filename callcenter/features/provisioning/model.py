@@ -108,7 +108,7 @@ def _posix_fallback(offset_s: int) -> str:
 
 def site_of(cfg: Any, posix_tz: str | None = None) -> Site:
     """The site view; ``posix_tz`` is the zone's rule read from its TZif file (the caller reads it:
-    :func:`callcenter.features.provisioning.service.read_posix_tz`), else a fixed-offset one."""
+    :func:`callcenter.features.provisioning.schema.read_posix_tz`), else a fixed-offset one."""
     prov = cfg.provisioning
     offset, dst = tz_offsets(prov.timezone)
     return Site(sip_host=prov.sip_host or cfg.sip.bind, sip_port=cfg.sip.port, codecs=CODECS, dtmf=DTMF,

@@ -9,10 +9,12 @@ its DHCP option 66 URL). Cross references are checked by :func:`references`.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import zoneinfo
 from dataclasses import dataclass as plain_dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -21,7 +23,7 @@ from pydantic.dataclasses import dataclass
 from callcenter.confbase import STRICT
 
 __all__ = ["MODELS", "Model", "ProvisioningConf", "check_mac", "check_model", "check_ha1", "check_host",
-           "references", "VENDORS"]
+           "references", "VENDORS", "read_posix_tz"]
 
 VENDORS = ("yealink", "polycom", "grandstream", "snom")
 
@@ -74,6 +76,20 @@ def check_ha1(v: str | None) -> str | None:
     return v
 
 
+@functools.lru_cache(maxsize=64)
+def read_posix_tz(name: str) -> str | None:
+    """The zone's POSIX TZ rule: the footer line of its TZif (version 2+) file, or None. Cached: the
+    config check reads it while loading (off the event loop), the listener then only looks it up."""
+    for base in zoneinfo.TZPATH:
+        try:
+            raw = (Path(base) / name).read_bytes()
+        except OSError:
+            continue
+        text = raw.rstrip(b"\n").rsplit(b"\n", 1)[-1].decode("ascii", "replace")
+        return text if text and text.isprintable() and len(text) < 80 else None
+    return None
+
+
 def check_host(v: str) -> str:
     """An IP address or a DNS name: it is written into every phone's files."""
     try:
@@ -121,9 +137,10 @@ class ProvisioningConf:
         if not re.fullmatch(r"[A-Za-z0-9_+/-]{1,64}", v) or ".." in v:
             raise ValueError(f"unknown time zone {v[:64]!r}")
         try:
-            zoneinfo.ZoneInfo(v)
+            zoneinfo.ZoneInfo(v)  # cached by zoneinfo, as read_posix_tz caches its rule
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {v!r} (an IANA name such as Europe/Paris)") from None
+        read_posix_tz(v)
         return v
 
 

@@ -15,9 +15,7 @@ import re
 import secrets
 import ssl
 import time
-import zoneinfo
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -27,26 +25,13 @@ from prometheus_client import CollectorRegistry, Counter
 from callcenter.features.provisioning import digest
 from callcenter.features.provisioning.model import Device, Route, Site, SourceGuard, device_of, route, site_of
 from callcenter.features.provisioning.render import render
+from callcenter.features.provisioning.schema import read_posix_tz
 
-__all__ = ["ProvisioningServer", "read_posix_tz", "OUTCOMES"]
+__all__ = ["ProvisioningServer", "OUTCOMES"]
 
 log = structlog.get_logger("callcenter.provisioning")
 OUTCOMES = ("served", "challenged", "stale", "denied", "no-credentials", "unknown-mac", "not-found", "blocked")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._-]{1,40}")
-
-
-def read_posix_tz(name: str) -> str | None:
-    """The zone's POSIX TZ rule: the footer line of its TZif (version 2+) file, or None."""
-    for base in zoneinfo.TZPATH:
-        path = Path(base) / name
-        try:
-            raw = path.read_bytes()
-        except OSError:
-            continue
-        footer = raw.rstrip(b"\n").rsplit(b"\n", 1)[-1]
-        text = footer.decode("ascii", "replace")
-        return text if text and text.isprintable() and len(text) < 80 else None
-    return None
 
 
 class _Index:

@@ -28,7 +28,8 @@ venv: $(VENV)/.installed
 
 # System packages: venv support, debootstrap (builds the lab Asterisk when the host has none),
 # SIPp (sip-tester) for SIP-level tests, espeak-ng and sox for the AMD test corpus, Debian's
-# Chromium for the browser tests (Playwright drives it; nothing downloads a browser).
+# Chromium for the browser tests (Playwright drives it; nothing downloads a browser), openssl for
+# the provisioning HTTPS test's throw-away certificate.
 # Installed only when missing.
 sysdeps:
 	@missing=""; \
@@ -38,6 +39,7 @@ sysdeps:
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
 	command -v sox >/dev/null || missing="$$missing sox"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -40,6 +40,7 @@ from callcenter.features.callback.numbers import dial_back_number
 from callcenter.features.crm.api import routes as crm_routes
 from callcenter.features.crm.service import CrmService
 from callcenter.features.crm.store import CustomerStore
+from callcenter.features.provisioning.service import ProvisioningServer
 from callcenter.features.ivr.handlers import IvrHandlers
 from callcenter.features.recording.service import RecordingService
 from callcenter.features.stats.cache import StatsCache
@@ -139,6 +140,8 @@ class Daemon:
         self.api.p.extra_routes.append(webhook_routes(self.webhooks))
         self.api.p.extra_routes.append(crm_routes(self.crm))
         self.api.p.customer_of = self.live.customer_of = self.crm.record
+        self.provisioning = (ProvisioningServer(self._config, self.metrics.registry)
+                             if cfg.provisioning.enabled else None)
         self._http: web.AppRunner | None = None
         self.metrics.registry.register(StatsCollector(self.status))
         self.metrics.watch_sizes(self.sizes)
@@ -157,6 +160,7 @@ class Daemon:
             "dialer_lines": len(d.lines), "dialer_actions": len(d.by_action), "dialer_calls": len(d.by_call),
             "amd_streams": self.amd.streams, "amd_verdicts": len(self.amd_handlers.verdicts),
             "db_pending": self.db.pending, **self.live.sizes(), **self.webhooks.sizes(),
+            **(self.provisioning.sizes() if self.provisioning else {}),
         }
 
     def _config(self) -> config_mod.Config:
@@ -177,6 +181,8 @@ class Daemon:
         await self.access.start()
         await self.webhooks.start()
         await self._start_http()
+        if self.provisioning is not None:
+            await self.provisioning.start()
         log.info("daemon.started", agi=f"{self.cfg.agi.host}:{self.cfg.agi.port}",
                  http=f"{self.cfg.http.host}:{self.cfg.http.port}", database=self.cfg.daemon.database)
         for cb in await self.db.run(self.journal.callbacks):  # callers who hung up keeping their place
@@ -202,6 +208,8 @@ class Daemon:
         await self.api.close_streams()  # open event streams end, so the HTTP shutdown does not wait for them
         if self._http is not None:
             await self._http.cleanup()
+        if self.provisioning is not None:
+            await self.provisioning.close()
         await self.recording.close()
         await self.crm.close()
         await self.supervision.close()
@@ -257,6 +265,8 @@ class Daemon:
         fixed = [k for k in ("ami", "agi", "http", "audiosocket") if getattr(new, k) != getattr(self.cfg, k)]
         if new.daemon.database != self.cfg.daemon.database:
             fixed.append("daemon.database")
+        if _listener(new.provisioning) != _listener(self.cfg.provisioning):
+            fixed.append("provisioning.enabled/bind/port/tls")
         if fixed:
             return self._reload_refused([f"{k}: changed; takes effect only on restart" for k in fixed])
         try:
@@ -270,6 +280,8 @@ class Daemon:
         self.access.reconfigure(new)
         self.live.reconfigure(new)
         self.webhooks.reconfigure(new)
+        if self.provisioning is not None:
+            self.provisioning.reconfigure(new)
         await self.dialer.apply_config(new)
         asterisk = await self._reload_asterisk(new)
         self.generation += 1
@@ -421,6 +433,10 @@ def asterisk_restarted(previous: float | None, current: float | None, slack_s: f
     """Whether the Asterisk of this session started after the one of the previous session (Uptime
     is whole seconds and read at our login: ``slack_s`` absorbs that). Unknown either way: False."""
     return previous is not None and current is not None and current > previous + slack_s
+
+
+def _listener(p: Any) -> tuple[object, ...]:
+    return (p.enabled, p.bind, p.port, p.tls_cert, p.tls_key)
 
 
 def _amd_profiles(cfg: config_mod.Config) -> dict[str, AmdParams]:

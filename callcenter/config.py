@@ -25,6 +25,8 @@ from callcenter.features.callback.numbers import DEFAULT_ALLOW, check_country, c
 from callcenter.features.callback.schema import CallbackConf
 from callcenter.features.crm.schema import CrmConf
 from callcenter.features.dialer.schema import CampaignConf
+from callcenter.features.provisioning import schema as _prov
+from callcenter.features.provisioning.schema import ProvisioningConf
 from callcenter.features.ivr.schema import Action, HolidayConf, Hours, Menu, Schedule
 from callcenter.features.recording.schema import RecordingConf, Recordings
 from callcenter.features.supervision.schema import SupervisorConf
@@ -72,6 +74,26 @@ class ConfigError(Exception):
 class Phone:
     secret: str
     name: str = ""
+    # Desk-phone auto-provisioning (features.provisioning): the phone's MAC, model, and the digest HA1
+    # of its provisioning password (`callcenter provisioning credentials <extension>`).
+    mac: str | None = None
+    model: str | None = None
+    provisioning_ha1: str | None = None
+
+    @field_validator("mac")
+    @classmethod
+    def _mac(cls, v: str | None) -> str | None:
+        return _prov.check_mac(v)
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str | None) -> str | None:
+        return _prov.check_model(v)
+
+    @field_validator("provisioning_ha1")
+    @classmethod
+    def _ha1(cls, v: str | None) -> str | None:
+        return _prov.check_ha1(v)
 
     @field_validator("secret")
     @classmethod
@@ -224,6 +246,7 @@ class Config:
     access: AccessConf = Field(default_factory=AccessConf)  # API users, tokens, sessions (features.access)
     crm: CrmConf = Field(default_factory=CrmConf)  # customer lookup, relationship routing, click-to-call (features.crm)
     webhooks: WebhooksConf = Field(default_factory=WebhooksConf)  # signed, durable event delivery (features.webhooks)
+    provisioning: ProvisioningConf = Field(default_factory=ProvisioningConf)  # desk-phone files (features.provisioning)
     # *63<code> pauses with a named reason; *63 alone is "break". Reason names label metrics.
     pause_reasons: dict[str, str] = Field(default_factory=lambda: {"1": "lunch", "2": "training", "3": "meeting"})
 
@@ -351,6 +374,7 @@ def _references(cfg: Config) -> list[str]:
             problems.append(str(e))
     problems.extend(_access_references(cfg))
     problems.extend(_crm_references(cfg))
+    problems.extend(_prov.references(cfg))
     for name in cfg.webhooks.endpoints:
         if not re.fullmatch(NAME, name):
             problems.append(f"webhooks.endpoints.{name}: bad name (lowercase letters, digits, _ or -, max 32)")

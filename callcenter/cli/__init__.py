@@ -148,6 +148,7 @@ EXTENSIONS = {
     "campaign": ("callcenter.cli.campaign", "dialer campaigns: create, import, start/pause/stop, status, DNC"),
     "recordings": ("callcenter.cli.recordings", "call recordings: list, show, purge (retention); supervision audit"),
     "webhooks": ("callcenter.features.webhooks.cli", "webhook outbox: list (dead letters), retry"),
+    "provisioning": ("callcenter.features.provisioning.cli", "desk phones: provisioning credentials, show files"),
 }
 
 

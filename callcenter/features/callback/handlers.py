@@ -16,6 +16,7 @@ from callcenter.asterisk.agi_server import AgiSession
 from callcenter.asterisk.prompts import play
 from callcenter.features.acd import model as acd
 from callcenter.features.acd.service import AcdService
+from callcenter.features.cards.dial import trunk_dial
 from callcenter.features.ivr.handlers import handing_over_rings
 
 __all__ = ["CallbackHandlers"]
@@ -103,7 +104,7 @@ class CallbackHandlers:
         rec = await self.lookup_call(c.call_id)
         if rec is not None and rec.did:  # present the number they called, not their own
             await s.set_var("CALLERID(num)", rec.did)
-        await s.set_var(cc.DIAL, f"PJSIP/{number}@{cc.TRUNK_ENDPOINT_PREFIX}{c.trunk}")
+        await s.set_var(cc.DIAL, trunk_dial(cfg, c.trunk, number))
         await s.set_var(cc.RING_S, str(int(cb.ring_s)))
         await s.set_var(cc.CLAIM, "callback")
         log.info("callback.dialling", call_id=c.call_id, agent=c.agent, attempt=c.attempts + 1, trunk=c.trunk)

@@ -192,7 +192,8 @@ E1 = {"type": "e1", "trunk": "telco"}
 
 
 @pytest.mark.parametrize("spans, expected", [
-    ({"s1": {"type": "analog", "channels": 2, "ports": {1: {"fxo": "lines", "did": "5553000", "signalling": "fxo_ks"}}}},
+    ({"s1": {"type": "analog", "channels": 2,
+             "ports": {1: {"fxo": "lines", "did": "5553000", "signalling": "fxo_ks"}}}},
      "cards.spans.1.ports.1.signalling: fxo_ks is for FXS ports (phones); an FXO port (a line from the telco) is "
      "driven with FXS signalling"),
     ({"s1": {"type": "analog", "channels": 2, "ports": {2: {"fxs": "1299", "signalling": "fxs_ls"}}}},
@@ -327,6 +328,14 @@ def test_dial_strings() -> None:
     assert dials_out(CFG, "telco") and dials_out(CFG, "sim") and not dials_out(CFG, "pstn")
     with pytest.raises(ValueError):
         trunk_dial(CFG, "telco", "555&DAHDI/1")
+
+
+def test_callback_goes_back_out_on_the_card_trunk_it_came_in_on() -> None:
+    """A caller who came in on the E1 is called back on the E1 (the trunk of the DID can dial out)."""
+    from callcenter.features.callback.handlers import CallbackHandlers
+    h = CallbackHandlers(lambda: CFG, None, None, lookup_call=None, dial_back=lambda n, t: n)  # type: ignore[arg-type]
+    assert h.trunk_of("5551000") == "telco" and h.trunk_of("5553000") == "lines"
+    assert h.trunk_of("5552000") is None  # pstn: inbound only, no card
 
 
 def test_campaign_on_a_card_trunk_loads() -> None:

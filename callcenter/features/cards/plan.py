@@ -246,7 +246,8 @@ def plan(cards: CardsConf, trunk_dids: Mapping[str, Any] | None = None) -> tuple
         prev = n
         ec = s.echocanceller or cards.echocanceller
         if ec not in ECHO_CANCELLERS:
-            problems.append(f"{path}.echocanceller: unknown echo canceller {ec!r} (one of {', '.join(ECHO_CANCELLERS)})")
+            problems.append(f"{path}.echocanceller: unknown echo canceller {ec!r} "
+                            f"(one of {', '.join(ECHO_CANCELLERS)})")
         if s.type == "analog":
             ports = _analog(path, s, first, problems)
             size = s.channels or max((p.port for p in ports), default=1)

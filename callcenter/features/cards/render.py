@@ -35,7 +35,8 @@ def _describe(sp: PlannedSpan) -> str:
 
 def system_conf(p: Plan) -> str:
     """``/etc/dahdi/system.conf``: span lines, channel roles, echo cancellers, tone zone."""
-    out = [f"# {HEADER}", "# check: dahdi_cfg -vv   (apply: dahdi_cfg, or `systemctl restart dahdi`)", ""]
+    out = [f"# {HEADER}",
+           "# check: dahdi_cfg -t -vv (test mode); apply: dahdi_cfg -vv, then in Asterisk: dahdi restart", ""]
     for sp in p.spans:
         out.append(f"# span {sp.span}: {_describe(sp)}, channels {sp.first}-{sp.last}")
         if sp.type != "analog":
@@ -126,6 +127,7 @@ def trunk_lines(p: Plan) -> list[str]:
             if ctx in seen:
                 continue
             seen.add(ctx)
-            out += [f"[{ctx}]", f"; FXO line(s) of trunk {port.trunk}: an analog call has no number, it is DID {port.did}",
+            out += [f"[{ctx}]",
+                    f"; FXO line(s) of trunk {port.trunk}: an analog call has no number, it is DID {port.did}",
                     f"exten => s,1,Goto({C.CTX_TRUNK_PREFIX}{port.trunk},{port.did},1)", ""]
     return out

@@ -29,9 +29,15 @@ venv: $(VENV)/.installed
 # System packages: venv support, debootstrap (builds the lab Asterisk when the host has none),
 # SIPp (sip-tester) for SIP-level tests, espeak-ng and sox for the AMD test corpus, Debian's
 # Chromium for the browser tests (Playwright drives it; nothing downloads a browser), openssl for
-# the provisioning HTTPS test's throw-away certificate.
+# the provisioning HTTPS test's throw-away certificate, Debian's DAHDI tools (dahdi_cfg checks the rendered system.conf in the card tests; dahdi-source stands in
+# for the kernel modules, which a test host needs no more than it can build them).
 # Installed only when missing.
 sysdeps:
+	@if ! command -v dahdi_cfg >/dev/null && [ ! -x /usr/sbin/dahdi_cfg ]; then \
+	  echo "installing: dahdi (tools only)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    dahdi dahdi-source; \
+	fi
 	@missing=""; \
 	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
 	command -v debootstrap >/dev/null || command -v asterisk >/dev/null || missing="$$missing debootstrap"; \

@@ -26,7 +26,7 @@ from callcenter import config as config_mod
 from callcenter import events as ev
 from callcenter.asterisk import contract as cc
 from callcenter.asterisk.agi_server import AgiServer
-from callcenter.asterisk.ami_client import AmiClient
+from callcenter.asterisk.ami_client import AmiClient, AmiError
 from callcenter.asterisk.ami_events import is_zombie
 from callcenter.asterisk.render import render, write
 from callcenter.features.acd import model as acd
@@ -37,6 +37,7 @@ from callcenter.features.amd.handlers import AmdHandlers
 from callcenter.features.amd.server import AmdServer
 from callcenter.features.callback.handlers import CallbackHandlers
 from callcenter.features.callback.numbers import dial_back_number
+from callcenter.features.cards.service import CardsMonitor
 from callcenter.features.crm.api import routes as crm_routes
 from callcenter.features.crm.service import CrmService
 from callcenter.features.crm.store import CustomerStore
@@ -116,6 +117,7 @@ class Daemon:
                                           bus=self.bus)
         self.supervision = SupervisionService(cfg, db=self.db, bus=self.bus, ami=self.ami)
         self.access = AccessService(cfg, db=self.db)
+        self.cards = CardsMonitor(cfg.cards, self.metrics.registry)  # span alarms (DAHDI cards)
         self.dialer = _build_dialer(self)
         self.acd.listeners.agent_changed.append(lambda a: self.dialer.wake())
         self.acd.listeners.call_answered.append(self.dialer.on_call_answered)
@@ -282,6 +284,7 @@ class Daemon:
         self.webhooks.reconfigure(new)
         if self.provisioning is not None:
             self.provisioning.reconfigure(new)
+        self.cards.reconfigure(new.cards)
         await self.dialer.apply_config(new)
         asterisk = await self._reload_asterisk(new)
         self.generation += 1
@@ -359,6 +362,7 @@ class Daemon:
                         untrusted=sorted(msg.ambiguous)[:8])
         self._guard("recording", self.recording.on_event, msg)
         self._guard("supervision", self.supervision.on_event, msg)
+        self._guard("cards", self.cards.on_event, msg)
         owned = self._guard("dialer", self._dialer_event, msg)
         if not owned:  # an OriginateResponse of the dialler's own lines is not the ACD's
             self._guard("acd", lambda m: self.acd.on_ami_event(self.node, m), msg)
@@ -385,6 +389,7 @@ class Daemon:
         try:
             chans = await self.ami.list_action("CoreShowChannels")
             devs = await self.ami.list_action("DeviceStateList")
+            spans = await self._dahdi_status()
         except BaseException:
             self._sync = _Sync()
             raise
@@ -396,6 +401,7 @@ class Daemon:
         self.recording.resynced(chans)
         self.supervision.resynced(chans)
         self.dialer.resync(chans, self.node)
+        self.cards.resynced(spans)
         for msg in buffered:  # events that raced the snapshot; the core tolerates stale ones
             self._dispatch(msg)
         self.metrics.ami_connected.set(1)
@@ -408,14 +414,29 @@ class Daemon:
         self.metrics.ami_connected.set(0)
         self.acd.ami_down(self.node)
         self.dialer.ami_down(self.node)
+        self.cards.ami_down()
         sd_notify("STATUS=AMI disconnected, reconnecting")
 
     # ------------------------------------------------------------------ HTTP
     def status(self) -> dict[str, object]:
         """The live screen's data: live state from memory, window figures from the stats cache (no SQL)."""
-        return build_status(self.cfg.queues, self.acd.state, self.stats.snapshot, time.time(),
-                            campaigns=self.dialer.status(),
-                            config={"generation": self.generation, "last_reload": self.last_reload})
+        st = build_status(self.cfg.queues, self.acd.state, self.stats.snapshot, time.time(),
+                          campaigns=self.dialer.status(),
+                          config={"generation": self.generation, "last_reload": self.last_reload})
+        if self.cards.enabled:
+            st["cards"] = self.cards.status()
+        return st
+
+    async def _dahdi_status(self) -> list[Message] | None:
+        """The DAHDI spans' alarms (``DAHDIShowStatus``) when cards are configured; None when Asterisk
+        cannot tell (no chan_dahdi, no DAHDI): the spans then read as unknown."""
+        if not self.cards.enabled:
+            return None
+        try:
+            return await self.ami.list_action("DAHDIShowStatus", timeout=5.0)
+        except (AmiError, asyncio.TimeoutError) as e:
+            log.warning("card.status_unavailable", error=str(e)[:200])
+            return None
 
     async def _start_http(self) -> None:
         self._http = await start_http(self.cfg.http.host, self.cfg.http.port, registry=self.metrics.registry,

@@ -23,6 +23,9 @@ from callcenter.features.api.schema import WallboardConf
 from callcenter.features.acd.schema import AgentConf, OverflowConf, PenaltyRule, QueueConf, queue_cycles
 from callcenter.features.callback.numbers import DEFAULT_ALLOW, check_country, check_pattern
 from callcenter.features.callback.schema import CallbackConf
+from callcenter.features.cards.dial import dials_out
+from callcenter.features.cards.plan import check as check_cards
+from callcenter.features.cards.schema import CardsConf
 from callcenter.features.crm.schema import CrmConf
 from callcenter.features.dialer.schema import CampaignConf
 from callcenter.features.provisioning import schema as _prov
@@ -247,6 +250,7 @@ class Config:
     crm: CrmConf = Field(default_factory=CrmConf)  # customer lookup, relationship routing, click-to-call (features.crm)
     webhooks: WebhooksConf = Field(default_factory=WebhooksConf)  # signed, durable event delivery (features.webhooks)
     provisioning: ProvisioningConf = Field(default_factory=ProvisioningConf)  # desk-phone files (features.provisioning)
+    cards: CardsConf = Field(default_factory=CardsConf)  # DAHDI telephony cards: PRI, BRI, analog (features.cards)
     # *63<code> pauses with a named reason; *63 alone is "break". Reason names label metrics.
     pause_reasons: dict[str, str] = Field(default_factory=lambda: {"1": "lunch", "2": "training", "3": "meeting"})
 
@@ -323,7 +327,7 @@ def _references(cfg: Config) -> list[str]:
             problems.append(f"queues.{name}.callback.schedule: unknown schedule {cb.schedule!r}")
         if cb is not None and cb.trunk is not None and cb.trunk not in cfg.trunks:
             problems.append(f"queues.{name}.callback.trunk: unknown trunk {cb.trunk!r}")
-        elif cb is not None and cb.trunk is not None and cfg.trunks[cb.trunk].host is None:
+        elif cb is not None and cb.trunk is not None and not dials_out(cfg, cb.trunk):
             problems.append(f"queues.{name}.callback.trunk: trunk {cb.trunk!r} has no host to dial out to")
     problems.extend(queue_cycles(cfg.queues))
     for name, c in cfg.campaigns.items():
@@ -331,7 +335,7 @@ def _references(cfg: Config) -> list[str]:
             problems.append(f"campaigns.{name}.queue: unknown queue {c.queue!r}")
         if c.trunk not in cfg.trunks:
             problems.append(f"campaigns.{name}.trunk: unknown trunk {c.trunk!r}")
-        elif cfg.trunks[c.trunk].host is None:
+        elif not dials_out(cfg, c.trunk):
             problems.append(f"campaigns.{name}.trunk: trunk {c.trunk!r} has no host to dial out to")
         if c.amd_profile is not None and c.amd_profile not in cfg.amd_profiles:
             problems.append(f"campaigns.{name}.amd_profile: unknown profile {c.amd_profile!r}")
@@ -375,6 +379,7 @@ def _references(cfg: Config) -> list[str]:
     problems.extend(_access_references(cfg))
     problems.extend(_crm_references(cfg))
     problems.extend(_prov.references(cfg))
+    problems.extend(check_cards(cfg.cards, cfg.trunks, cfg.phones))
     for name in cfg.webhooks.endpoints:
         if not re.fullmatch(NAME, name):
             problems.append(f"webhooks.endpoints.{name}: bad name (lowercase letters, digits, _ or -, max 32)")
@@ -399,7 +404,7 @@ def _crm_references(cfg: Config) -> list[str]:
     c2c = cfg.crm.click_to_call
     if c2c is not None and c2c.trunk not in cfg.trunks:
         problems.append(f"crm.click_to_call.trunk: unknown trunk {c2c.trunk!r}")
-    elif c2c is not None and not cfg.trunks[c2c.trunk].host:
+    elif c2c is not None and not dials_out(cfg, c2c.trunk):
         problems.append(f"crm.click_to_call.trunk: trunk {c2c.trunk!r} has no host to dial out to")
     skills = {s for a in cfg.agents.values() for s in a.skills}
     for lang, skill in cfg.crm.language_skills.items():

@@ -71,6 +71,7 @@ CTX_REC_START: Final = "cc-rec-start"
 CTX_REC_PAUSE: Final = "cc-rec-pause"
 CTX_REC_RESUME: Final = "cc-rec-resume"
 CTX_TRUNK_PREFIX: Final = "cc-trunk-"   # + trunk name
+CTX_LINE_PREFIX: Final = "cc-line-"     # + trunk name + "-" + DID: an FXO line of a card (features.cards)
 TRANSPORT_UDP: Final = "cc-udp"
 TRUNK_ENDPOINT_PREFIX: Final = "trunk-"  # + trunk name: the PJSIP endpoint of a trunk
 
@@ -90,6 +91,7 @@ AGI_SCRIPTS: Final = frozenset({
 AMI_EVENTS: Final = (
     "FullyBooted", "Newchannel", "Hangup", "OriginateResponse", "DialBegin", "DialEnd", "BridgeEnter",
     "DeviceStateChange", "ChanSpyStart", "ChanSpyStop", "UserEvent",
+    "Alarm", "AlarmClear", "SpanAlarm", "SpanAlarmClear",  # chan_dahdi: telephony card spans (features.cards)
 )
 
 ROLE_CALLER: Final = "caller"

@@ -11,6 +11,8 @@ from pathlib import Path
 from callcenter.asterisk import contract
 from callcenter.config import Config
 from callcenter.asterisk.render_features import features_conf, phone_extensions
+from callcenter.features.cards import render as cards
+from callcenter.features.cards.plan import plan as cards_plan
 
 __all__ = ["render", "write", "AMI_READ", "AMI_WRITE", "CHANNEL_VARS"]
 
@@ -57,6 +59,8 @@ def render(cfg: Config, *, agi_host: str | None = None) -> dict[str, str]:
             f"[{ext}]", "type=aor", "max_contacts=1", "remove_existing=yes", "qualify_frequency=0", "",
         ]
     for name, t in cfg.trunks.items():
+        if not t.match and not t.host:
+            continue  # no SIP side: a trunk on telephony cards only (features.cards)
         ep = f"trunk-{name}"
         p += [f"[{ep}]", "type=endpoint", f"context=cc-trunk-{name}", "disallow=all", "allow=ulaw,alaw",
               "direct_media=no", "rtp_symmetric=yes", "dtmf_mode=rfc4733", f"aors={ep}",
@@ -101,6 +105,8 @@ def render(cfg: Config, *, agi_host: str | None = None) -> dict[str, str]:
     ]
     for ext in cfg.phones:
         d.append(f"exten => {ext},1,Dial(PJSIP/{ext},30)")
+    card_plan, _ = cards_plan(cfg.cards, {n: t.dids for n, t in cfg.trunks.items()})
+    d += cards.phone_extensions(card_plan)  # analog phones on FXS ports
     d.append("; the DIDs, so a desk phone can test the IVR")
     for t in cfg.trunks.values():
         for did in t.dids:
@@ -111,6 +117,7 @@ def render(cfg: Config, *, agi_host: str | None = None) -> dict[str, str]:
         for did in t.dids:
             d += [f"exten => {did},1,Set(CC_DID={did})", " same => n,Goto(cc-ivr,s,1)"]
         d.append("")
+    d += cards.trunk_lines(card_plan)  # FXO lines: their DID in the trunk's context
     out["extensions.conf"] = "\n".join(d) + "\n"
     out["callcenter-dialplan.conf"] = _dialplan_source()
     out["features.conf"] = features_conf(cfg, host)
@@ -122,6 +129,8 @@ def render(cfg: Config, *, agi_host: str | None = None) -> dict[str, str]:
         moh += [f"[{c}]", "mode=files", "directory=moh", "sort=random", ""]
     out["musiconhold.conf"] = "\n".join(moh) + "\n"
     out["rtp.conf"] = f"[general]\nrtpstart={sip.rtp_start}\nrtpend={sip.rtp_end}\n"
+    if card_plan.spans:  # /etc/dahdi/system.conf is written apart: cards.system_conf (asterisk-config --dahdi-out)
+        out["chan_dahdi.conf"] = cards.chan_dahdi_conf(card_plan)
     return out
 
 

@@ -20,9 +20,15 @@ def cmd_check_config(a: argparse.Namespace) -> int:
 
 def cmd_asterisk_config(a: argparse.Namespace) -> int:
     from callcenter.asterisk.render import render, write
+    from callcenter.features.cards.plan import plan
+    from callcenter.features.cards.render import system_conf
     cfg = load_or_exit(a.config)
     for p in write(render(cfg), a.out):
         print(p)
+    cards, _ = plan(cfg.cards, {n: t.dids for n, t in cfg.trunks.items()})
+    if cards.spans:  # DAHDI's own file, read by dahdi_cfg: /etc/dahdi on a real host
+        for p in write({"system.conf": system_conf(cards)}, a.dahdi_out or Path(a.out) / "dahdi"):
+            print(p)
     return 0
 
 
@@ -174,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("asterisk-config", help="render Asterisk's configuration")
     s.add_argument("--config", default=default_cfg)
     s.add_argument("--out", required=True)
+    s.add_argument("--dahdi-out", help="where to write DAHDI's system.conf when cards: are configured "
+                   "(e.g. /etc/dahdi; default OUT/dahdi)")
     s.set_defaults(func=cmd_asterisk_config)
 
     s = sub.add_parser("lab", help="the lab Asterisk for demo and tests")

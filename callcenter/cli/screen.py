@@ -73,6 +73,16 @@ def render_text(st: dict[str, Any], title: str = "callcenter") -> str:
                          f"{c['rolling_abandoned']:>5} {_pct(c['abandon_rate']):>6}  "
                          f"{dec.get('lines', 0)} line(s): {str(dec.get('reason', ''))[:60]}")
             lines.append(f"{'':<14} leads " + "  ".join(f"{k}={v}" for k, v in sorted(leads.items())))
+    spans = st.get("cards", {})
+    if spans:
+        lines += ["", f"{'SPAN':<5} {'TYPE':<7} {'STATE':<8} {'CHANNELS':<9} {'TRUNKS':<16} ALARM"]
+        for n, sp in spans.items():
+            alarm = sp.get("alarm") or ""
+            if sp.get("channels_in_alarm"):
+                alarm = (alarm + " " if alarm else "") + f"{len(sp['channels_in_alarm'])} channel(s) in alarm"
+            state = sp["state"].upper() if sp["state"] != "up" else "up"
+            lines.append(f"{n:<5} {sp['type']:<7} {state:<8} {sp['channels']:<9} {','.join(sp['trunks'])[:16]:<16} "
+                         f"{alarm}")
     out = st.get("outcomes", {})
     if out:
         lines += ["", "OUTCOMES: " + "  ".join(f"{k}={v}" for k, v in sorted(out.items()))]

@@ -16,6 +16,7 @@ from callcenter.asterisk.agi_server import AgiSession
 from callcenter.asterisk.prompts import play
 from callcenter.features.acd import model as acd
 from callcenter.features.acd.service import AcdService
+from callcenter.features.cards.dial import dials_out, trunk_dial
 from callcenter.features.ivr.handlers import handing_over_rings
 
 __all__ = ["CallbackHandlers"]
@@ -40,7 +41,8 @@ class CallbackHandlers:
 
     def trunk_of(self, did: str) -> str | None:
         """The trunk a DID came in on, if it can dial out."""
-        return next((n for n, t in self._cfg().trunks.items() if did in t.dids and t.host), None)
+        cfg = self._cfg()
+        return next((n for n, t in cfg.trunks.items() if did in t.dids and dials_out(cfg, n)), None)
 
     async def _trunk_for(self, c: acd.Call) -> str | None:
         cb = self._cfg().queues[c.queue].callback
@@ -103,7 +105,7 @@ class CallbackHandlers:
         rec = await self.lookup_call(c.call_id)
         if rec is not None and rec.did:  # present the number they called, not their own
             await s.set_var("CALLERID(num)", rec.did)
-        await s.set_var(cc.DIAL, f"PJSIP/{number}@{cc.TRUNK_ENDPOINT_PREFIX}{c.trunk}")
+        await s.set_var(cc.DIAL, trunk_dial(cfg, c.trunk, number))
         await s.set_var(cc.RING_S, str(int(cb.ring_s)))
         await s.set_var(cc.CLAIM, "callback")
         log.info("callback.dialling", call_id=c.call_id, agent=c.agent, attempt=c.attempts + 1, trunk=c.trunk)

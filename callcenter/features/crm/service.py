@@ -28,6 +28,7 @@ from callcenter.asterisk.agi_server import AgiSession
 from callcenter.features.acd import model as acd
 from callcenter.features.acd.agents import AgentState
 from callcenter.features.callback.numbers import dial_back_number
+from callcenter.features.cards.dial import trunk_dial
 from callcenter.features.crm.model import Customer, CustomerIdentified, Steer, local_time_ok, normalise, \
     parse_record, steer
 from callcenter.features.crm.store import CustomerStore
@@ -201,7 +202,7 @@ class CrmService:
             return
         if c2c.caller_id:
             await s.set_var("CALLERID(num)", c2c.caller_id)
-        await s.set_var(cc.DIAL, f"PJSIP/{digits}@{cc.TRUNK_ENDPOINT_PREFIX}{c.trunk}")
+        await s.set_var(cc.DIAL, trunk_dial(cfg, c.trunk, digits))
         await s.set_var(cc.RING_S, str(int(c2c.ring_s)))
         await s.set_var(cc.CLAIM, "callback")
         log.info("crm.click_to_call_dialling", call_id=c.call_id, agent=c.agent, trunk=c.trunk)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from callcenter.features.cards.dial import dials_out
 from callcenter.features.dialer.schema import CampaignConf
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def not_dialable(c: CampaignConf, cfg: Config) -> str | None:
     trunk = cfg.trunks.get(c.trunk)
     if trunk is None:
         return f"trunk: no trunk {c.trunk!r} in the config"
-    if not getattr(trunk, "host", None):
+    if not dials_out(cfg, c.trunk):
         return f"trunk: trunk {c.trunk!r} has no host (inbound only)"
     return None
 

@@ -36,6 +36,7 @@ from callcenter.events import DialerOutcome, DispositionSet
 from callcenter.asterisk.ami_client import AmiError, NotConnected
 from callcenter.features.acd.agents import AgentState
 from callcenter.features.acd.model import on_duty, staffed
+from callcenter.features.cards.dial import trunk_dial
 from callcenter.features.dialer import campaigns, pacing
 from callcenter.features.dialer.estimator import BUSY, HUMAN, MACHINE, NOANSWER, Estimator
 
@@ -284,7 +285,7 @@ class LiveDialer:
                      ("CC_COMPLIANCE", camp.compliance_message), ("CC_VM_MESSAGE", camp.machine_message or ""),
                      ("CC_AMD_PROFILE", camp.amd_profile or ""), ("CC_AMD_OFF", "" if amd else "1"),
                      ("CC_PRIORITY", str(camp.priority))]
-        headers = [("Channel", f"PJSIP/{digits}@trunk-{camp.trunk}"), ("Context", "cc-outbound"), ("Exten", "s"),
+        headers = [("Channel", trunk_dial(self.cfg, camp.trunk, digits)), ("Context", "cc-outbound"), ("Exten", "s"),
                    ("Priority", "1"), ("Timeout", str(int(camp.ring_s * 1000))),
                    ("CallerID", f"<{camp.caller_id}>" if camp.caller_id else ""),
                    ("ChannelId", line.line_id), ("Async", "true")]

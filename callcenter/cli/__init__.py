@@ -148,6 +148,8 @@ EXTENSIONS = {
     "campaign": ("callcenter.cli.campaign", "dialer campaigns: create, import, start/pause/stop, status, DNC"),
     "recordings": ("callcenter.cli.recordings", "call recordings: list, show, purge (retention); supervision audit"),
     "webhooks": ("callcenter.features.webhooks.cli", "webhook outbox: list (dead letters), retry"),
+    "install": ("callcenter.install.cli", "production install: /opt/callcenter, /etc/callcenter, Asterisk includes, systemd unit"),
+    "uninstall": ("callcenter.install.uninstall", "undo `install` exactly (configuration kept unless --purge)"),
 }
 
 

@@ -23,8 +23,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from callcenter.config import Config
+if TYPE_CHECKING:  # the uninstall runs on the host's bare python3: no pydantic needed
+    from callcenter.config import Config
 
 __all__ = ["BEGIN", "END", "Category", "SiteFile", "Plan", "parse", "read_site", "fragments",
            "add_block", "remove_block", "SITE_FILES"]

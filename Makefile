@@ -46,8 +46,8 @@ uninstall:
 # System packages: venv support, debootstrap (builds the lab Asterisk when the host has none),
 # SIPp (sip-tester) for SIP-level tests, espeak-ng and sox for the AMD test corpus, Debian's
 # Chromium for the browser tests (Playwright drives it; nothing downloads a browser),
-# systemd-analyze (the unit's verify/security tests) and systemd-nspawn (the unit under a real
-# systemd, in a container).
+# systemd-analyze (the unit's verify/security tests), systemd-nspawn (the unit under a real
+# systemd, in a container) and ip (loopback up in a test's private network namespace).
 # Installed only when missing.
 sysdeps:
 	@missing=""; \
@@ -59,6 +59,7 @@ sysdeps:
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	command -v systemd-nspawn >/dev/null || missing="$$missing systemd-container"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -24,6 +24,7 @@ from callcenter.lab.asterisk import Lab, LabError
 from tests.asterisk.conftest import IN_CI
 
 SOURCE = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.timeout(600)  # the lab root may have to be built first (about a minute)
 
 
 def _lab_root() -> Path:

@@ -165,6 +165,7 @@ def container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
         c.halt()
 
 
+@pytest.mark.timeout(900)  # the first run builds the container root and the venv (minutes, once)
 def test_install_ready_watchdog_restart_and_uninstall(container: Container) -> None:
     """make install's steps in a booted Debian: READY after AMI sync, a SIGSTOPped daemon restarted by the
     watchdog, a second install changes nothing, the uninstall restores the site's Asterisk files."""

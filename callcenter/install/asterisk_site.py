@@ -280,6 +280,24 @@ def fragments(rendered: dict[str, str], cfg: Config, site: dict[str, SiteFile]) 
     return Plan(files, includes, notes)
 
 
+# Modules the rendered configuration relies on (Debian's modules.conf autoloads them all).
+REQUIRED_MODULES = ("chan_pjsip.so", "res_pjsip.so", "res_agi.so", "app_audiosocket.so", "chan_audiosocket.so",
+                    "app_chanspy.so", "app_mixmonitor.so", "res_musiconhold.so", "pbx_config.so", "chan_local.so")
+
+
+def module_notes(modules: SiteFile) -> list[str]:
+    """What the site's modules.conf keeps from loading that we need."""
+    m = modules.find("modules")
+    if not m:
+        return []
+    autoload = (m[-1].get("autoload") or "no").lower() in ("yes", "true", "on", "1")
+    loaded = {v for k, v in m[-1].vars if k.lower() in ("load", "require", "preload")}
+    barred = {v for k, v in m[-1].vars if k.lower() == "noload"}
+    missing = [mod for mod in REQUIRED_MODULES
+               if mod in barred or (not autoload and mod not in loaded and mod != "chan_local.so")]
+    return [f"modules.conf: load {', '.join(missing)} (callcenter's dialplan and AMI use them)"] if missing else []
+
+
 # ------------------------------------------------------------------------------ include block
 def block(targets: list[str]) -> str:
     return "\n".join([BEGIN, *(f'#include "{t}"' for t in targets), END]) + "\n"

@@ -265,7 +265,7 @@ def _asterisk(opts: Options, t: _Tree, r: Result, old: dict[str, Any], new: dict
     cfg = config_mod.load(t.p(f"{CONFDIR}/callcenter.yaml"))
     site = {name: site_mod.read_site(etc, name) for name in site_mod.SITE_FILES}
     plan = site_mod.fragments(render(cfg), cfg, site)
-    r.notes += plan.notes
+    r.notes += plan.notes + site_mod.module_notes(site_mod.read_site(etc, "modules.conf"))
     # Phone and AMI secrets are in these files: readable by Asterisk's group only.
     mkdir(f"{ASTERISK_ETC}/{site_mod.FRAG_DIR}", 0o750, "root", ASTERISK_GROUP)
     for rel, text in sorted(plan.files.items()):

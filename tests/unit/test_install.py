@@ -231,3 +231,12 @@ def test_site_parse_follows_additions_and_skips_comments(text: str, expected: li
     """``(+)`` adds to the earlier category; comments (line and block) are ignored."""
     s = site.parse(text)
     assert [c.name for c in s.categories] == ["globals"] and s.categories[0].vars == expected
+
+
+def test_modules_the_dialplan_needs_are_checked() -> None:
+    """A modules.conf that bars or does not load a needed module is reported; Debian's autoload is not."""
+    assert site.module_notes(site.parse(DEBIAN["modules.conf"])) == []
+    notes = site.module_notes(site.parse("[modules]\nautoload=yes\nnoload => app_audiosocket.so\n"))
+    assert len(notes) == 1 and "app_audiosocket.so" in notes[0] and "chan_pjsip" not in notes[0]
+    notes = site.module_notes(site.parse("[modules]\nautoload=no\nload => chan_pjsip.so\n"))
+    assert "res_agi.so" in notes[0] and "chan_pjsip.so," not in notes[0]

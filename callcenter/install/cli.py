@@ -63,6 +63,12 @@ def main_install(argv: list[str]) -> int:
     r = inst.install(opts)
     print(f"callcenter install{f' into {dest}' if not opts.live else ''}:")
     _report(r, "install")
+    if r.config_errors:
+        for line in r.config_errors:
+            print(f"config error: {line}", file=sys.stderr)
+        print("callcenter install: Asterisk's part was not rendered (fix the configuration, run it again)",
+              file=sys.stderr)
+        return 2
     print(next_steps(opts.live))
     return 0
 

@@ -59,6 +59,7 @@ class Options:
 class Result:
     changes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    config_errors: list[str] = field(default_factory=list)  # then Asterisk's part was left as it was
 
 
 def _sha(data: bytes) -> str:
@@ -237,7 +238,13 @@ def install(opts: Options) -> Result:
     # --------------------------------------------------------------- Asterisk
     etc = t.p(ASTERISK_ETC)
     if etc.is_dir():
-        _asterisk(opts, t, r, old, new, managed, mkdir)
+        from callcenter import config as config_mod
+        try:
+            _asterisk(opts, t, r, old, new, managed, mkdir)
+        except config_mod.ConfigError as e:  # keep what Asterisk has; the manifest still records the rest
+            r.config_errors = list(e.problems)
+            for key in ("files", "includes"):
+                new[key].update({p: v for p, v in old[key].items() if p.startswith(ASTERISK_ETC + "/")})
     else:
         r.notes.append(f"no {ASTERISK_ETC}: install Debian's Asterisk (apt-get install asterisk), then run "
                        "the install again to add callcenter's part of its configuration")

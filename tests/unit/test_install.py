@@ -240,3 +240,18 @@ def test_modules_the_dialplan_needs_are_checked() -> None:
     assert len(notes) == 1 and "app_audiosocket.so" in notes[0] and "chan_pjsip" not in notes[0]
     notes = site.module_notes(site.parse("[modules]\nautoload=no\nload => chan_pjsip.so\n"))
     assert "res_agi.so" in notes[0] and "chan_pjsip.so," not in notes[0]
+
+
+def test_a_bad_configuration_leaves_asterisks_part_as_it_was(tmp_path: Path, capsys) -> None:
+    """A conf.d error exits 2 with the key path; the fragments stay and the manifest still lists them."""
+    _site(tmp_path)
+    _install(tmp_path)
+    frag = (tmp_path / "etc/asterisk/callcenter/pjsip.conf").read_bytes()
+    (tmp_path / "etc/callcenter/conf.d/10-site.yaml").write_text("sip:\n  port: not-a-port\n")
+    capsys.readouterr()
+    assert _install(tmp_path) == 2
+    assert "sip.port" in capsys.readouterr().err
+    assert (tmp_path / "etc/asterisk/callcenter/pjsip.conf").read_bytes() == frag
+    (tmp_path / "etc/callcenter/conf.d/10-site.yaml").unlink()
+    main_uninstall(["--destdir", str(tmp_path), "--purge"])
+    assert not (tmp_path / "etc/asterisk/callcenter").exists()

@@ -24,7 +24,7 @@ Next steps:
      {inst.ASTERISK_ETC}/callcenter/ from that configuration, changing nothing else.
   4. systemctl restart asterisk        (a pjsip [global] change needs a restart, not a reload)
   5. systemctl enable --now callcenter
-     systemctl status callcenter       (active (running), "Status: ready" once AMI is in sync)
+     systemctl status callcenter       (active (running), Status: "AMI logged in and synced")
      {c} status --config {inst.CONFDIR}/callcenter.yaml
   6. The agent panel and wallboard are on http://127.0.0.1:9180/ (loopback only: reach them through
      an SSH tunnel or a TLS reverse proxy; set access.secure_cookies: true behind TLS).

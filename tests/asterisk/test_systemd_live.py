@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -208,6 +209,10 @@ def test_install_ready_watchdog_restart_and_uninstall(container: Container) -> N
         assert int(st["NRestarts"]) == restarts + 1 and st["ActiveState"] == "active", f"{st}\n{journal}"
         assert "Watchdog timeout" in journal, journal
         assert st["StatusText"] == "AMI logged in and synced", st
+        # The container's newer systemd scores the running unit too.
+        sec = c.sh("systemd-analyze security callcenter.service").stdout
+        m = re.search(r"Overall exposure level for callcenter\.service: ([0-9.]+)", sec)
+        assert m and float(m.group(1)) <= 2.0, sec
     finally:
         c.sh("systemctl stop callcenter; rm -rf /etc/systemd/system/callcenter.service.d")
         # Spare the next run a 40 s pip install: keep a copy of the venv.

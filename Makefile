@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 CONFIG ?= config/callcenter.yaml
 PYTEST_ARGS ?=
 
-.PHONY: demo test unit lab-up lab-down sysdeps venv clean
+.PHONY: demo test unit lab-up lab-down sysdeps venv clean install uninstall
 
 demo: venv
 	$(BIN)/callcenter demo --config $(CONFIG)
@@ -26,11 +26,31 @@ lab-down: venv
 
 venv: $(VENV)/.installed
 
+# Production install, as root, on a host with Debian's Asterisk (README "Production install"):
+# the venv in /opt/callcenter/.venv (from this checkout), /etc/callcenter, Asterisk's part in
+# /etc/asterisk/callcenter/ (#included by the site's files), the systemd unit; prints the next
+# steps. Running it again changes nothing. DESTDIR=DIR installs into a scratch root instead (no
+# user, no ownership, no venv, no systemctl). `make uninstall` (PURGE=1: the config and user too).
+install:
+ifeq ($(DESTDIR),)
+	$(PYTHON) -m callcenter.install.venv --source $(CURDIR)
+	/opt/callcenter/.venv/bin/callcenter install --source $(CURDIR)
+else
+	$(MAKE) venv
+	$(BIN)/callcenter install --destdir $(DESTDIR) --source $(CURDIR)
+endif
+
+uninstall:
+	$(PYTHON) -m callcenter.install.uninstall $(if $(DESTDIR),--destdir $(DESTDIR)) $(if $(PURGE),--purge)
+
 # System packages: venv support, debootstrap (builds the lab Asterisk when the host has none),
 # SIPp (sip-tester) for SIP-level tests, espeak-ng and sox for the AMD test corpus, Debian's
 # Chromium for the browser tests (Playwright drives it; nothing downloads a browser), openssl for
-# the provisioning HTTPS test's throw-away certificate, Debian's DAHDI tools (dahdi_cfg checks the rendered system.conf in the card tests; dahdi-source stands in
-# for the kernel modules, which a test host needs no more than it can build them).
+# the provisioning HTTPS test's throw-away certificate, Debian's DAHDI tools (dahdi_cfg checks the
+# rendered system.conf in the card tests; dahdi-source stands in for the kernel modules, which a
+# test host needs no more than it can build them), systemd-analyze (the unit's verify/security
+# tests), systemd-nspawn (the unit under a real systemd, in a container) and ip (loopback up in a
+# test's private network namespace).
 # Installed only when missing.
 sysdeps:
 	@if ! command -v dahdi_cfg >/dev/null && [ ! -x /usr/sbin/dahdi_cfg ]; then \
@@ -46,6 +66,9 @@ sysdeps:
 	command -v sox >/dev/null || missing="$$missing sox"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	command -v systemd-nspawn >/dev/null || missing="$$missing systemd-container"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -155,6 +155,8 @@ EXTENSIONS = {
     "recordings": ("callcenter.cli.recordings", "call recordings: list, show, purge (retention); supervision audit"),
     "webhooks": ("callcenter.features.webhooks.cli", "webhook outbox: list (dead letters), retry"),
     "provisioning": ("callcenter.features.provisioning.cli", "desk phones: provisioning credentials, show files"),
+    "install": ("callcenter.install.cli", "production install: /opt/callcenter, /etc/callcenter, Asterisk includes, systemd unit"),
+    "uninstall": ("callcenter.install.uninstall", "undo `install` exactly (configuration kept unless --purge)"),
 }
 
 

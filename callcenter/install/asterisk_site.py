@@ -36,7 +36,7 @@ END = "; <<< callcenter"
 FRAG_DIR = "callcenter"  # under the Asterisk etc directory
 MANAGER_D = "manager.d/callcenter.conf"  # where Debian's manager.conf already looks
 # The site files we extend (and read to see what they already define).
-SITE_FILES = ("pjsip.conf", "manager.conf", "extensions.conf", "features.conf", "musiconhold.conf")
+SITE_FILES = ("pjsip.conf", "manager.conf", "extensions.conf", "features.conf", "musiconhold.conf", "chan_dahdi.conf")
 
 _HEADER = re.compile(r"^\[([^\]]+)\]\s*(\(([^)]*)\))?")
 _INCLUDE = re.compile(r'^#\s*(?:try)?include\s+"?([^"]+?)"?\s*$')
@@ -275,8 +275,10 @@ def fragments(rendered: dict[str, str], cfg: Config, site: dict[str, SiteFile]) 
         elif name == "rtp.conf":
             notes.append(f"rtp.conf: the site's RTP range is kept; the firewall must pass it "
                          f"(callcenter's sip.rtp_start/rtp_end, {cfg.sip.rtp_start}-{cfg.sip.rtp_end}, is not applied)")
-        else:  # a file some other feature renders: ours whole, included from the site's file
-            frag(name, text)
+        else:  # a file some other feature renders (chan_dahdi.conf): included from the site's file, and
+            # a category the site already has is extended with (+) — chan_dahdi reads only the first
+            # [channels], so a second one of ours would be ignored
+            frag(name, _join(pre, [(n, _extend(b, bool(s.find(n)))) for n, b in chunks]))
     return Plan(files, includes, notes)
 
 

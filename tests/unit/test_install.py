@@ -255,3 +255,18 @@ def test_a_bad_configuration_leaves_asterisks_part_as_it_was(tmp_path: Path, cap
     (tmp_path / "etc/callcenter/conf.d/10-site.yaml").unlink()
     main_uninstall(["--destdir", str(tmp_path), "--purge"])
     assert not (tmp_path / "etc/asterisk/callcenter").exists()
+
+
+def test_card_channels_extend_the_sites_own_channels_section(tmp_path: Path) -> None:
+    """With cards, chan_dahdi.conf is included from the site's file and extends its [channels] with (+)."""
+    from callcenter.asterisk.render import render
+    from tests.unit.test_cards import CFG  # the shipped config plus hardware/cards.example.yaml
+
+    files = dict(DEBIAN)
+    files["chan_dahdi.conf"] = "[trunkgroups]\n\n[channels]\ncontext=public\nusecallerid=yes\n"
+    _site(tmp_path, files)
+    etc = tmp_path / "etc/asterisk"
+    plan = site.fragments(render(CFG), CFG, {n: site.read_site(etc, n) for n in site.SITE_FILES})
+    frag = plan.files["callcenter/chan_dahdi.conf"]
+    assert "[channels](+)" in frag and "\n[channels]\n" not in frag and "channel =>" in frag
+    assert plan.includes["chan_dahdi.conf"] == ["callcenter/chan_dahdi.conf"]

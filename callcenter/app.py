@@ -44,6 +44,7 @@ from callcenter.features.ivr.handlers import IvrHandlers
 from callcenter.features.recording.service import RecordingService
 from callcenter.features.stats.cache import StatsCache
 from callcenter.features.stats.status import build_status
+from callcenter.features.trunks import registrations as trunk_regs
 from callcenter.features.access.service import AccessService
 from callcenter.features.api.live import LiveFloor
 from callcenter.features.api.routes import Api, Ports
@@ -141,6 +142,8 @@ class Daemon:
         self.api.p.customer_of = self.live.customer_of = self.crm.record
         self._http: web.AppRunner | None = None
         self.metrics.registry.register(StatsCollector(self.status))
+        self.trunks = trunk_regs.Registrations(lambda: self.cfg.trunks, time.time)  # carrier registrations
+        self.metrics.registry.register(self.trunks)
         self.metrics.watch_sizes(self.sizes)
 
     def sizes(self) -> dict[str, int]:
@@ -347,6 +350,7 @@ class Daemon:
                         untrusted=sorted(msg.ambiguous)[:8])
         self._guard("recording", self.recording.on_event, msg)
         self._guard("supervision", self.supervision.on_event, msg)
+        self._guard("trunks", self.trunks.on_event, msg)
         owned = self._guard("dialer", self._dialer_event, msg)
         if not owned:  # an OriginateResponse of the dialler's own lines is not the ACD's
             self._guard("acd", lambda m: self.acd.on_ami_event(self.node, m), msg)
@@ -373,6 +377,7 @@ class Daemon:
         try:
             chans = await self.ami.list_action("CoreShowChannels")
             devs = await self.ami.list_action("DeviceStateList")
+            regs = await trunk_regs.snapshot(self.ami)
         except BaseException:
             self._sync = _Sync()
             raise
@@ -384,6 +389,7 @@ class Daemon:
         self.recording.resynced(chans)
         self.supervision.resynced(chans)
         self.dialer.resync(chans, self.node)
+        self.trunks.resynced(regs)
         for msg in buffered:  # events that raced the snapshot; the core tolerates stale ones
             self._dispatch(msg)
         self.metrics.ami_connected.set(1)
@@ -401,9 +407,10 @@ class Daemon:
     # ------------------------------------------------------------------ HTTP
     def status(self) -> dict[str, object]:
         """The live screen's data: live state from memory, window figures from the stats cache (no SQL)."""
-        return build_status(self.cfg.queues, self.acd.state, self.stats.snapshot, time.time(),
-                            campaigns=self.dialer.status(),
-                            config={"generation": self.generation, "last_reload": self.last_reload})
+        return {**build_status(self.cfg.queues, self.acd.state, self.stats.snapshot, time.time(),
+                               campaigns=self.dialer.status(),
+                               config={"generation": self.generation, "last_reload": self.last_reload}),
+                "trunks": self.trunks.status()}
 
     async def _start_http(self) -> None:
         self._http = await start_http(self.cfg.http.host, self.cfg.http.port, registry=self.metrics.registry,

@@ -71,6 +71,7 @@ CTX_REC_START: Final = "cc-rec-start"
 CTX_REC_PAUSE: Final = "cc-rec-pause"
 CTX_REC_RESUME: Final = "cc-rec-resume"
 CTX_TRUNK_PREFIX: Final = "cc-trunk-"   # + trunk name
+CTX_DIDS_PREFIX: Final = "cc-dids-"     # + trunk name: its DIDs when read from the To header
 TRANSPORT_UDP: Final = "cc-udp"
 TRUNK_ENDPOINT_PREFIX: Final = "trunk-"  # + trunk name: the PJSIP endpoint of a trunk
 
@@ -90,6 +91,7 @@ AGI_SCRIPTS: Final = frozenset({
 AMI_EVENTS: Final = (
     "FullyBooted", "Newchannel", "Hangup", "OriginateResponse", "DialBegin", "DialEnd", "BridgeEnter",
     "DeviceStateChange", "ChanSpyStart", "ChanSpyStop", "UserEvent",
+    "Registry",  # a trunk's outbound registration (callcenter.features.trunks)
 )
 
 ROLE_CALLER: Final = "caller"

@@ -11,6 +11,7 @@ from pathlib import Path
 from callcenter.asterisk import contract
 from callcenter.config import Config
 from callcenter.asterisk.render_features import features_conf, phone_extensions
+from callcenter.features.trunks.render import dialplan_lines, pjsip_lines
 
 __all__ = ["render", "write", "AMI_READ", "AMI_WRITE", "CHANNEL_VARS"]
 
@@ -56,13 +57,7 @@ def render(cfg: Config, *, agi_host: str | None = None) -> dict[str, str]:
             f"[{ext}]", "type=auth", "auth_type=userpass", f"username={ext}", f"password={ph.secret}", "",
             f"[{ext}]", "type=aor", "max_contacts=1", "remove_existing=yes", "qualify_frequency=0", "",
         ]
-    for name, t in cfg.trunks.items():
-        ep = f"trunk-{name}"
-        p += [f"[{ep}]", "type=endpoint", f"context=cc-trunk-{name}", "disallow=all", "allow=ulaw,alaw",
-              "direct_media=no", "rtp_symmetric=yes", "dtmf_mode=rfc4733", f"aors={ep}",
-              "transport=cc-udp", ""]  # always from our own address, whatever other transports exist
-        p += [f"[{ep}]", "type=aor"] + ([f"contact=sip:{t.host}:{t.port}"] if t.host else []) + [""]
-        p += [f"[{ep}]", "type=identify", f"endpoint={ep}"] + [f"match={_net(m)}" for m in t.match] + [""]
+    p += pjsip_lines(cfg.trunks)  # callcenter.features.trunks.render
     out["pjsip.conf"] = "\n".join(p) + "\n"
 
     # --------------------------------------------------------------- manager
@@ -106,11 +101,7 @@ def render(cfg: Config, *, agi_host: str | None = None) -> dict[str, str]:
         for did in t.dids:
             d += [f"exten => {did},1,Set(CC_DID={did})", " same => n,Goto(cc-ivr,s,1)"]
     d.append("")
-    for name, t in cfg.trunks.items():
-        d.append(f"[cc-trunk-{name}]")
-        for did in t.dids:
-            d += [f"exten => {did},1,Set(CC_DID={did})", " same => n,Goto(cc-ivr,s,1)"]
-        d.append("")
+    d += dialplan_lines(cfg.trunks)
     out["extensions.conf"] = "\n".join(d) + "\n"
     out["callcenter-dialplan.conf"] = _dialplan_source()
     out["features.conf"] = features_conf(cfg, host)

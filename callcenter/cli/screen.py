@@ -7,6 +7,8 @@ import time
 import urllib.request
 from typing import Any
 
+from callcenter.features.trunks.registrations import status_lines
+
 __all__ = ["fetch_status", "render_text"]
 
 STATE_ORDER = ["Busy", "Reserved", "WrapUp", "Ready", "Paused", "LoggedOut"]
@@ -73,6 +75,7 @@ def render_text(st: dict[str, Any], title: str = "callcenter") -> str:
                          f"{c['rolling_abandoned']:>5} {_pct(c['abandon_rate']):>6}  "
                          f"{dec.get('lines', 0)} line(s): {str(dec.get('reason', ''))[:60]}")
             lines.append(f"{'':<14} leads " + "  ".join(f"{k}={v}" for k, v in sorted(leads.items())))
+    lines += status_lines(st.get("trunks") or {})  # carrier registrations (callcenter.features.trunks)
     out = st.get("outcomes", {})
     if out:
         lines += ["", "OUTCOMES: " + "  ".join(f"{k}={v}" for k, v in sorted(out.items()))]

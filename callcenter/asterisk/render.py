@@ -4,7 +4,6 @@ feature codes, phone extensions and DIDs), music on hold, RTP."""
 
 from __future__ import annotations
 
-import ipaddress
 from importlib import resources
 from pathlib import Path
 
@@ -27,11 +26,6 @@ CHANNEL_VARS = ",".join(contract.CHANNEL_VARS)  # ride on every AMI channel even
 def _dialplan_source() -> str:
     """The static dialplan, shipped as package data so an installed wheel renders too."""
     return resources.files("callcenter.asterisk").joinpath("dialplans/callcenter.conf").read_text()
-
-
-def _net(addr: str) -> str:
-    net = ipaddress.ip_network(addr, strict=False)
-    return str(net)
 
 
 def render(cfg: Config, *, agi_host: str | None = None) -> dict[str, str]:

@@ -46,6 +46,7 @@ from callcenter.features.ivr.handlers import IvrHandlers
 from callcenter.features.recording.service import RecordingService
 from callcenter.features.stats.cache import StatsCache
 from callcenter.features.stats.status import build_status
+from callcenter.features.trunks import registrations as trunk_regs
 from callcenter.features.access.service import AccessService
 from callcenter.features.api.live import LiveFloor
 from callcenter.features.api.routes import Api, Ports
@@ -146,6 +147,8 @@ class Daemon:
                              if cfg.provisioning.enabled else None)
         self._http: web.AppRunner | None = None
         self.metrics.registry.register(StatsCollector(self.status))
+        self.trunks = trunk_regs.Registrations(lambda: self.cfg.trunks, time.time)  # carrier registrations
+        self.metrics.registry.register(self.trunks)
         self.metrics.watch_sizes(self.sizes)
 
     def sizes(self) -> dict[str, int]:
@@ -363,6 +366,7 @@ class Daemon:
         self._guard("recording", self.recording.on_event, msg)
         self._guard("supervision", self.supervision.on_event, msg)
         self._guard("cards", self.cards.on_event, msg)
+        self._guard("trunks", self.trunks.on_event, msg)
         owned = self._guard("dialer", self._dialer_event, msg)
         if not owned:  # an OriginateResponse of the dialler's own lines is not the ACD's
             self._guard("acd", lambda m: self.acd.on_ami_event(self.node, m), msg)
@@ -390,6 +394,7 @@ class Daemon:
             chans = await self.ami.list_action("CoreShowChannels")
             devs = await self.ami.list_action("DeviceStateList")
             spans = await self._dahdi_status()
+            regs = await trunk_regs.snapshot(self.ami)
         except BaseException:
             self._sync = _Sync()
             raise
@@ -402,6 +407,7 @@ class Daemon:
         self.supervision.resynced(chans)
         self.dialer.resync(chans, self.node)
         self.cards.resynced(spans)
+        self.trunks.resynced(regs)
         for msg in buffered:  # events that raced the snapshot; the core tolerates stale ones
             self._dispatch(msg)
         self.metrics.ami_connected.set(1)
@@ -437,6 +443,10 @@ class Daemon:
         except (AmiError, asyncio.TimeoutError) as e:
             log.warning("card.status_unavailable", error=str(e)[:200])
             return None
+        return {**build_status(self.cfg.queues, self.acd.state, self.stats.snapshot, time.time(),
+                               campaigns=self.dialer.status(),
+                               config={"generation": self.generation, "last_reload": self.last_reload}),
+                "trunks": self.trunks.status()}
 
     async def _start_http(self) -> None:
         self._http = await start_http(self.cfg.http.host, self.cfg.http.port, registry=self.metrics.registry,

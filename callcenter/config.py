@@ -25,7 +25,7 @@ from callcenter.features.callback.numbers import DEFAULT_ALLOW, check_country, c
 from callcenter.features.callback.schema import CallbackConf
 from callcenter.features.cards.dial import dials_out
 from callcenter.features.cards.plan import check as check_cards
-from callcenter.features.cards.schema import CardsConf
+from callcenter.features.cards.schema import CardsConf, fed_trunks
 from callcenter.features.crm.schema import CrmConf
 from callcenter.features.dialer.schema import CampaignConf
 from callcenter.features.provisioning import schema as _prov
@@ -33,6 +33,7 @@ from callcenter.features.provisioning.schema import ProvisioningConf
 from callcenter.features.ivr.schema import Action, HolidayConf, Hours, Menu, Schedule
 from callcenter.features.recording.schema import RecordingConf, Recordings
 from callcenter.features.supervision.schema import SupervisorConf
+from callcenter.features.trunks.schema import CALLER_ID, TrunkAuth, TrunkRegister, trunk_problems
 from callcenter.features.webhooks.schema import WebhooksConf
 
 __all__ = [
@@ -138,11 +139,20 @@ class Site:
 
 @dataclass(config=STRICT)
 class Trunk:
-    match: tuple[str, ...]  # source addresses (IP or CIDR) Asterisk accepts calls from
     dids: dict[str, Action]
+    match: tuple[str, ...] = ()  # source addresses (IP or CIDR) Asterisk accepts calls from (or register)
     host: str | None = None  # where outbound calls go; None: inbound only
     port: int = Field(default=5060, ge=1, le=65535)
     dial_allow: tuple[str, ...] | None = None  # numbers a callback may dial here; None: site.dial_allow
+    # carrier settings (callcenter.features.trunks): digest auth, registration, outbound identity
+    auth: TrunkAuth | None = None
+    register: TrunkRegister | None = None
+    from_user: str = Field(default="", pattern=r"^([A-Za-z0-9._~+-]{1,64})?$")
+    from_domain: str = ""
+    caller_id: str = Field(default="", pattern=CALLER_ID)  # presented when the call's own is unset
+    send_pai: bool | None = None  # P-Asserted-Identity with the caller ID; default: yes when from_user is set
+    codecs: tuple[str, ...] = ("ulaw", "alaw")
+    did_from: Literal["request_uri", "to"] = "request_uri"  # where the dialled number (DID) is read
 
     @field_validator("match")
     @classmethod
@@ -359,6 +369,7 @@ def _references(cfg: Config) -> list[str]:
     for name, t in cfg.trunks.items():
         for did, a in t.dids.items():
             action(f"trunks.{name}.dids.{did}", a)
+    problems.extend(trunk_problems(cfg.trunks, fed_trunks(cfg.cards)))
     for code, reason in cfg.pause_reasons.items():
         if not re.fullmatch(r"[0-9]{1,4}", code):
             problems.append(f"pause_reasons.{code}: a reason code is 1-4 digits")

@@ -72,6 +72,7 @@ CTX_REC_PAUSE: Final = "cc-rec-pause"
 CTX_REC_RESUME: Final = "cc-rec-resume"
 CTX_TRUNK_PREFIX: Final = "cc-trunk-"   # + trunk name
 CTX_LINE_PREFIX: Final = "cc-line-"     # + trunk name + "-" + DID: an FXO line of a card (features.cards)
+CTX_DIDS_PREFIX: Final = "cc-dids-"     # + trunk name: its DIDs when read from the To header
 TRANSPORT_UDP: Final = "cc-udp"
 TRUNK_ENDPOINT_PREFIX: Final = "trunk-"  # + trunk name: the PJSIP endpoint of a trunk
 
@@ -92,6 +93,7 @@ AMI_EVENTS: Final = (
     "FullyBooted", "Newchannel", "Hangup", "OriginateResponse", "DialBegin", "DialEnd", "BridgeEnter",
     "DeviceStateChange", "ChanSpyStart", "ChanSpyStop", "UserEvent",
     "Alarm", "AlarmClear", "SpanAlarm", "SpanAlarmClear",  # chan_dahdi: telephony card spans (features.cards)
+    "Registry",  # a trunk's outbound registration (callcenter.features.trunks)
 )
 
 ROLE_CALLER: Final = "caller"

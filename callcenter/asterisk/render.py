@@ -4,7 +4,6 @@ feature codes, phone extensions and DIDs), music on hold, RTP."""
 
 from __future__ import annotations
 
-import ipaddress
 from importlib import resources
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from callcenter.config import Config
 from callcenter.asterisk.render_features import features_conf, phone_extensions
 from callcenter.features.cards import render as cards
 from callcenter.features.cards.plan import plan as cards_plan
+from callcenter.features.trunks.render import dialplan_lines, pjsip_lines
 
 __all__ = ["render", "write", "AMI_READ", "AMI_WRITE", "CHANNEL_VARS"]
 
@@ -28,11 +28,6 @@ CHANNEL_VARS = ",".join(contract.CHANNEL_VARS)  # ride on every AMI channel even
 def _dialplan_source() -> str:
     """The static dialplan, shipped as package data so an installed wheel renders too."""
     return resources.files("callcenter.asterisk").joinpath("dialplans/callcenter.conf").read_text()
-
-
-def _net(addr: str) -> str:
-    net = ipaddress.ip_network(addr, strict=False)
-    return str(net)
 
 
 def render(cfg: Config, *, agi_host: str | None = None) -> dict[str, str]:
@@ -58,15 +53,7 @@ def render(cfg: Config, *, agi_host: str | None = None) -> dict[str, str]:
             f"[{ext}]", "type=auth", "auth_type=userpass", f"username={ext}", f"password={ph.secret}", "",
             f"[{ext}]", "type=aor", "max_contacts=1", "remove_existing=yes", "qualify_frequency=0", "",
         ]
-    for name, t in cfg.trunks.items():
-        if not t.match and not t.host:
-            continue  # no SIP side: a trunk on telephony cards only (features.cards)
-        ep = f"trunk-{name}"
-        p += [f"[{ep}]", "type=endpoint", f"context=cc-trunk-{name}", "disallow=all", "allow=ulaw,alaw",
-              "direct_media=no", "rtp_symmetric=yes", "dtmf_mode=rfc4733", f"aors={ep}",
-              "transport=cc-udp", ""]  # always from our own address, whatever other transports exist
-        p += [f"[{ep}]", "type=aor"] + ([f"contact=sip:{t.host}:{t.port}"] if t.host else []) + [""]
-        p += [f"[{ep}]", "type=identify", f"endpoint={ep}"] + [f"match={_net(m)}" for m in t.match] + [""]
+    p += pjsip_lines(cfg.trunks)  # callcenter.features.trunks.render
     out["pjsip.conf"] = "\n".join(p) + "\n"
 
     # --------------------------------------------------------------- manager
@@ -112,11 +99,7 @@ def render(cfg: Config, *, agi_host: str | None = None) -> dict[str, str]:
         for did in t.dids:
             d += [f"exten => {did},1,Set(CC_DID={did})", " same => n,Goto(cc-ivr,s,1)"]
     d.append("")
-    for name, t in cfg.trunks.items():
-        d.append(f"[cc-trunk-{name}]")
-        for did in t.dids:
-            d += [f"exten => {did},1,Set(CC_DID={did})", " same => n,Goto(cc-ivr,s,1)"]
-        d.append("")
+    d += dialplan_lines(cfg.trunks)
     d += cards.trunk_lines(card_plan)  # FXO lines: their DID in the trunk's context
     out["extensions.conf"] = "\n".join(d) + "\n"
     out["callcenter-dialplan.conf"] = _dialplan_source()

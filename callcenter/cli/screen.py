@@ -7,6 +7,8 @@ import time
 import urllib.request
 from typing import Any
 
+from callcenter.features.trunks.registrations import status_lines
+
 __all__ = ["fetch_status", "render_text"]
 
 STATE_ORDER = ["Busy", "Reserved", "WrapUp", "Ready", "Paused", "LoggedOut"]
@@ -83,6 +85,7 @@ def render_text(st: dict[str, Any], title: str = "callcenter") -> str:
             state = sp["state"].upper() if sp["state"] != "up" else "up"
             lines.append(f"{n:<5} {sp['type']:<7} {state:<8} {sp['channels']:<9} {','.join(sp['trunks'])[:16]:<16} "
                          f"{alarm}")
+    lines += status_lines(st.get("trunks") or {})  # carrier registrations (callcenter.features.trunks)
     out = st.get("outcomes", {})
     if out:
         lines += ["", "OUTCOMES: " + "  ".join(f"{k}={v}" for k, v in sorted(out.items()))]

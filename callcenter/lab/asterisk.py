@@ -35,7 +35,7 @@ from callcenter import config as config_mod
 from callcenter.asterisk.render import render, write
 from callcenter.lab.signals import shielded
 
-__all__ = ["Lab", "LabError", "port_offset", "shift_ports"]
+__all__ = ["Lab", "LabError", "carrier_sim", "port_offset", "pstn_sim", "shift_ports"]
 
 SUITES = ("forky", "sid")  # Debian testing first (moves more slowly), then unstable
 PACKAGES = "asterisk,asterisk-core-sounds-en-wav,asterisk-moh-opsound-wav"
@@ -90,6 +90,47 @@ exten => _12125550[5]XX,1,Ringing()
  same => n,Answer()
  same => n,Playback(hello&silence/10&silence/10&silence/10)
  same => n,Hangup()
+"""}
+
+
+def carrier_sim(accounts: dict[str, str], port: int = 5066, host: str = "127.0.0.4") -> dict[str, str]:
+    """Lab extras: a carrier that **requires** registration and digest auth, on a third SIP transport.
+
+    Each account (user -> secret) is an endpoint of the carrier: it must REGISTER with digest auth
+    (401 challenge); its INVITEs are challenged too, and the caller ID they present (P-Asserted-Identity
+    trusted) is announced as ``UserEvent: CCCarrierCall`` (Account, Dialled, Presented) before the
+    number is handed to ``cc-pstn-sim``. Calls to our DIDs go out as ``PJSIP/<did>@<account>``: to the registered contact
+    only, so an account that has not registered gets no call (the dial fails)."""
+    pj = [f"[carrier-udp]\ntype=transport\nprotocol=udp\nbind={host}:{port}\n"]
+    for user, secret in accounts.items():
+        pj.append(f"""[{user}]
+type=endpoint
+context=cc-carrier-out
+disallow=all
+allow=ulaw,alaw
+direct_media=no
+rtp_symmetric=yes
+dtmf_mode=rfc4733
+transport=carrier-udp
+auth={user}
+aors={user}
+trust_id_inbound=yes
+
+[{user}]
+type=auth
+auth_type=userpass
+username={user}
+password={secret}
+
+[{user}]
+type=aor
+max_contacts=1
+remove_existing=yes
+""")
+    return {"pjsip.conf": "\n".join(pj), "extensions.conf": """
+[cc-carrier-out]
+exten => _X.,1,UserEvent(CCCarrierCall,Account: ${CHANNEL(endpoint)},Dialled: ${EXTEN},Presented: ${CALLERID(num)})
+ same => n,Goto(cc-pstn-sim,${EXTEN},1)
 """}
 
 

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from callcenter import config as config_mod
-from callcenter.lab.asterisk import Lab, LabError, pstn_sim
+from callcenter.lab.asterisk import Lab, LabError, carrier_sim, pstn_sim
 
 HERE = Path(__file__).parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -60,7 +60,11 @@ CALLER_PORT = 5062 + PORT_OFFSET  # trunks.pstn in lab.yaml dials the callers ba
 PSTN = pstn_sim(5064 + PORT_OFFSET)
 # Test-only dialplan: a "remote party" that answers and plays a recording (then silence, as a
 # line does), connected through a Local channel to the production AMD subroutine.
-LAB_EXTRA = {"pjsip.conf": PSTN["pjsip.conf"], "extensions.conf": PSTN["extensions.conf"] + """
+# A carrier that requires registration and digest auth (trunks carrier and carrier-bad in lab.yaml).
+CARRIER_PORT = 5066 + PORT_OFFSET
+CARRIER = carrier_sim({"cc-acct1": "carrier-secret-1", "cc-acct2": "carrier-secret-2"}, CARRIER_PORT)
+LAB_EXTRA = {"pjsip.conf": PSTN["pjsip.conf"] + CARRIER["pjsip.conf"],
+             "extensions.conf": PSTN["extensions.conf"] + CARRIER["extensions.conf"] + """
 [cc-amd-test]
 exten => play,1,Answer()
  same => n,Playback(${FILE}&silence/10&silence/10&silence/10&silence/10)

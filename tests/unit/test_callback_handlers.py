@@ -40,10 +40,11 @@ class FakeSession:
         return Response(200, "0")
 
 
-def _setup(caller_num: str, dial_allow: list[str] | None = None):
+def _setup(caller_num: str, dial_allow: list[str] | None = None, caller_id: str = ""):
     d = copy.deepcopy(BASE)
     if dial_allow is not None:
         d["trunks"]["pstn"]["dial_allow"] = dial_allow
+    d["trunks"]["pstn"]["caller_id"] = caller_id
     cfg = config.parse(d)
     bus = ev.Bus()
     svc = AcdService(cfg, bus, FakeAmi(), Supervisor(lambda n, e: None))
@@ -86,3 +87,12 @@ async def test_an_allowed_number_becomes_a_callback_and_the_caller_hangs_up() ->
     assert svc.state.calls["c1"].callback == "5550301"
     assert s.commands[-1] == ("HANGUP",)
     assert any(isinstance(e, ev.CallOutcome) and e.outcome == "callback" for e in published)
+
+
+async def test_a_callback_without_a_did_presents_the_trunks_caller_id() -> None:
+    """The journal knows no DID the customer called: the dial-back presents trunks.pstn.caller_id."""
+    _, svc, h, _ = _setup("5550301", caller_id="+12125551999")
+    await h.agi_queue_digit(FakeSession(("5",), {"CC_CALL_ID": "c1"}))
+    s = FakeSession((), {})
+    await h.dial(s, svc.state.calls["c1"])
+    assert s.vars["CALLERID(num)"] == "+12125551999" and s.vars["CC_DIAL"] == "PJSIP/5550301@trunk-pstn"

@@ -49,6 +49,13 @@ def with_cards(overlay: dict | None = None, **spans: object) -> dict:
     data["cards"] = over.get("cards", {})
     if spans:
         data["cards"]["spans"] = {int(k.removeprefix("s")): v for k, v in spans.items()}
+        fed = {v.get("trunk") for v in spans.values() if isinstance(v, dict)} | {
+            p.get("fxo") for v in spans.values() if isinstance(v, dict)
+            for p in (v.get("ports") or {}).values() if isinstance(p, dict)}
+        for name in set(over.get("trunks", {})) - fed:  # neither a SIP side nor a card: refused as such
+            t = data["trunks"][name]
+            if not t.get("match") and not t.get("host"):
+                del data["trunks"][name]
     return data
 
 
@@ -463,3 +470,11 @@ def test_reconfigure_keeps_known_spans() -> None:
     assert mon.status()["1"]["state"] == "up" and mon.status()["4"]["state"] == "unknown"
     mon.reconfigure(CardsConf())
     assert not mon.enabled and mon.status() == {}
+
+
+def test_a_trunk_with_neither_sip_side_nor_card_is_refused() -> None:
+    """A trunk without match/host/register is accepted only while a card carries it."""
+    data = with_cards()
+    data["trunks"]["orphan"] = {"match": [], "dids": {}}
+    assert problems(data) == ["trunks.orphan.match: required (the carrier's addresses) unless the trunk "
+                              "registers or a card carries it"]

@@ -157,6 +157,16 @@ async def test_a_yaml_edit_takes_effect_after_apply_config(rig_factory):
     assert rig.store.campaign(cid).max_attempts == 9 and rig.store.campaign_state(cid) == "running"
 
 
+async def test_a_campaign_without_caller_id_presents_its_trunks(rig_factory):
+    """No campaign caller_id: the Originate presents the trunk's (trunks.carrier.caller_id in lab.yaml)."""
+    rig = rig_factory({"out": {**CAMP, "trunk": "carrier", "caller_id": ""}})
+    await rig.dialer.apply_config(rig.cfg)
+    rig.leads("out", 1)
+    await rig.dialer.tick()
+    got = rig.ami.originates()
+    assert [(h["Channel"], h["CallerID"]) for h in got] == [("PJSIP/12125550000@trunk-carrier", "<+12125551500>")]
+
+
 async def test_a_campaign_removed_from_the_yaml_stops_being_dialled(rig_factory):
     """Dropped from the YAML: no new lines; the line in flight still settles normally."""
     rig = rig_factory({"out": CAMP})

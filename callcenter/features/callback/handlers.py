@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 
 from callcenter import events as ev
+from callcenter.features.trunks.schema import outbound_caller_id
 from callcenter.asterisk import contract as cc
 from callcenter.asterisk.agi_server import AgiSession
 from callcenter.asterisk.prompts import play
@@ -103,8 +104,10 @@ class CallbackHandlers:
             await s.set_var(cc.CLAIM, "no")
             return
         rec = await self.lookup_call(c.call_id)
-        if rec is not None and rec.did:  # present the number they called, not their own
-            await s.set_var("CALLERID(num)", rec.did)
+        # present the number they called, not their own; else the trunk's caller_id
+        cid = outbound_caller_id(cfg.trunks[c.trunk], rec.did if rec is not None else "")
+        if cid:
+            await s.set_var("CALLERID(num)", cid)
         await s.set_var(cc.DIAL, trunk_dial(cfg, c.trunk, number))
         await s.set_var(cc.RING_S, str(int(cb.ring_s)))
         await s.set_var(cc.CLAIM, "callback")

@@ -14,7 +14,7 @@ from pydantic.dataclasses import dataclass
 
 from callcenter.confbase import STRICT, check_display
 
-__all__ = ["CardsConf", "PortConf", "SpanConf", "ECHO_CANCELLERS", "SWITCHTYPES", "ZONES"]
+__all__ = ["CardsConf", "PortConf", "SpanConf", "fed_trunks", "ECHO_CANCELLERS", "SWITCHTYPES", "ZONES"]
 
 ECHO_CANCELLERS = ("mg2", "oslec", "kb1", "sec2", "sec", "hwec", "none")
 SWITCHTYPES = ("euroisdn", "national", "ni1", "dms100", "4ess", "5ess", "qsig")
@@ -84,3 +84,9 @@ class CardsConf:
         if v not in ECHO_CANCELLERS:
             raise ValueError(f"unknown echo canceller {v!r} (one of {', '.join(ECHO_CANCELLERS)})")
         return v
+
+
+def fed_trunks(cards: CardsConf) -> frozenset[str]:
+    """The trunks that telephony cards carry calls for (PRI/BRI spans, FXO lines)."""
+    return frozenset({sp.trunk for sp in cards.spans.values() if sp.trunk}
+                     | {p.fxo for sp in cards.spans.values() for p in sp.ports.values() if p.fxo})

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
 
 from callcenter import events as ev
+from callcenter.features.trunks.schema import outbound_caller_id
 from callcenter.asterisk import contract as cc
 from callcenter.asterisk.agi_server import AgiSession
 from callcenter.features.acd import model as acd
@@ -200,8 +201,9 @@ class CrmService:
             self.acd.submit(acd.CallbackDialed(c.call_id, c.agent or "", "CHANUNAVAIL"))
             await s.set_var(cc.CLAIM, "no")
             return
-        if c2c.caller_id:
-            await s.set_var("CALLERID(num)", c2c.caller_id)
+        cid = outbound_caller_id(cfg.trunks[c.trunk], c2c.caller_id)  # click-to-call's, else the trunk's
+        if cid:
+            await s.set_var("CALLERID(num)", cid)
         await s.set_var(cc.DIAL, trunk_dial(cfg, c.trunk, digits))
         await s.set_var(cc.RING_S, str(int(c2c.ring_s)))
         await s.set_var(cc.CLAIM, "callback")

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from callcenter.features.trunks.schema import outbound_caller_id
 from callcenter.events import DialerOutcome, DispositionSet
 
 from callcenter.asterisk.ami_client import AmiError, NotConnected
@@ -285,9 +286,10 @@ class LiveDialer:
                      ("CC_COMPLIANCE", camp.compliance_message), ("CC_VM_MESSAGE", camp.machine_message or ""),
                      ("CC_AMD_PROFILE", camp.amd_profile or ""), ("CC_AMD_OFF", "" if amd else "1"),
                      ("CC_PRIORITY", str(camp.priority))]
+        cid = outbound_caller_id(self.cfg.trunks.get(camp.trunk), camp.caller_id)  # campaign's, else trunk's
         headers = [("Channel", trunk_dial(self.cfg, camp.trunk, digits)), ("Context", "cc-outbound"), ("Exten", "s"),
                    ("Priority", "1"), ("Timeout", str(int(camp.ring_s * 1000))),
-                   ("CallerID", f"<{camp.caller_id}>" if camp.caller_id else ""),
+                   ("CallerID", f"<{cid}>" if cid else ""),
                    ("ChannelId", line.line_id), ("Async", "true")]
         headers += [("Variable", f"{k}={v}") for k, v in variables]
         log.info("dialer.dial", campaign=name, lead=lead_id, line=line.line_id, amd=amd)

@@ -429,6 +429,7 @@ class Daemon:
         st = build_status(self.cfg.queues, self.acd.state, self.stats.snapshot, time.time(),
                           campaigns=self.dialer.status(),
                           config={"generation": self.generation, "last_reload": self.last_reload})
+        st["trunks"] = self.trunks.status()  # carrier registrations (callcenter.features.trunks)
         if self.cards.enabled:
             st["cards"] = self.cards.status()
         return st
@@ -443,10 +444,6 @@ class Daemon:
         except (AmiError, asyncio.TimeoutError) as e:
             log.warning("card.status_unavailable", error=str(e)[:200])
             return None
-        return {**build_status(self.cfg.queues, self.acd.state, self.stats.snapshot, time.time(),
-                               campaigns=self.dialer.status(),
-                               config={"generation": self.generation, "last_reload": self.last_reload}),
-                "trunks": self.trunks.status()}
 
     async def _start_http(self) -> None:
         self._http = await start_http(self.cfg.http.host, self.cfg.http.port, registry=self.metrics.registry,

@@ -122,6 +122,8 @@ async def test_span_alarms_reach_metrics_and_status(cards_config, with_dahdi: bo
     try:
         await _until(lambda: d.acd.state.synced, "the AMI resync")
         assert "DAHDIShowStatus" in fake.asked
+        full = json.loads(await asyncio.to_thread(_get, http, "/status"))
+        assert "trunks" in full and set(full["cards"]) == {"1", "2"}  # both site parts on the one screen
         metrics = lambda: _get(http, "/metrics")  # noqa: E731
         status = lambda: json.loads(_get(http, "/status"))["cards"]  # noqa: E731
         if not with_dahdi:

@@ -400,3 +400,16 @@ async def test_screen_pop_shows_repeat_csat_and_message_and_the_audio_is_audited
     audit = sqlite3.connect(d.cfg.daemon.database).execute(
         "SELECT outcome FROM api_audit WHERE action = 'messages.read' AND target = ?", (cid,)).fetchall()
     assert audit == [("done",)]
+
+
+def test_webhook_call_offered_names_the_call_it_repeats() -> None:
+    """The screen pop's webhook (call.offered) carries repeat_of after CallRepeat, None for a first call."""
+    from callcenter.features.webhooks.payloads import Payloads
+    p = Payloads()
+    for cid, rep in (("00000000000000f2", "00000000000000f1"), ("00000000000000f3", None)):
+        p.message(ev.CallStarted(cid, "u", "PJSIP/t-1", "5550123", "", "5551000", NOW), NOW)
+        if rep:
+            p.message(ev.CallRepeat(cid, "sales", rep), NOW)
+        p.message(ev.CallQueued(cid, "sales", NOW), NOW)
+        offered = p.message(ev.CallOffered(cid, "alice", "sales", "", NOW + 1), NOW)
+        assert offered is not None and offered.data["repeat_of"] == rep

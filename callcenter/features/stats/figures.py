@@ -69,7 +69,7 @@ SELECT {group},
        AVG(CASE WHEN outcome = 'completed' AND answered_at IS NOT NULL THEN ended_at - answered_at END),
        MAX(CASE WHEN answered_at IS NOT NULL THEN answered_at - entered_at END),
        SUM(repeat_of IS NOT NULL),
-       SUM(answered_at IS NOT NULL AND EXISTS (SELECT 1 FROM calls r WHERE r.repeat_of = calls.call_id)),
+       SUM(CASE WHEN answered_at IS NOT NULL THEN EXISTS (SELECT 1 FROM calls r WHERE r.repeat_of = calls.call_id) END),
        COUNT(csat),
        AVG(csat)
 FROM calls

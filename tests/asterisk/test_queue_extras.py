@@ -6,12 +6,12 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tests.asterisk.conftest import SIP, DaemonProc, Floor, Witness
@@ -95,11 +95,23 @@ async def test_caller_rates_the_call_after_the_agent_hangs_up(daemon_config: Cal
         daemon.stop()
 
 
+async def _channel(witness: Witness, uniqueid: str, predicate: Callable[[dict[str, str]], bool],
+                   timeout: float = 10.0) -> dict[str, str]:
+    """The channel ``uniqueid`` once Asterisk shows it in the state ``predicate`` accepts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ch = next((c for c in await witness.channels() if c.get("Uniqueid") == uniqueid), None)
+        if ch is not None and predicate(ch):
+            return ch
+        assert time.monotonic() < deadline, f"channel {uniqueid}: {ch}"
+        await asyncio.sleep(0.1)
+
+
 async def test_message_left_while_waiting_is_heard_by_the_agent_before_the_callback(
         daemon_config: Callable[..., Path], media_dirs: tuple[Path, str], floor: Floor, witness: Witness) -> None:
-    """A caller (a Local channel sending a 1 kHz tone) presses 6, speaks 2 s and hangs up: the message
-    file holds the tone, trimmed; it keeps the caller's place as a task; alice gets it, hears it, and
-    the caller is dialled back."""
+    """A waiting caller (a Local channel) presses 6, keeps quiet 1 s, sends a 1 kHz tone for 1.5 s, keeps
+    quiet 1 s and hangs up: the message file holds the tone with the silence trimmed; it keeps the
+    caller's place as a task; alice gets it, hears it, and the caller is dialled back."""
     here, there = media_dirs
     daemon = _start(daemon_config, recordings={"dir": str(here), "asterisk_dir": there, "retention_days": 30,
                                                 "default": {"mode": "none"}},
@@ -108,30 +120,30 @@ async def test_message_left_while_waiting_is_heard_by_the_agent_before_the_callb
         mark = daemon.mark()
         uid = f"cctest-m{uuid.uuid4().hex[:10]}"
         r = await witness.action({
-            "Action": "Originate", "Channel": "Local/party@cc-test-party/n", "Context": "cc-trunk-pstn",
+            "Action": "Originate", "Channel": "Local/s@cc-test-speaker/n", "Context": "cc-trunk-pstn",
             "Exten": "5551001", "Priority": "1", "CallerID": '"Tone Caller" <5550601>', "ChannelId": uid,
             "OtherChannelId": uid + "-2", "Async": "true",
-            "Variable": [f"_CC_TEST_ID={uid[7:]}", f"_CC_TEST_TONE={TONE_HZ}"]})
+            "Variable": [f"_CC_TEST_TONE={TONE_HZ}", "_CC_TEST_TALK_S=1.5", "_CC_TEST_QUIET_S=1"]})
         assert dict(r[0] if isinstance(r, list) else r).get("Response") == "Success"
         call_id = str((await daemon.until("call.queued", 15, after=mark, queue="sales"))["call_id"])
-        party = next(c for c in await witness.channels() if c.get("Uniqueid") == uid + "-2")
-        await asyncio.sleep(0.5)
+        await _channel(witness, uid, lambda c: c.get("Context") == "cc-wait" and c.get("Application") == "WaitExten")
+        speaker = (await _channel(witness, uid + "-2", lambda c: True))["Channel"]
         # (Async: panoramisk reads it from any action whose answer ends "successfully queued")
-        await witness.action({"Action": "PlayDTMF", "Channel": party["Channel"], "Digit": "6", "Duration": "200",
+        await witness.action({"Action": "PlayDTMF", "Channel": speaker, "Digit": "6", "Duration": "200",
                               "Async": "false"})
         req = await daemon.until("message.requested", 10, after=mark, call_id=call_id)
         assert req["position"] == 1
-        await asyncio.sleep(2.5)  # the caller "speaks" (the tone) ...
-        await witness.action({"Action": "Hangup", "Channel": party["Channel"]})  # ... and hangs up
-        done = await daemon.until("message.recorded", 10, after=mark, call_id=call_id)
-        assert done["state"] == "ready" and 1.0 < float(done["duration_s"]) < 4.0
+        await witness.action({"Action": "Redirect", "Channel": speaker, "Context": "cc-test-speaker",
+                              "Exten": "talk", "Priority": "1"})  # the caller speaks, then hangs up
+        done = await daemon.until("message.recorded", 15, after=mark, call_id=call_id)
+        assert done["state"] == "ready" and float(done["raw_s"]) > 2.5  # silence recorded before and after ...
+        assert 1.5 + 0.2 <= float(done["duration_s"]) <= 1.5 + 0.4 + 0.1  # ... is gone: the tone and padding
         assert daemon.find("call.ended", call_id=call_id) == []  # a task waiting, not an abandoned call
         path = here / "messages" / f"{done['msg_id']}.wav"
         x, fs = read_mono(path)
         assert fs == 8000 and abs(len(x) / fs - float(done["duration_s"])) < 0.05
         assert band_db(x, TONE_HZ) > -35.0  # the caller's tone is what was recorded
         assert band_db(x, 2 * TONE_HZ + 300) < band_db(x, TONE_HZ) - 30
-        assert float(np.max(np.abs(x[: int(0.05 * fs)]))) > 0  # trimmed: no leading digital silence
         assert daemon.call_record(call_id)["message"] == done["msg_id"]
 
         floor.caller("5550601")  # the caller's phone, for the dial-back

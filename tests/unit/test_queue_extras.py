@@ -257,9 +257,9 @@ def test_trim_cuts_leading_and_trailing_silence_and_keeps_the_speech(tmp_path: P
     p = tmp_path / "m.wav"
     _wav(p, x)
     p.chmod(0o640)
-    d = trim_silence(p)
+    raw, d = trim_silence(p)
     y = _read(p)
-    assert d == pytest.approx(1.0 + 2 * 0.2, abs=0.03) and len(y) == pytest.approx(d * FS, abs=1)
+    assert raw == pytest.approx(3.5) and d == pytest.approx(1.0 + 2 * 0.2, abs=0.03) and len(y) == pytest.approx(d * FS, abs=1)
     assert np.sqrt(np.mean(y ** 2)) > 0.15  # mostly tone now
     assert p.stat().st_mode & 0o777 == 0o640 and not list(tmp_path.glob("*.tmp"))
 
@@ -269,7 +269,7 @@ def test_trim_leaves_a_silent_file_and_refuses_other_formats(tmp_path: Path) -> 
     p = tmp_path / "quiet.wav"
     _wav(p, np.zeros(FS))
     before = p.read_bytes()
-    assert trim_silence(p) == 0.0 and p.read_bytes() == before
+    assert trim_silence(p) == (1.0, 0.0) and p.read_bytes() == before
     q = tmp_path / "eight.wav"
     _wav(q, _tone(0.5), width=1)
     with pytest.raises(ValueError):
@@ -283,8 +283,8 @@ def test_trim_keeps_every_loud_frame(tmp_path_factory: pytest.TempPathFactory, l
     """Whatever silence surrounds it, the whole tone survives and at most the padding of silence stays."""
     p = tmp_path_factory.mktemp("trim") / "m.wav"
     _wav(p, np.concatenate([np.zeros(int(lead * FS)), _tone(tone), np.zeros(int(tail * FS))]))
-    d = trim_silence(p)
-    assert tone - 0.02 <= d <= tone + min(lead, 0.2) + min(tail, 0.2) + 0.04
+    raw, d = trim_silence(p)
+    assert d <= raw and tone - 0.02 <= d <= tone + min(lead, 0.2) + min(tail, 0.2) + 0.04
 
 
 # --------------------------------------------------------------------------- messages over FastAGI
@@ -357,7 +357,7 @@ async def test_finished_message_is_trimmed_once_and_played_to_the_agent(messages
     left = next(e for e in published if isinstance(e, ev.MessageLeft))
     assert left.msg_id == msg_id and left.duration_s == pytest.approx(1.9, abs=0.05)
     calls = []
-    monkeypatch.setattr(msg_service, "trim_silence", lambda p: calls.append(p) or 9.9)
+    monkeypatch.setattr(msg_service, "trim_silence", lambda p: calls.append(p) or (9.9, 9.9))
     agent_leg = Session((), {})
     await m.before_dial(agent_leg, svc.state.calls["00000000000000m1"])
     assert calls == []  # already finished: not trimmed again

@@ -8,14 +8,20 @@ import contextlib
 import os
 import wave
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["trim_silence", "SILENCE_DBFS"]
+__all__ = ["trim_silence", "Trimmed", "SILENCE_DBFS"]
 
 SILENCE_DBFS = -45.0  # a 20 ms frame below this (re a full-scale sine) is silence
 FRAME_S = 0.02
 PAD_S = 0.2  # kept around the speech so the first and last syllables are not clipped
+
+
+class Trimmed(NamedTuple):
+    raw_s: float  # the recording as Asterisk wrote it
+    kept_s: float  # what is left (0.0: silence only, the file left as it was)
 
 
 def _frame_db(x: np.ndarray, n: int) -> np.ndarray:
@@ -24,10 +30,10 @@ def _frame_db(x: np.ndarray, n: int) -> np.ndarray:
     return 20 * np.log10(np.maximum(rms / np.sqrt(0.5), 1e-9))
 
 
-def trim_silence(path: str | Path, *, threshold_dbfs: float = SILENCE_DBFS, pad_s: float = PAD_S) -> float:
+def trim_silence(path: str | Path, *, threshold_dbfs: float = SILENCE_DBFS, pad_s: float = PAD_S) -> Trimmed:
     """Cut the silence before the first and after the last non-silent frame of the WAV at ``path``
-    (``pad_s`` kept each side); returns the length (s) now, 0.0 when it held silence only (the file
-    is then left as it was). ValueError for a file that is not 16-bit PCM WAV."""
+    (``pad_s`` kept each side); returns its length before and after (after: 0.0 when it held
+    silence only; the file is then left as it was). ValueError for a file that is not 16-bit PCM WAV."""
     path = Path(path)
     with wave.open(str(path), "rb") as w:
         params = w.getparams()
@@ -39,13 +45,14 @@ def trim_silence(path: str | Path, *, threshold_dbfs: float = SILENCE_DBFS, pad_
     mono = pcm.astype(np.float64).mean(axis=1) / 32768.0
     n = max(1, int(fs * FRAME_S))
     loud = np.flatnonzero(_frame_db(mono, n) > threshold_dbfs)
+    raw_s = len(pcm) / fs
     if len(loud) == 0:
-        return 0.0
+        return Trimmed(raw_s, 0.0)
     pad = int(pad_s * fs)
     start = max(0, loud[0] * n - pad)
     end = min(len(pcm), (loud[-1] + 1) * n + pad)
     if start == 0 and end == len(pcm):
-        return len(pcm) / fs
+        return Trimmed(raw_s, raw_s)
     st = path.stat()
     tmp = path.with_name(path.name + ".trim.tmp")
     with wave.open(str(tmp), "wb") as out:
@@ -57,4 +64,4 @@ def trim_silence(path: str | Path, *, threshold_dbfs: float = SILENCE_DBFS, pad_
     with contextlib.suppress(PermissionError):  # only root may give the file back to Asterisk's user
         os.chown(tmp, st.st_uid, st.st_gid)
     os.replace(tmp, path)
-    return (end - start) / fs
+    return Trimmed(raw_s, (end - start) / fs)

@@ -159,10 +159,10 @@ class MessageService:
         deadline = time.monotonic() + FILE_WAIT_S
         while not path.exists() and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
-        state, duration = "missing", None
+        state, duration, raw = "missing", None, None
         if path.exists():
             try:
-                duration = await asyncio.to_thread(trim_silence, path)
+                raw, duration = await asyncio.to_thread(trim_silence, path)
                 state = "ready" if duration > 0 else "empty"
             except (OSError, ValueError, wave.Error, EOFError) as e:
                 log.error("message.unreadable", call_id=call_id, msg_id=row.msg_id, error=repr(e)[:200])
@@ -170,7 +170,8 @@ class MessageService:
         now = time.time()
         await self.db.run(self.store.finished, call_id, state, duration, now)
         log.info("message.recorded", call_id=call_id, msg_id=row.msg_id, state=state,
-                 duration_s=None if duration is None else round(duration, 2))
+                 duration_s=None if duration is None else round(duration, 2),
+                 raw_s=None if raw is None else round(raw, 2))
         if state == "ready":
             self.bus.publish(ev.MessageLeft(call_id, row.msg_id, row.queue, round(duration or 0.0, 2)))
         return await self.db.run(self.store.get, call_id)

@@ -409,6 +409,7 @@ class Daemon:
         self.acd.resync(self.node, chans, devs, restarted=restarted)
         self.recording.resynced(chans)
         self.supervision.resynced(chans)
+        self.messages.resynced(chans)
         self.dialer.resync(chans, self.node)
         for msg in buffered:  # events that raced the snapshot; the core tolerates stale ones
             self._dispatch(msg)

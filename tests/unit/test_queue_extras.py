@@ -413,3 +413,21 @@ def test_webhook_call_offered_names_the_call_it_repeats() -> None:
         p.message(ev.CallQueued(cid, "sales", NOW), NOW)
         offered = p.message(ev.CallOffered(cid, "alice", "sales", "", NOW + 1), NOW)
         assert offered is not None and offered.data["repeat_of"] == rep
+
+
+async def test_a_message_whose_hangup_was_lost_is_finished_at_the_resync(messages) -> None:
+    """The AMI link dropped while the caller spoke: the snapshot after the reconnect no longer has their
+    channel, so the message is finished then (silence only here: 'empty', nothing published)."""
+    m, svc, published, rec, th = messages
+    s = Session(("6",), {"CC_CALL_ID": "00000000000000m1"})
+    await m.agi_queue_digit(s)
+    _wav(rec / "messages" / f"{s.vars['CC_MSG_FILE'][-16:]}.wav", np.zeros(FS))
+    other = Message((("Event", "CoreShowChannel"), ("Channel", "PJSIP/trunk-9"), ("ChanVariable", "CC_ROLE=caller"),
+                     ("ChanVariable", "CC_CALL_ID=00000000000000zz")))
+    m.resynced([other])
+    for _ in range(100):
+        if not m.recording:
+            break
+        await asyncio.sleep(0.02)
+    row = await th.run(m.store.get, "00000000000000m1")
+    assert row.state == "empty" and not any(isinstance(e, ev.MessageLeft) for e in published)

@@ -131,6 +131,13 @@ class MessageService:
         if v.get(cc.ROLE) == cc.ROLE_CALLER and call_id in self.recording:
             self.tasks.spawn(self.finish(call_id), "messages.finish")
 
+    def resynced(self, chans: list[Message]) -> None:
+        """After an AMI (re)connect: a message whose caller's channel is gone (its Hangup was lost with
+        the link) is finished now rather than when its callback comes up."""
+        live = {m.variables().get(cc.CALL_ID, "") for m in chans if m.variables().get(cc.ROLE) == cc.ROLE_CALLER}
+        for call_id in [c for c in self.recording if c not in live and c not in self.finishing]:
+            self.tasks.spawn(self.finish(call_id), "messages.finish")
+
     # ------------------------------------------------------------------ finishing the file
     async def finish(self, call_id: str) -> MessageRow | None:
         """Trim the message once (a second caller waits for the first), mark it ready (or empty /

@@ -431,3 +431,20 @@ async def test_a_message_whose_hangup_was_lost_is_finished_at_the_resync(message
         await asyncio.sleep(0.02)
     row = await th.run(m.store.get, "00000000000000m1")
     assert row.state == "empty" and not any(isinstance(e, ev.MessageLeft) for e in published)
+
+
+async def test_an_agent_answering_while_the_caller_still_speaks_waits_for_the_hang_up(messages) -> None:
+    """The callback came up while the caller was still recording: the agent's leg waits for the caller's
+    hang-up (the file is never trimmed while Asterisk writes it), then hears the message."""
+    m, svc, published, rec, th = messages
+    s = Session(("6",), {"CC_CALL_ID": "00000000000000m1"})
+    await m.agi_queue_digit(s)
+    agent_leg = Session((), {})
+    waiting = asyncio.create_task(m.before_dial(agent_leg, svc.state.calls["00000000000000m1"]))
+    await asyncio.sleep(0.2)
+    assert not waiting.done() and agent_leg.commands == []
+    _wav(rec / "messages" / f"{s.vars['CC_MSG_FILE'][-16:]}.wav", _tone(1.0))
+    m.on_event(Message((("Event", "Hangup"), ("Channel", "Local/party-1;1"), ("Uniqueid", "u1"),
+                        ("ChanVariable", "CC_ROLE=caller"), ("ChanVariable", "CC_CALL_ID=00000000000000m1"))))
+    await asyncio.wait_for(waiting, 5)
+    assert agent_leg.commands[-1][:2] == ("STREAM FILE", s.vars["CC_MSG_FILE"])

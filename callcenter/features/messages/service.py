@@ -62,7 +62,7 @@ class MessageService:
         self.dial_back_for = dial_back_for
         self.queue_digit = queue_digit
         self.tasks = tasks
-        self.recording: dict[str, str] = {}  # call id -> msg id, while the caller may still be speaking
+        self.recording: dict[str, asyncio.Event] = {}  # call id -> set once the caller's channel is gone
         self.finishing: dict[str, asyncio.Future[MessageRow | None]] = {}
 
     def routes(self) -> dict[str, Callable[[AgiSession], object]]:
@@ -103,7 +103,7 @@ class MessageService:
         here, there = self.dirs()
         await asyncio.to_thread(_ensure_dir, here / SUBDIR)
         rel = f"{SUBDIR}/{msg_id}.wav"
-        self.recording[call_id] = msg_id
+        self.recording[call_id] = asyncio.Event()
         self.db.post(self.store.started, call_id, msg_id, c.queue, rel, time.time())
         self.bus.publish(ev.CallOutcome(call_id, "message"))
         log.info("message.requested", call_id=call_id, queue=c.queue, msg_id=msg_id,
@@ -124,19 +124,23 @@ class MessageService:
 
     def on_event(self, msg: Message) -> None:
         """The caller's channel is gone: the message file is complete; finish it off the loop."""
-        if msg.event != "Hangup" or is_zombie(msg):
+        if not self.recording or msg.event != "Hangup" or is_zombie(msg):
             return
         v = msg.variables()
         call_id = v.get(cc.CALL_ID, "")
-        if v.get(cc.ROLE) == cc.ROLE_CALLER and call_id in self.recording:
+        gone = self.recording.get(call_id) if v.get(cc.ROLE) == cc.ROLE_CALLER else None
+        if gone is not None:
+            gone.set()
             self.tasks.spawn(self.finish(call_id), "messages.finish")
 
     def resynced(self, chans: list[Message]) -> None:
         """After an AMI (re)connect: a message whose caller's channel is gone (its Hangup was lost with
         the link) is finished now rather than when its callback comes up."""
         live = {m.variables().get(cc.CALL_ID, "") for m in chans if m.variables().get(cc.ROLE) == cc.ROLE_CALLER}
-        for call_id in [c for c in self.recording if c not in live and c not in self.finishing]:
-            self.tasks.spawn(self.finish(call_id), "messages.finish")
+        for call_id, gone in list(self.recording.items()):
+            if call_id not in live and call_id not in self.finishing:
+                gone.set()
+                self.tasks.spawn(self.finish(call_id), "messages.finish")
 
     # ------------------------------------------------------------------ finishing the file
     async def finish(self, call_id: str) -> MessageRow | None:
@@ -187,19 +191,20 @@ class MessageService:
     async def before_dial(self, s: AgiSession, c: acd.Call) -> None:
         """The agent answered this callback: if the caller left a message, the agent hears it now
         (the queue's ``announce``, then the message; # skips it), then the dial-back goes on."""
-        if c.direct:
-            return
+        conf = self._cfg().queues[c.queue].message if c.queue in self._cfg().queues else None
+        if c.direct or (conf is None and c.call_id not in self.recording):
+            return  # a queue without messages: no database read for its callbacks
         try:
             async with asyncio.timeout(READY_WAIT_S):
-                while c.call_id in self.recording and c.call_id not in self.finishing:
-                    await asyncio.sleep(0.1)  # the caller is still speaking: never trim a file being written
+                gone = self.recording.get(c.call_id)
+                if gone is not None:
+                    await gone.wait()  # the caller is still speaking: never trim a file being written
                 row = await self.finish(c.call_id)  # done already: the stored row at once
         except TimeoutError:
             log.warning("message.not_ready", call_id=c.call_id)
             return
         if row is None or row.state != "ready":
             return
-        conf = self._cfg().queues[c.queue].message if c.queue in self._cfg().queues else None
         there = self.dirs()[1]
         await play(s, conf.announce if conf is not None else (), escape="#")
         r = await s.cmd("STREAM FILE", f"{there}/{SUBDIR}/{row.msg_id}", "#")

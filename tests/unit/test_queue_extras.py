@@ -373,16 +373,17 @@ async def test_finished_message_is_trimmed_once_and_played_to_the_agent(messages
 
 async def test_screen_pop_shows_repeat_csat_and_message_and_the_audio_is_audited(api) -> None:
     """GET /calls/<id>/context carries repeat_of, csat and the message; GET /calls/<id>/message serves the
-    WAV to a supervisor of the agent's team (audited) and 404s for a call without one."""
+    WAV to a supervisor of the agent's team (audited) and 404s for a call without one; /queues and
+    /agents show CSAT and FCR."""
     d, base = api
-    j, cid, first = d.journal, "00000000000000e2", "00000000000000e1"
-    for c, at in ((first, 1000.0), (cid, 2000.0)):
+    j, cid, first, t = d.journal, "00000000000000e2", "00000000000000e1", time.time() - 100
+    for c, at in ((first, t), (cid, t + 50)):
         await d.db.run(_journal_call, j, c, "5550123", "sales", at)
     d.bus.publish(ev.CallRepeat(cid, "sales", first))
-    d.bus.publish(ev.CsatRated(cid, "sales", "alice", 5, 2100.0))
-    await d.db.run(j.call_answered, cid, "alice", 2050.0)
-    await d.db.run(d.message_store.started, cid, "0123456789abcdef", "sales", "messages/0123456789abcdef.wav", 2001.0)
-    await d.db.run(d.message_store.finished, cid, "ready", 1.5, 2010.0)
+    d.bus.publish(ev.CsatRated(cid, "sales", "alice", 5, t + 90))
+    await d.db.run(j.call_answered, cid, "alice", t + 55)
+    await d.db.run(d.message_store.started, cid, "0123456789abcdef", "sales", "messages/0123456789abcdef.wav", t + 51)
+    await d.db.run(d.message_store.finished, cid, "ready", 1.5, t + 60)
     _wav(Path(d.recording.dir) / "messages" / "0123456789abcdef.wav", _tone(1.5))
     async with _client() as s:
         await _sign_in(s, base, "sam", SAM)
@@ -394,6 +395,12 @@ async def test_screen_pop_shows_repeat_csat_and_message_and_the_audio_is_audited
             body = await r.read()
         async with s.get(f"{base}/api/v1/calls/{first}/message") as r:
             assert r.status == 404
+        await d.stats.refresh(d.stats_db)
+        async with s.get(f"{base}/api/v1/queues") as r:
+            sales = (await r.json())["queues"]["sales"]
+        async with s.get(f"{base}/api/v1/agents") as r:
+            alice = (await r.json())["agents"]["alice"]
+    assert (sales["csat_avg"], sales["fcr_rate"], alice["csat_avg"]) == (5.0, 1.0, 5.0)
     assert (ctx["repeat_of"], ctx["csat"]) == (first, 5)
     assert ctx["message"]["id"] == "0123456789abcdef" and ctx["message"]["state"] == "ready"
     assert body[:4] == b"RIFF" and len(body) > 1.5 * FS * 2

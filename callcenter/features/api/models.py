@@ -69,6 +69,9 @@ class QueueLive(_Out):
     abandoned: int
     agents: dict[str, int]
     thresholds: dict[str, list[float]]
+    fcr_rate: float | None = Field(default=None, description="first-call resolution: answered calls not followed "
+                                   "by a repeat call (window)")
+    csat_avg: float | None = Field(default=None, description="average after-call survey rating (window)")
 
 
 class AgentLive(_Out):
@@ -85,6 +88,8 @@ class AgentLive(_Out):
     missed: int
     aht_s: float | None
     paused_s: dict[str, float]
+    fcr_rate: float | None = Field(default=None, description="first-call resolution of the agent's calls (window)")
+    csat_avg: float | None = Field(default=None, description="the agent's average survey rating (window)")
 
 
 class LiveCall(_Out):

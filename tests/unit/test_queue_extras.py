@@ -455,3 +455,14 @@ async def test_an_agent_answering_while_the_caller_still_speaks_waits_for_the_ha
                         ("ChanVariable", "CC_ROLE=caller"), ("ChanVariable", "CC_CALL_ID=00000000000000m1"))))
     await asyncio.wait_for(waiting, 5)
     assert agent_leg.commands[-1][:2] == ("STREAM FILE", s.vars["CC_MSG_FILE"])
+
+
+async def test_a_recordings_dir_unsafe_for_the_dialplan_refuses_messages(messages) -> None:
+    """A recordings directory (as Asterisk sees it) with a comma or space would split Record()'s
+    arguments: no message is taken, the caller hears 'unavailable' and keeps waiting."""
+    m, svc, published, rec, th = messages
+    m.dirs = lambda: (rec, "/var/rec,x y")
+    s = Session(("6",), {"CC_CALL_ID": "00000000000000m1"})
+    await m.agi_queue_digit(s)
+    assert not svc.state.calls["00000000000000m1"].callback and "CC_MSG_FILE" not in s.vars
+    assert ("STREAM FILE", "beeperr", "") in s.commands

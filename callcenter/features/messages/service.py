@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import time
 import uuid
 import wave
@@ -41,7 +42,8 @@ __all__ = ["MessageService", "SUBDIR"]
 log = structlog.get_logger("callcenter.messages")
 SUBDIR = "messages"
 FILE_WAIT_S = 3.0  # Asterisk closes the file as the channel goes; give it this long to appear
-READY_WAIT_S = 10.0  # an agent answering while the message is still being finished waits this long
+READY_WAIT_S = 10.0
+SAFE_DIR = re.compile(r"/[A-Za-z0-9_./-]*")  # the recordings directory as Asterisk sees it, as MixMonitor's  # an agent answering while the message is still being finished waits this long
 
 
 class MessageService:
@@ -95,12 +97,16 @@ class MessageService:
             log.warning("message.refused", call_id=call_id, reason="number not dialable")
             await play(s, conf.unavailable, escape="")
             return
+        here, there = self.dirs()
+        if not SAFE_DIR.fullmatch(there) or ".." in there.split("/"):  # it goes into Record()'s argument
+            log.error("message.refused", call_id=call_id, reason="recordings dir is not an absolute [A-Za-z0-9_./-] path")
+            await play(s, conf.unavailable, escape="")
+            return
         number, trunk = back
         self.acd.submit(acd.CallbackRequested(call_id, number, trunk))
         if self.acd.state.calls.get(call_id, c).callback != number:
             return  # offered to an agent meanwhile: the caller stays for the ring
         msg_id = uuid.uuid4().hex[:16]
-        here, there = self.dirs()
         await asyncio.to_thread(_ensure_dir, here / SUBDIR)
         rel = f"{SUBDIR}/{msg_id}.wav"
         self.recording[call_id] = asyncio.Event()

@@ -43,6 +43,10 @@ from callcenter.features.crm.service import CrmService
 from callcenter.features.crm.store import CustomerStore
 from callcenter.features.provisioning.service import ProvisioningServer
 from callcenter.features.ivr.handlers import IvrHandlers
+from callcenter.features.messages.service import MessageService
+from callcenter.features.messages.store import MessageStore
+from callcenter.features.repeat.service import RepeatService
+from callcenter.features.survey.handlers import SurveyHandlers
 from callcenter.features.recording.service import RecordingService
 from callcenter.features.stats.cache import StatsCache
 from callcenter.features.stats.status import build_status
@@ -108,15 +112,23 @@ class Daemon:
         self.customers = CustomerStore(cfg.daemon.database)  # used on self.db only
         self.crm = CrmService(self._config, db=self.db, bus=self.bus, acd_service=self.acd,
                               registry=self.metrics.registry, store=self.customers, dialer=lambda: self.dialer)
-        self.ivr = IvrHandlers(self._config, self.acd, self.bus, node, identify=self.crm.identify)
+        self.repeat = RepeatService(self._config, lambda fn, *a: self.db.run(fn, self.journal.db, *a), self.bus)
+        self.ivr = IvrHandlers(self._config, self.acd, self.bus, node, identify=self.crm.identify,
+                               repeat=self.repeat.check)
         self.callback = CallbackHandlers(self._config, self.acd, self.bus, lookup_call=self.lookup_call,
                                          dial_back=self._dial_back)
+        self.survey = SurveyHandlers(self._config, self.acd, self.bus, lookup_call=self.lookup_call)
         self.amd_handlers = AmdHandlers(lambda: self.amd, self.bus, lambda: self.dialer)
         self.amd = AmdServer(cfg.audiosocket.host, cfg.audiosocket.port, AmdParams.from_mapping(cfg.amd),
                              self.amd_handlers.on_final, _amd_profiles(cfg))
         self.recording = RecordingService(cfg, self.ami, lambda: self.acd.state.calls, db=self.db, tasks=self.tasks,
                                           bus=self.bus)
         self.supervision = SupervisionService(cfg, db=self.db, bus=self.bus, ami=self.ami)
+        self.message_store = MessageStore(cfg.daemon.database)  # used on self.db only
+        self.messages = MessageService(self._config, self.acd, self.bus, db=self.db, store=self.message_store,
+                                       dirs=lambda: (Path(self.recording.dir), self.recording.asterisk_dir),
+                                       dial_back_for=self.callback.dial_back_for,
+                                       queue_digit=self.callback.agi_queue_digit, tasks=self.tasks)
         self.access = AccessService(cfg, db=self.db)
         self.cards = CardsMonitor(cfg.cards, self.metrics.registry)  # span alarms (DAHDI cards)
         self.dialer = _build_dialer(self)
@@ -124,11 +136,12 @@ class Daemon:
         self.acd.listeners.call_answered.append(self.dialer.on_call_answered)
         self.acd_handlers = AcdHandlers(self._config, self.acd, self.bus, self.ivr, lookup_call=self.lookup_call,
                                         aht_of=self._aht_of, on_connected=self.recording.connected,
-                                        dial_callback=self._dial_callback, callback_prompt=self.callback.prompt,
+                                        dial_callback=self._dial_callback, callback_prompt=self._waiting_prompts,
                                         dialer=lambda: self.dialer)
         routes: dict[str, Callable[..., Any]] = {}
-        for part in (self.ivr.routes(), self.acd_handlers.routes(), self.callback.routes(),
-                     self.amd_handlers.routes(), self.recording.agi_routes(), self.supervision.agi_routes()):
+        for part in (self.ivr.routes(), self.acd_handlers.routes(), self.callback.routes(), self.messages.routes(),
+                     self.survey.routes(), self.amd_handlers.routes(), self.recording.agi_routes(),
+                     self.supervision.agi_routes()):
             routes.update(part)
         self.agi = AgiServer(cfg.agi.host, cfg.agi.port, routes,
                              on_session=lambda s, r: self.metrics.agi_sessions.labels(s, r).inc())
@@ -164,7 +177,7 @@ class Daemon:
             "supervision_channels": len(self.supervision.agent_channels),
             "dialer_lines": len(d.lines), "dialer_actions": len(d.by_action), "dialer_calls": len(d.by_call),
             "amd_streams": self.amd.streams, "amd_verdicts": len(self.amd_handlers.verdicts),
-            "db_pending": self.db.pending, **self.live.sizes(), **self.webhooks.sizes(),
+            "db_pending": self.db.pending, **self.live.sizes(), **self.webhooks.sizes(), **self.messages.sizes(),
             **(self.provisioning.sizes() if self.provisioning else {}),
         }
 
@@ -226,6 +239,7 @@ class Daemon:
         self.stats_db.close()
         self.journal.close()
         self.customers.close()
+        self.message_store.close()
         log.info("daemon.stopped", exit_code=self.exit_code)
         return self.exit_code
 
@@ -327,8 +341,19 @@ class Daemon:
         return await self.db.run(self.journal.call, call_id)
 
     async def _dial_callback(self, s: Any, c: acd.Call) -> None:
-        """The agent leg of a callback answered: a click-to-call dials as features.crm says, a callback as its queue."""
-        await (self.crm.dial(s, c) if c.direct else self.callback.dial(s, c))
+        """The agent leg of a callback answered: a click-to-call dials as features.crm says, a callback as its
+        queue (after the agent heard the message the caller left, if any)."""
+        if c.direct:
+            await self.crm.dial(s, c)
+            return
+        await self.messages.before_dial(s, c)
+        await self.callback.dial(s, c)
+
+    async def _waiting_prompts(self, s: Any, c: acd.Call) -> None:
+        """At a queue hook: the callback offer, then the leave-a-message option."""
+        await self.callback.prompt(s, c)
+        if not self.acd.offered(c.call_id):
+            await self.messages.prompt(s, c)
 
     def _aht_of(self, queue: str) -> float | None:
         fig = self.stats.queue_figures().get(queue)
@@ -367,6 +392,7 @@ class Daemon:
         self._guard("supervision", self.supervision.on_event, msg)
         self._guard("cards", self.cards.on_event, msg)
         self._guard("trunks", self.trunks.on_event, msg)
+        self._guard("messages", self.messages.on_event, msg)
         owned = self._guard("dialer", self._dialer_event, msg)
         if not owned:  # an OriginateResponse of the dialler's own lines is not the ACD's
             self._guard("acd", lambda m: self.acd.on_ami_event(self.node, m), msg)
@@ -405,6 +431,7 @@ class Daemon:
         self.acd.resync(self.node, chans, devs, restarted=restarted)
         self.recording.resynced(chans)
         self.supervision.resynced(chans)
+        self.messages.resynced(chans)
         self.dialer.resync(chans, self.node)
         self.cards.resynced(spans)
         self.trunks.resynced(regs)

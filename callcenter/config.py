@@ -339,6 +339,10 @@ def _references(cfg: Config) -> list[str]:
             problems.append(f"queues.{name}.callback.trunk: unknown trunk {cb.trunk!r}")
         elif cb is not None and cb.trunk is not None and not dials_out(cfg, cb.trunk):
             problems.append(f"queues.{name}.callback.trunk: trunk {cb.trunk!r} has no host to dial out to")
+        if q.message is not None and cb is None:
+            problems.append(f"queues.{name}.message: needs queues.{name}.callback (a message is called back)")
+        elif q.message is not None and cb is not None and q.message.digit == cb.digit:
+            problems.append(f"queues.{name}.message.digit: {q.message.digit!r} is already the callback digit")
     problems.extend(queue_cycles(cfg.queues))
     for name, c in cfg.campaigns.items():
         if c.queue not in cfg.queues:

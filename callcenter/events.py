@@ -20,6 +20,7 @@ __all__ = [
     "Bus", "DomainEvent", "CallStarted", "CallPath", "CallQueued", "CallOffered", "OfferResult", "CallAnswered",
     "CallEnded", "CallOutcome", "CallOverflowed", "AgentStateChanged", "CallbackStored", "CallbackDone",
     "QueueFigures", "RecordingEvent", "SpyEvent", "DialerOutcome", "DispositionSet", "AmdVerdict",
+    "CallRepeat", "CsatRated", "MessageLeft",
 ]
 
 log = structlog.get_logger("callcenter.events")
@@ -111,6 +112,36 @@ class AgentStateChanged(DomainEvent):
     pause_reason_changed: bool
     paused_reason: str | None
     at: float
+
+
+@dataclass(frozen=True)
+class CallRepeat(DomainEvent):
+    """The caller's number called the same queue within its repeat window (first-call resolution)."""
+
+    call_id: str
+    queue: str
+    previous: str  # the earlier call's id
+
+
+@dataclass(frozen=True)
+class CsatRated(DomainEvent):
+    """The caller rated the call in the after-call survey."""
+
+    call_id: str
+    queue: str
+    agent: str | None
+    rating: int
+    at: float
+
+
+@dataclass(frozen=True)
+class MessageLeft(DomainEvent):
+    """A waiting caller's message, recorded and trimmed: a task in the queue, called back like a callback."""
+
+    call_id: str
+    msg_id: str
+    queue: str
+    duration_s: float
 
 
 @dataclass(frozen=True)

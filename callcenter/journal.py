@@ -41,13 +41,25 @@ E = TypeVar("E", bound=ev.DomainEvent)
 # What the journal writes (others' outbox rows for other events need a transaction of their own).
 JOURNALLED: frozenset[type[ev.DomainEvent]] = frozenset({
     ev.CallStarted, ev.CallPath, ev.CallQueued, ev.CallOffered, ev.CallAnswered, ev.CallEnded, ev.CallOutcome,
-    ev.CallOverflowed, ev.AgentStateChanged, ev.CallbackStored, ev.CallbackDone})
+    ev.CallOverflowed, ev.AgentStateChanged, ev.CallbackStored, ev.CallbackDone, ev.CallRepeat, ev.CsatRated,
+    ev.MessageLeft})
 OutboxHook = Callable[[ev.DomainEvent], "Callable[[sqlite3.Connection], None] | None"]
 
 
 def _add_route(db: sqlite3.Connection) -> None:
     if column_missing(db, "calls", "route"):  # journals from before routing explanations
         db.execute("ALTER TABLE calls ADD COLUMN route TEXT NOT NULL DEFAULT ''")
+
+
+def _add_extras(db: sqlite3.Connection) -> None:
+    """Repeat callers (``repeat_of``: the earlier call of the same number to the same queue), the
+    after-call survey's rating (``csat``) and a message left while waiting (``message``: its id)."""
+    for col in ("repeat_of TEXT", "csat INTEGER", "message TEXT"):
+        if column_missing(db, "calls", col.split()[0]):
+            db.execute(f"ALTER TABLE calls ADD COLUMN {col}")
+    db.execute("CREATE INDEX IF NOT EXISTS calls_caller ON calls(caller_num, entered_at)"
+               " WHERE entered_at IS NOT NULL")
+    db.execute("CREATE INDEX IF NOT EXISTS calls_repeat_of ON calls(repeat_of) WHERE repeat_of IS NOT NULL")
 
 
 MIGRATIONS = [
@@ -76,10 +88,11 @@ CREATE INDEX IF NOT EXISTS calls_started ON calls(started_at);
 CREATE INDEX IF NOT EXISTS calls_entered ON calls(entered_at) WHERE entered_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS calls_ended ON calls(ended_at) WHERE ended_at IS NOT NULL;
 """),
+    Migration(4, fn=_add_extras),
 ]
 
 COLUMNS = ("call_id, uniqueid, channel, caller_num, caller_name, did, ivr_path, queue, started_at, entered_at,"
-           " answered_at, ended_at, agent, outcome, route")
+           " answered_at, ended_at, agent, outcome, route, repeat_of, csat, message")
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,9 @@ class CallRecord:
     agent: str | None
     outcome: str | None
     route: str = ""  # the routing decision's explanation (strategy, score, candidates)
+    repeat_of: str | None = None  # a repeat caller: the earlier call (same number, same queue, within the window)
+    csat: int | None = None  # the after-call survey's rating
+    message: str | None = None  # the id of the message the caller left while waiting
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -160,6 +176,11 @@ class Journal:
         on(ev.AgentStateChanged, self._agent_changed)
         on(ev.CallbackStored, lambda e: self.save_callback(e.call, e.at))
         on(ev.CallbackDone, lambda e: self.delete_callback(e.call_id))
+        on(ev.CallRepeat, lambda e: self.db.execute("UPDATE calls SET repeat_of=? WHERE call_id=?",
+                                                    (e.previous, e.call_id)))
+        on(ev.CsatRated, lambda e: self.db.execute("UPDATE calls SET csat=? WHERE call_id=?", (e.rating, e.call_id)))
+        on(ev.MessageLeft, lambda e: self.db.execute("UPDATE calls SET message=? WHERE call_id=?",
+                                                     (e.msg_id, e.call_id)))
 
     def _together(self, write: Callable[[E], None], e: E, extra: list[Callable[[sqlite3.Connection], None]]) -> None:
         with transaction(self.db):

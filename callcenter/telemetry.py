@@ -66,6 +66,10 @@ class Metrics:
         self.ami_connected = Gauge("callcenter_ami_connected", "1 while AMI is logged in and synced", registry=r)
         self.ami_reconnects = Counter("callcenter_ami_reconnects", "AMI (re)connections", registry=r)
         self.amd = Counter("callcenter_amd_verdicts", "Live AMD verdicts", ["verdict"], registry=r)
+        self.csat = Histogram("callcenter_csat_rating", "After-call survey ratings, per queue", ["queue"],
+                              buckets=tuple(range(10)), registry=r)
+        self.repeats = Counter("callcenter_repeat_calls", "Calls flagged as repeat callers, per queue", ["queue"],
+                               registry=r)
         self.agi_sessions = Counter("callcenter_agi_sessions", "FastAGI sessions, by script and result",
                                     ["script", "result"], registry=r)
         # the dialler: labels are configured campaign names and fixed outcome names only
@@ -92,6 +96,8 @@ class Metrics:
         bus.subscribe(ev.QueueFigures, self._queue_figures)
         bus.subscribe(ev.AmdVerdict, lambda e: self.amd.labels(e.verdict).inc())
         bus.subscribe(ev.DialerOutcome, lambda e: self.dial_outcomes.labels(e.campaign, e.outcome).inc())
+        bus.subscribe(ev.CsatRated, lambda e: self.csat.labels(e.queue).observe(e.rating))
+        bus.subscribe(ev.CallRepeat, lambda e: self.repeats.labels(e.queue).inc())
 
     def watch_db(self, db_thread: Any) -> None:
         """Export a :class:`~callcenter.persistence.DbThread`'s backlog and failed writes (read at scrape
@@ -156,6 +162,10 @@ class StatsCollector(Collector):
                                               labels=["queue"]),
             "longest_wait_s": GaugeMetricFamily("callcenter_queue_longest_wait_seconds",
                                                 "Longest current wait", labels=["queue"]),
+            "fcr_rate": GaugeMetricFamily("callcenter_queue_fcr_rate", "First-call resolution: answered calls not"
+                                          " followed by a repeat call (window)", labels=["queue"]),
+            "csat_avg": GaugeMetricFamily("callcenter_queue_csat_average", "Average after-call survey rating (window)",
+                                          labels=["queue"]),
         }
         for q, fig in st["queues"].items():
             for key, fam in fams.items():
@@ -165,10 +175,18 @@ class StatsCollector(Collector):
                                      labels=["agent"])
         aht = GaugeMetricFamily("callcenter_agent_aht_seconds", "The agent's average handle time (window)",
                                 labels=["agent"])
+        fcr = GaugeMetricFamily("callcenter_agent_fcr_rate", "The agent's first-call resolution (window)",
+                                labels=["agent"])
+        csat = GaugeMetricFamily("callcenter_agent_csat_average", "The agent's average survey rating (window)",
+                                 labels=["agent"])
         for a, fig in st["agents"].items():
             answered.add_metric([a], float(fig["answered"]))
             if fig.get("aht_s") is not None:
                 aht.add_metric([a], float(fig["aht_s"]))
+            if fig.get("fcr_rate") is not None:
+                fcr.add_metric([a], float(fig["fcr_rate"]))
+            if fig.get("csat_avg") is not None:
+                csat.add_metric([a], float(fig["csat_avg"]))
         paused = GaugeMetricFamily("callcenter_agent_paused_seconds",
                                    "Time paused in the window, by reason (configured reasons only)",
                                    labels=["agent", "reason"])
@@ -178,6 +196,8 @@ class StatsCollector(Collector):
         yield from fams.values()
         yield answered
         yield aht
+        yield fcr
+        yield csat
         yield paused
 
 

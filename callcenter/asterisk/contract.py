@@ -43,6 +43,10 @@ SPY_EXT: Final = "CC_SPY_EXT"
 SPY_MODE: Final = "CC_SPY_MODE"
 SPY_OPTIONS: Final = "CC_SPY_OPTIONS"
 SPY_TARGET: Final = "CC_SPY_TARGET"
+SURVEY: Final = "CC_SURVEY"        # 1 on a caller whose queue asks the after-call survey
+MSG_FILE: Final = "CC_MSG_FILE"    # a message's file as Asterisk sees it, no extension (daemon-generated)
+MSG_MAX: Final = "CC_MSG_MAX"      # the longest message (s)
+MSG_SILENCE: Final = "CC_MSG_SILENCE"  # silence that ends the message (s)
 # globals rendered into extensions.conf
 AGI_URL: Final = "CC_AGI"
 AUDIOSOCKET: Final = "CC_AUDIOSOCKET"
@@ -67,6 +71,8 @@ CTX_ABANDON: Final = "cc-abandon"
 CTX_AMD: Final = "cc-amd"
 CTX_SPY: Final = "cc-spy"
 CTX_SPY_API: Final = "cc-spy-api"  # the browser's Listen/Whisper/Barge: the supervisor's phone, originated
+CTX_SURVEY: Final = "cc-survey"
+CTX_MESSAGE: Final = "cc-message"
 CTX_REC_START: Final = "cc-rec-start"
 CTX_REC_PAUSE: Final = "cc-rec-pause"
 CTX_REC_RESUME: Final = "cc-rec-resume"
@@ -82,7 +88,7 @@ CONTEXTS: Final = frozenset(v for k, v in dict(globals()).items()
 # --- FastAGI scripts (the path of agi://host:port/<script>)
 AGI_SCRIPTS: Final = frozenset({
     "ivr", "queue-hook", "queue-digit", "fallback", "agent", "agent-claim", "amd-start", "amd-result",
-    "outbound-answered", "record", "spy",
+    "outbound-answered", "record", "spy", "survey", "message-done",
 })
 
 # --- AMI events the daemon (and the lab's witness) acts on; Asterisk sends its AMI user no other

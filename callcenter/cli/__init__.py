@@ -98,7 +98,8 @@ def cmd_stats(a: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     print(f"last {a.window:.0f} s")
-    hdr = f"{'':<12} {'OFFERED':>7} {'ANSW':>5} {'ABND':>5} {'SL':>5} {'ASA':>7} {'AHT':>7} {'ABND%':>6}"
+    hdr = (f"{'':<12} {'OFFERED':>7} {'ANSW':>5} {'ABND':>5} {'SL':>5} {'ASA':>7} {'AHT':>7} {'ABND%':>6}"
+           f" {'FCR%':>5} {'CSAT':>4}")
     for title, rows in (("QUEUE", out["queues"]), ("AGENT", out["agents"])):
         print("\n" + title + hdr[len(title):])
         for name, f in rows.items():
@@ -108,7 +109,8 @@ def cmd_stats(a: argparse.Namespace) -> int:
             pct = lambda v: "-" if v is None else f"{v * 100:.0f}%"  # noqa: E731
             sec = lambda v: "-" if v is None else f"{v:.1f}s"  # noqa: E731
             print(f"{name:<12} {f['offered']:>7} {f['answered']:>5} {f['abandoned']:>5} {pct(f['service_level']):>5} "
-                  f"{sec(f['asa_s']):>7} {sec(f['aht_s']):>7} {pct(f['abandon_rate']):>6}")
+                  f"{sec(f['asa_s']):>7} {sec(f['aht_s']):>7} {pct(f['abandon_rate']):>6} {pct(f['fcr_rate']):>5}"
+                  f" {'-' if f['csat_avg'] is None else format(f['csat_avg'], '.1f'):>4}")
     return 0
 
 

@@ -83,7 +83,22 @@ exten => detect,1,Answer()
 #   relays it into its other call, and records what the phone relays back (what it hears there):
 #   pjsua2 cannot play or record audio itself, but its conference bridge can connect two calls.
 # - cc-test-hostile: a caller ID no trunk should send (newline, ';', '$(...)', '../').
+# - cc-test-speaker: a caller as a Local channel (;2 half) that keeps quiet until redirected to
+#   `talk`: then ${CC_TEST_QUIET_S} s of silence (audio frames of zeros, as a phone sends, not no
+#   frames at all), ${CC_TEST_TONE} Hz for ${CC_TEST_TALK_S} s, silence again, and it hangs up (a
+#   message left while waiting, test_queue_extras.py).
 LAB_MEDIA_DIALPLAN = r"""
+[cc-test-speaker]
+exten => s,1,Answer()
+ same => n,Wait(600)
+ same => n,Hangup()
+exten => talk,1,Playback(silence/${CC_TEST_QUIET_S})
+ same => n,PlayTones(${CC_TEST_TONE})
+ same => n,Wait(${CC_TEST_TALK_S})
+ same => n,StopPlayTones()
+ same => n,Playback(silence/${CC_TEST_QUIET_S})
+ same => n,Hangup()
+
 [cc-phones]
 exten => _tapXXXX.,1,Goto(cc-test-tap,${EXTEN},1)
 

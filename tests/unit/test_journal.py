@@ -50,7 +50,7 @@ def test_adopts_a_journal_from_before_migrations(tmp_path: Path):
     j.close()
     again = Journal(path)  # idempotent: nothing re-applied, nothing lost
     assert again.call("old") is not None
-    assert again.db.execute("SELECT COUNT(*) FROM migrations WHERE component='journal'").fetchone()[0] == 3
+    assert again.db.execute("SELECT COUNT(*) FROM migrations WHERE component='journal'").fetchone()[0] == 4
     again.close()
 
 

@@ -12,7 +12,9 @@ from pydantic.dataclasses import dataclass
 from callcenter.confbase import EXTEN, NAME, STRICT, Prompt, check_level
 from callcenter.features.callback.schema import CallbackConf
 from callcenter.features.ivr.schema import Action
+from callcenter.features.messages.schema import MessageConf
 from callcenter.features.recording.schema import RecordingConf
+from callcenter.features.survey.schema import SurveyConf
 
 __all__ = ["AgentConf", "OverflowConf", "PenaltyRule", "QueueConf", "queue_cycles"]
 
@@ -80,6 +82,11 @@ class QueueConf:
     recording: RecordingConf | None = None  # None: recordings.default
     # relationship routing: how long a caller waits for their account manager (None: crm.account_manager_wait_s)
     account_manager_wait_s: float | None = Field(default=None, ge=0, le=3600)
+    # first-call resolution: a caller whose number entered this queue within this many seconds is a
+    # repeat caller (flagged in the call record, screen pop and statistics); 0: not checked
+    repeat_window_s: float = Field(default=0, ge=0, le=90 * 86400)
+    survey: SurveyConf | None = None  # after-call survey (CSAT)
+    message: MessageConf | None = None  # leave a message instead of waiting (needs `callback`)
 
 
 # --------------------------------------------------------------------------- queue cycles

@@ -261,7 +261,9 @@ class LiveFloor:
                 "reason": reason, "pause_limit_s": wb.pause_limits_s.get(reason) if reason else None,
                 "call_id": a.call_id, "handled": fig.answered if fig else 0,
                 "missed": len(self.missed.get(a.name, ())), "aht_s": round(fig.aht_s, 1) if fig and fig.aht_s else None,
-                "paused_s": dict(snap.paused.get(a.name, {}))}
+                "paused_s": dict(snap.paused.get(a.name, {})),
+                "fcr_rate": round(fig.fcr_rate, 4) if fig and fig.fcr_rate is not None else None,
+                "csat_avg": round(fig.csat_avg, 2) if fig and fig.csat_avg is not None else None}
         return agents
 
     def queues(self, view: View = View(), now: float | None = None) -> dict[str, Any]:
@@ -285,6 +287,8 @@ class LiveFloor:
                 "abandon_rate": round(fig.abandon_rate, 4) if fig and fig.abandon_rate is not None else None,
                 "offered": fig.offered if fig else 0, "answered": fig.answered if fig else 0,
                 "abandoned": fig.abandoned if fig else 0, "agents": by_state,
+                "fcr_rate": round(fig.fcr_rate, 4) if fig and fig.fcr_rate is not None else None,
+                "csat_avg": round(fig.csat_avg, 2) if fig and fig.csat_avg is not None else None,
                 "thresholds": {"waiting": list(th.waiting), "longest_wait_s": list(th.longest_wait_s),
                                "service_level": list(th.service_level), "abandon_rate": list(th.abandon_rate)}}
         return queues

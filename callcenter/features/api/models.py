@@ -69,6 +69,9 @@ class QueueLive(_Out):
     abandoned: int
     agents: dict[str, int]
     thresholds: dict[str, list[float]]
+    fcr_rate: float | None = Field(default=None, description="first-call resolution: answered calls not followed "
+                                   "by a repeat call (window)")
+    csat_avg: float | None = Field(default=None, description="average after-call survey rating (window)")
 
 
 class AgentLive(_Out):
@@ -85,6 +88,8 @@ class AgentLive(_Out):
     missed: int
     aht_s: float | None
     paused_s: dict[str, float]
+    fcr_rate: float | None = Field(default=None, description="first-call resolution of the agent's calls (window)")
+    csat_avg: float | None = Field(default=None, description="the agent's average survey rating (window)")
 
 
 class LiveCall(_Out):
@@ -178,6 +183,17 @@ class HistoryItem(_Out):
     outcome: str | None
 
 
+class MessageInfo(_Out):
+    """A message the caller left while waiting (features.messages); audio at /calls/{call_id}/message."""
+
+    id: str
+    state: str = Field(description="recording | ready | empty (silence only) | missing")
+    duration_s: float | None
+    created_at: float
+    heard_at: float | None
+    heard_by: str | None
+
+
 class CustomerRecord(_Out):
     """The caller's customer record (features.crm: the local table or the CRM's lookup)."""
 
@@ -200,6 +216,10 @@ class CallContext(_Out):
     campaign: str | None = Field(default=None, description="the campaign that dialled it (its dispositions)")
     customer: CustomerRecord | None = Field(default=None, description="who the caller is (while the call lives)")
     history: list[HistoryItem]
+    repeat_of: str | None = Field(default=None, description="a repeat caller: the earlier call of the number to "
+                                  "the same queue within the queue's repeat_window_s")
+    csat: int | None = Field(default=None, description="the after-call survey's rating")
+    message: MessageInfo | None = Field(default=None, description="the message the caller left while waiting")
 
 
 class Callback(_Out):

@@ -5,12 +5,23 @@ from __future__ import annotations
 import json
 import sqlite3
 
-__all__ = ["history", "call_context", "intervals"]
+__all__ = ["history", "call_context", "intervals", "message_of"]
+
+
+def message_of(db: sqlite3.Connection, call_id: str) -> dict[str, object] | None:
+    """The message the caller left (features.messages), or None (none; no messages table yet)."""
+    try:
+        row = db.execute("SELECT msg_id, state, duration_s, created_at, heard_at, heard_by FROM messages"
+                         " WHERE call_id = ?", (call_id,)).fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return None if row is None else dict(zip(("id", "state", "duration_s", "created_at", "heard_at", "heard_by"),
+                                             row, strict=True))
 
 
 def call_context(db: sqlite3.Connection, call_id: str) -> dict[str, object] | None:
-    row = db.execute("SELECT call_id, caller_num, caller_name, queue, ivr_path, entered_at, started_at, agent"
-                     " FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+    row = db.execute("SELECT call_id, caller_num, caller_name, queue, ivr_path, entered_at, started_at, agent,"
+                     " repeat_of, csat FROM calls WHERE call_id = ?", (call_id,)).fetchone()
     if row is None:
         return None
     try:
@@ -18,7 +29,8 @@ def call_context(db: sqlite3.Connection, call_id: str) -> dict[str, object] | No
     except (ValueError, TypeError):
         path = []
     return {"call_id": row[0], "caller_num": row[1], "caller_name": row[2], "queue": row[3], "path": path,
-            "entered_at": row[5], "started_at": row[6], "agent": row[7]}
+            "entered_at": row[5], "started_at": row[6], "agent": row[7], "repeat_of": row[8], "csat": row[9],
+            "message": message_of(db, call_id)}
 
 
 def history(db: sqlite3.Connection, number: str, since: float, before: float, *, exclude: str = "",

@@ -289,7 +289,33 @@ class Api:
             queue=queue, path=list(rec.get("path") or []),
             entered_at=live.entered_at if live is not None else rec.get("entered_at"),
             campaign=self.p.live.campaign_of(call_id), customer=self.p.customer_of(call_id),
-            history=[m.HistoryItem(**h) for h in hist]))
+            history=[m.HistoryItem(**h) for h in hist], repeat_of=rec.get("repeat_of"), csat=rec.get("csat"),
+            message=m.MessageInfo(**rec["message"]) if rec.get("message") else None))
+
+    async def message_audio(self, req: web.Request) -> web.StreamResponse:
+        """The message a caller left while waiting (features.messages): as a recording, team-scoped and audited."""
+        call_id = req.match_info["call_id"]
+        if not _CALL_ID.fullmatch(call_id):
+            raise Fail(400, "bad_request", "a call id is 16 hex digits")
+        p: policy.Principal = req[PRINCIPAL]
+        ctx = await self.p.db.run(queries.call_context, self.p.journal_db, call_id)
+        msg = (ctx or {}).get("message")
+        if ctx is None or not isinstance(msg, dict) or msg.get("state") != "ready":
+            raise Fail(404, "not_found", "no message for this call")
+        agent = ctx.get("agent")
+        d = policy.may(p, "recordings.read", self.cfg, agent=agent) if agent in self.cfg.agents else (
+            policy.may(p, "admin", self.cfg))
+        if not d.allowed:
+            await self.p.access.audit(p, "messages.read", call_id, "denied", d.reason, req.remote or "")
+            raise _refused(d)
+        msg_id = str(msg["id"])
+        base = Path(self.p.recording.dir).resolve()
+        path = (base / "messages" / f"{msg_id}.wav").resolve()
+        if not re.fullmatch(r"[0-9a-f]{16}", msg_id) or base not in path.parents or not path.is_file():
+            raise Fail(404, "not_found", "no audio for this message")
+        await self.p.access.audit(p, "messages.read", call_id, "done", "download", req.remote or "")
+        return web.FileResponse(path, headers={"Content-Type": "audio/wav",
+                                               "Content-Disposition": f'attachment; filename="{msg_id}.wav"'})
 
     async def intervals(self, req: web.Request) -> web.Response:
         size = _int(req.query.get("size", "15"), {15, 30, 60})
@@ -571,6 +597,9 @@ class Api:
             Route("GET", f"{A}/calls", self.calls, "Live calls", out=m.CallList),
             Route("GET", f"{A}/calls/{{call_id}}/context", self.context, "A call's screen pop: caller, IVR path, "
                   "queue, earlier calls from the number", out=m.CallContext, errors=(404,),
+                  path_params={"call_id": CALL_ID}),
+            Route("GET", f"{A}/calls/{{call_id}}/message", self.message_audio, "The message the caller left while "
+                  "waiting, as WAV (team-scoped, audited)", scope="supervise", content="audio/wav", errors=(404,),
                   path_params={"call_id": CALL_ID}),
             Route("GET", f"{A}/callbacks", self.callbacks, "Callbacks waiting", out=m.CallbackList),
             Route("GET", f"{A}/stats/intervals", self.intervals, "Interval statistics per queue or agent",

@@ -52,6 +52,13 @@ class CallbackHandlers:
         rec = await self.lookup_call(c.call_id)
         return self.trunk_of(rec.did if rec else "")
 
+    async def dial_back_for(self, c: acd.Call) -> tuple[str, str] | None:
+        """(number, trunk) to call ``c``'s caller back on, or None: no trunk that dials out, or the
+        trunk's allow-list refuses the caller ID (also used by a message left while waiting)."""
+        trunk = await self._trunk_for(c)
+        number = self.dial_back(c.caller_num, trunk) if trunk else None
+        return (number, trunk) if number is not None and trunk is not None else None
+
     async def agi_queue_digit(self, s: AgiSession) -> None:
         """A digit pressed while waiting (WaitExten in cc-wait): the queue's callback digit takes a callback.
         A ring decided meanwhile is handed over when this AGI returns (never a Redirect in the middle)."""

@@ -43,14 +43,17 @@ async def handing_over_rings(acd_service: AcdService, s: AgiSession, call_id: st
 
 class IvrHandlers:
     def __init__(self, cfg: Callable[[], object], acd_service: AcdService, bus: ev.Bus, node: str = "local", *,
-                 identify: Callable[[str, str, str, str, float], Awaitable[Any]] | None = None) -> None:
+                 identify: Callable[[str, str, str, str, float], Awaitable[Any]] | None = None,
+                 repeat: Callable[[str, str, str, float], Awaitable[object]] | None = None) -> None:
         """``identify(call_id, queue, number, did, entered)``: the customer lookup (features.crm) at queue
-        entry, giving what steers the call (``.apply(CallQueued)``) or None."""
+        entry, giving what steers the call (``.apply(CallQueued)``) or None. ``repeat(call_id, queue,
+        number, entered)``: the repeat-caller check (features.repeat), bounded in time."""
         self._cfg = cfg
         self.acd = acd_service
         self.bus = bus
         self.node = node
         self.identify = identify
+        self.repeat = repeat
 
     def routes(self) -> dict[str, Callable[[AgiSession], object]]:
         return {"ivr": self.agi_ivr, "fallback": self.agi_fallback}
@@ -143,9 +146,11 @@ class IvrHandlers:
             found = await self.identify(call_id, step.queue, num, await s.get_var(cc.DID), now)
             if found is not None:
                 event = found.apply(event)
+        if self.repeat is not None and q.repeat_window_s:  # flagged before the screen pop can be read
+            await self.repeat(call_id, step.queue, num, now)
         for k, val in ((cc.QUEUE, step.queue), (cc.ENTERED, f"{now:.3f}"), (cc.SKILLS, encode_skills(event.skills)),
                        (cc.PRIORITY, str(event.priority)), (cc.MOH, q.moh_class), (cc.HOOK, str(q.hook_interval_s)),
-                       (cc.NEXT, "queue")):
+                       *(((cc.SURVEY, "1"),) if q.survey is not None else ()), (cc.NEXT, "queue")):
             await s.set_var(k, val)
         self.bus.publish(ev.CallQueued(call_id, step.queue, now))
         log.info("call.queued", call_id=call_id, queue=step.queue, priority=event.priority,

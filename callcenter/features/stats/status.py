@@ -47,6 +47,9 @@ def build_status(queues: Mapping[str, Any], st: AcdState, snap: Snapshot, now: f
                        "paused_s": dict(snap.paused.get(a.name, {})),
                        "aht_s": (round(per_agent[a.name].aht_s, 1)
                                  if a.name in per_agent and per_agent[a.name].aht_s else None),
+                       "fcr_rate": per_agent[a.name].as_dict()["fcr_rate"] if a.name in per_agent else None,
+                       "csat_avg": per_agent[a.name].as_dict()["csat_avg"] if a.name in per_agent else None,
+                       "csat_count": per_agent[a.name].csat_count if a.name in per_agent else 0,
                        "reason": a.pause_reason, "calls": a.calls_taken,
                        "idle_s": round(now - a.idle_since, 1) if a.state == AgentState.READY else None}
               for a in st.agents.values()}

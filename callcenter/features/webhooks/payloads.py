@@ -49,6 +49,7 @@ class _Ctx:
     agent: str | None = None
     recording_id: str | None = None
     customer: dict[str, Any] | None = None  # the CRM's (or the local table's) record, when the caller is known
+    repeat_of: str | None = None  # a repeat caller (features.repeat): the earlier call
 
 
 def _wait(ctx: _Ctx, at: float) -> float | None:
@@ -87,6 +88,9 @@ class Payloads:
         if isinstance(e, CustomerIdentified):
             self._ctx(e.call_id).customer = dict(e.record)
             return None
+        if isinstance(e, ev.CallRepeat):
+            self._ctx(e.call_id).repeat_of = e.previous
+            return None
         if isinstance(e, ev.CallOverflowed):
             self._ctx(e.call_id).queue = e.queue
             return None
@@ -107,7 +111,7 @@ class Payloads:
             return Message("call.offered", e.call_id, e.at, {
                 "call_id": e.call_id, "agent": e.agent, "queue": e.queue, "caller_num": ctx.caller_num,
                 "caller_name": ctx.caller_name, "did": ctx.did, "ivr_path": ctx.ivr_path, "wait_s": _wait(ctx, e.at),
-                "customer": ctx.customer})
+                "customer": ctx.customer, "repeat_of": ctx.repeat_of})
         if isinstance(e, ev.CallAnswered):
             ctx = self._ctx(e.call_id)
             ctx.agent, ctx.answered_at = e.agent, e.at

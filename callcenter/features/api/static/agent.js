@@ -133,6 +133,7 @@ function showPop(call, state) {
             campaign: call.campaign || null, state, disposed: false };
     recPaused = false;
     popField("history").replaceChildren(el("tr", { class: "empty" }, el("td", { colspan: 5 }, "Looking up earlier calls…")));
+    popField("flags").hidden = true;
     $("#disposition").hidden = true;
     loadContext(pop.call_id);
   } else {
@@ -187,6 +188,13 @@ async function loadContext(callId) {
     if (!pop.caller_name && ctx.caller_name) pop.caller_name = ctx.caller_name;
     if (!pop.queue && ctx.queue) pop.queue = ctx.queue;
     if (ctx.campaign) pop.campaign = ctx.campaign;
+    const flags = [];
+    if (ctx.repeat_of) flags.push("Repeat caller: this number called this queue recently");
+    if (ctx.message && ctx.message.state === "ready") {
+      flags.push(`Left a message (${Math.round(ctx.message.duration_s || 0)} s), played to you before the call-back`);
+    }
+    setText(popField("flags"), flags.join(" · "));
+    popField("flags").hidden = !flags.length;
     const rows = (ctx.history || []).map((h) => el("tr", { dataset: { call: h.call_id } },
       el("td", {}, h.at ? new Date(h.at * 1000).toLocaleString() : "—"),
       el("td", {}, h.queue || "—"), el("td", {}, h.agent || "—"), el("td", {}, h.outcome || "—"),

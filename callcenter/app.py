@@ -47,6 +47,7 @@ from callcenter.features.stats.status import build_status
 from callcenter.features.access.service import AccessService
 from callcenter.features.api.live import LiveFloor
 from callcenter.features.api.routes import Api, Ports
+from callcenter.features.transfer.service import TransferService
 from callcenter.http import start_http
 from callcenter.features.supervision.service import SupervisionService
 from callcenter.features.webhooks.routes import routes as webhook_routes
@@ -114,6 +115,8 @@ class Daemon:
         self.recording = RecordingService(cfg, self.ami, lambda: self.acd.state.calls, db=self.db, tasks=self.tasks,
                                           bus=self.bus)
         self.supervision = SupervisionService(cfg, db=self.db, bus=self.bus, ami=self.ami)
+        self.transfers = TransferService(self._config, self.acd, self.ami, node=node,
+                                         agent_channel=lambda a: self.supervision.agent_channels.get(a))
         self.access = AccessService(cfg, db=self.db)
         self.dialer = _build_dialer(self)
         self.acd.listeners.agent_changed.append(lambda a: self.dialer.wake())
@@ -124,7 +127,8 @@ class Daemon:
                                         dialer=lambda: self.dialer)
         routes: dict[str, Callable[..., Any]] = {}
         for part in (self.ivr.routes(), self.acd_handlers.routes(), self.callback.routes(),
-                     self.amd_handlers.routes(), self.recording.agi_routes(), self.supervision.agi_routes()):
+                     self.amd_handlers.routes(), self.recording.agi_routes(), self.supervision.agi_routes(),
+                     self.transfers.agi_routes()):
             routes.update(part)
         self.agi = AgiServer(cfg.agi.host, cfg.agi.port, routes,
                              on_session=lambda s, r: self.metrics.agi_sessions.labels(s, r).inc())
@@ -347,6 +351,7 @@ class Daemon:
                         untrusted=sorted(msg.ambiguous)[:8])
         self._guard("recording", self.recording.on_event, msg)
         self._guard("supervision", self.supervision.on_event, msg)
+        self._guard("transfers", self.transfers.on_ami_event, msg)
         owned = self._guard("dialer", self._dialer_event, msg)
         if not owned:  # an OriginateResponse of the dialler's own lines is not the ACD's
             self._guard("acd", lambda m: self.acd.on_ami_event(self.node, m), msg)

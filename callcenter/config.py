@@ -28,6 +28,7 @@ from callcenter.features.dialer.schema import CampaignConf
 from callcenter.features.ivr.schema import Action, HolidayConf, Hours, Menu, Schedule
 from callcenter.features.recording.schema import RecordingConf, Recordings
 from callcenter.features.supervision.schema import SupervisorConf
+from callcenter.features.transfer import schema as transfer_schema
 from callcenter.features.webhooks.schema import WebhooksConf
 
 __all__ = [
@@ -224,6 +225,7 @@ class Config:
     access: AccessConf = Field(default_factory=AccessConf)  # API users, tokens, sessions (features.access)
     crm: CrmConf = Field(default_factory=CrmConf)  # customer lookup, relationship routing, click-to-call (features.crm)
     webhooks: WebhooksConf = Field(default_factory=WebhooksConf)  # signed, durable event delivery (features.webhooks)
+    transfers: transfer_schema.TransferConf = Field(default_factory=transfer_schema.TransferConf)  # features.transfer
     # *63<code> pauses with a named reason; *63 alone is "break". Reason names label metrics.
     pause_reasons: dict[str, str] = Field(default_factory=lambda: {"1": "lunch", "2": "training", "3": "meeting"})
 
@@ -303,6 +305,7 @@ def _references(cfg: Config) -> list[str]:
         elif cb is not None and cb.trunk is not None and cfg.trunks[cb.trunk].host is None:
             problems.append(f"queues.{name}.callback.trunk: trunk {cb.trunk!r} has no host to dial out to")
     problems.extend(queue_cycles(cfg.queues))
+    problems.extend(transfer_schema.problems(cfg))
     for name, c in cfg.campaigns.items():
         if c.queue not in cfg.queues:
             problems.append(f"campaigns.{name}.queue: unknown queue {c.queue!r}")

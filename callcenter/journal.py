@@ -29,6 +29,7 @@ from callcenter.features.acd.agents import AgentState
 from callcenter.features.acd.model import Call
 from callcenter.features.acd.store import AgentStore
 from callcenter.features.callback.store import CallbackStore
+from callcenter.features.transfer.store import LegStore
 from callcenter.persistence import Migration, connect, migrate, transaction
 from callcenter.persistence.db import column_missing
 
@@ -41,7 +42,8 @@ E = TypeVar("E", bound=ev.DomainEvent)
 # What the journal writes (others' outbox rows for other events need a transaction of their own).
 JOURNALLED: frozenset[type[ev.DomainEvent]] = frozenset({
     ev.CallStarted, ev.CallPath, ev.CallQueued, ev.CallOffered, ev.CallAnswered, ev.CallEnded, ev.CallOutcome,
-    ev.CallOverflowed, ev.AgentStateChanged, ev.CallbackStored, ev.CallbackDone})
+    ev.CallOverflowed, ev.AgentStateChanged, ev.CallbackStored, ev.CallbackDone,
+    ev.CallLegEnded, ev.CallLegStarted, ev.CallTransferred})
 OutboxHook = Callable[[ev.DomainEvent], "Callable[[sqlite3.Connection], None] | None"]
 
 
@@ -122,6 +124,7 @@ class Journal:
         migrate(self.db, "journal", MIGRATIONS)
         self.callback_store = CallbackStore(self.db)
         self.agent_store = AgentStore(self.db)
+        self.leg_store = LegStore(self.db)  # transferred calls (features/transfer)
         self._outbox: list[OutboxHook] = []
 
     def close(self) -> None:
@@ -160,6 +163,9 @@ class Journal:
         on(ev.AgentStateChanged, self._agent_changed)
         on(ev.CallbackStored, lambda e: self.save_callback(e.call, e.at))
         on(ev.CallbackDone, lambda e: self.delete_callback(e.call_id))
+        on(ev.CallLegEnded, lambda e: self.leg_store.leg_ended(e.call_id, e.agent, e.answered_at, e.at, e.how))
+        on(ev.CallLegStarted, lambda e: self.leg_store.leg_started(e.call_id, e.agent))
+        on(ev.CallTransferred, lambda e: self.leg_store.transferred(e.call_id, e.kind, e.to_kind, e.target))
 
     def _together(self, write: Callable[[E], None], e: E, extra: list[Callable[[sqlite3.Connection], None]]) -> None:
         with transaction(self.db):

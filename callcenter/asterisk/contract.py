@@ -43,6 +43,9 @@ SPY_EXT: Final = "CC_SPY_EXT"
 SPY_MODE: Final = "CC_SPY_MODE"
 SPY_OPTIONS: Final = "CC_SPY_OPTIONS"
 SPY_TARGET: Final = "CC_SPY_TARGET"
+CONSULT: Final = "CC_CONSULT"      # on an agent's consult call: the call id it is about (set by the daemon)
+CONSULT_AGENT: Final = "CC_CONSULT_AGENT"  # ... and the agent whose phone it rings
+DEST: Final = "CC_DEST"            # the agent extension a desk phone dialled (a rendered literal)
 # globals rendered into extensions.conf
 AGI_URL: Final = "CC_AGI"
 AUDIOSOCKET: Final = "CC_AUDIOSOCKET"
@@ -67,6 +70,10 @@ CTX_ABANDON: Final = "cc-abandon"
 CTX_AMD: Final = "cc-amd"
 CTX_SPY: Final = "cc-spy"
 CTX_SPY_API: Final = "cc-spy-api"  # the browser's Listen/Whisper/Barge: the supervisor's phone, originated
+CTX_XFER: Final = "cc-xfer"          # TRANSFER_CONTEXT of agent legs: a blind transfer's target, checked by the daemon
+CTX_CONSULT: Final = "cc-consult"    # a desk phone dialled an agent's extension (a consult when on a call)
+CTX_CONSULT_LEG: Final = "cc-consult-leg"    # Dial() b() on the consulted agent's leg: its CC_* variables
+CTX_CONSULT_CLAIM: Final = "cc-consult-claim"  # Dial() U() on the consulted agent's answered leg
 CTX_REC_START: Final = "cc-rec-start"
 CTX_REC_PAUSE: Final = "cc-rec-pause"
 CTX_REC_RESUME: Final = "cc-rec-resume"
@@ -80,7 +87,7 @@ CONTEXTS: Final = frozenset(v for k, v in dict(globals()).items()
 # --- FastAGI scripts (the path of agi://host:port/<script>)
 AGI_SCRIPTS: Final = frozenset({
     "ivr", "queue-hook", "queue-digit", "fallback", "agent", "agent-claim", "amd-start", "amd-result",
-    "outbound-answered", "record", "spy",
+    "outbound-answered", "record", "spy", "transfer", "consult",
 })
 
 # --- AMI events the daemon (and the lab's witness) acts on; Asterisk sends its AMI user no other
@@ -89,7 +96,7 @@ AGI_SCRIPTS: Final = frozenset({
 # events and bytes the daemon parsed only to drop.
 AMI_EVENTS: Final = (
     "FullyBooted", "Newchannel", "Hangup", "OriginateResponse", "DialBegin", "DialEnd", "BridgeEnter",
-    "DeviceStateChange", "ChanSpyStart", "ChanSpyStop", "UserEvent",
+    "DeviceStateChange", "ChanSpyStart", "ChanSpyStop", "UserEvent", "BlindTransfer", "AttendedTransfer",
 )
 
 ROLE_CALLER: Final = "caller"

@@ -1,0 +1,162 @@
+"""Transfers against the real Asterisk: pjsua2 desk phones send REFER (blind) and REFER with Replaces
+(attended); the daemon keeps one call record with a leg per agent and both agents' states right."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pjsua2 as pj
+import pytest
+
+from callcenter.lab.phones import _pj
+
+from tests.asterisk.conftest import SIP, DaemonProc, Floor, Witness
+
+pytestmark = pytest.mark.asterisk
+
+
+def _states(daemon: DaemonProc, mark: int, agent: str) -> list[tuple[int, str, Any]]:
+    """(log index, state, call id) of ``agent``'s state changes since ``mark``."""
+    return [(i, e["state"], e.get("call_id")) for i, e in enumerate(daemon.events) if i >= mark
+            and e.get("event") == "agent.state" and e.get("agent") == agent]
+
+
+def _index(daemon: DaemonProc, mark: int, event: str, **fields: object) -> int:
+    return next(i for i, e in enumerate(daemon.events) if i >= mark and e.get("event") == event
+                and all(e.get(k) == v for k, v in fields.items()))
+
+
+def _bridged_with(chans: list[dict[str, str]], ext: str) -> bool:
+    """AMI shows the trunk caller and a channel of phone ``ext`` in one bridge."""
+    callers = {c["BridgeId"] for c in chans if c["Channel"].startswith("PJSIP/trunk-pstn-") and c.get("BridgeId")}
+    return any(c["Channel"].startswith(f"PJSIP/{ext}-") and c.get("BridgeId") in callers for c in chans)
+
+
+async def _talking(daemon: DaemonProc, floor: Floor) -> tuple[Any, Any, Any, str, int]:
+    """alice (idle longest) talks with a caller of sales; bob is Ready."""
+    alice = await floor.login(daemon, "alice")
+    bob = await floor.login(daemon, "bob")
+    mark = daemon.mark()
+    caller = floor.caller("5550141", "Tess Transfer")
+    h = caller.dial(f"sip:5551001@{SIP}")
+    ans = await daemon.until("call.answered", 15, after=mark, agent="alice")
+    call_id = str(ans["call_id"])
+    await daemon.until("call.bridged", 10, after=mark, call_id=call_id, agent="alice")
+    await floor.wait(lambda: alice.calls[-1].state == "CONFIRMED" and alice.calls[-1].media, 5, "alice's leg")
+    await asyncio.sleep(1.0)  # a second of conversation (and of recording) before the transfer
+    return alice, bob, h, call_id, mark
+
+
+async def _ends(daemon: DaemonProc, floor: Floor, h: Any, call_id: str, mark: int, agent: str) -> Any:
+    """After a second with ``agent`` the caller hangs up: the call ends completed; returns its record."""
+    await asyncio.sleep(1.0)
+    h.hangup()
+    await daemon.until("call.ended", 10, after=mark, call_id=call_id, outcome="completed", agent=agent)
+    await daemon.until("agent.state", 10, after=mark, agent=agent, state="Ready")
+    return daemon.call_record(call_id)
+
+
+def _legs(daemon: DaemonProc, call_id: str) -> list[tuple[int, str, str, float]]:
+    """(seq, agent, how, talk seconds) of the call's legs; the first leg starts at the record's answer."""
+    with daemon.db() as db:
+        rows = db.execute("SELECT * FROM call_legs WHERE call_id=? ORDER BY seq", (call_id,)).fetchall()
+        first = db.execute("SELECT answered_at FROM calls WHERE call_id=?", (call_id,)).fetchone()[0]
+    assert rows and rows[0]["answered_at"] == first
+    assert all(a["ended_at"] <= b["answered_at"] for a, b in zip(rows, rows[1:])), [dict(r) for r in rows]
+    return [(r["seq"], r["agent"], r["how"], r["ended_at"] - r["answered_at"]) for r in rows]
+
+
+async def _recordings(daemon: DaemonProc, call_id: str, n: int) -> list[Any]:
+    """The call's recordings once ``n`` are finished (finalize runs after each leg's hang-up)."""
+    for _ in range(100):
+        with daemon.db() as db:
+            rows = db.execute("SELECT * FROM recordings WHERE call_id=? ORDER BY started_at", (call_id,)).fetchall()
+        if len(rows) >= n and all(r["status"] != "recording" for r in rows):
+            return rows
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"recordings of {call_id}: {[dict(r) for r in rows]}")
+
+
+async def test_blind_transfer_agent_to_agent(daemon: DaemonProc, floor: Floor, witness: Witness) -> None:
+    """alice blind-transfers to bob's extension: bob rings and talks with the caller; one record, two legs."""
+    alice, bob, h, call_id, mark = await _talking(daemon, floor)
+    leg = alice.calls[-1]
+    _pj(lambda: leg.call.xfer(f"sip:2002@{SIP}", pj.CallOpParam(True)))
+    await daemon.until("transfer.done", 10, after=mark, call_id=call_id, kind="blind", to_kind="agent",
+                       target="bob", result="ringing")
+    await daemon.until("call.leg_started", 10, after=mark, call_id=call_id, agent="bob")
+    await daemon.until("call.bridged", 10, after=mark, call_id=call_id, agent="bob")
+    assert _bridged_with(await witness.channels(), "2002"), "the caller is not bridged with bob"
+    await floor.wait(lambda: leg.ended, 5, "alice's leg to end")
+    assert not h.ended
+    rec = await _ends(daemon, floor, h, call_id, mark, "bob")
+
+    a, b = _states(daemon, mark, "alice"), _states(daemon, mark, "bob")
+    assert [s for _, s, _ in a] == ["Reserved", "Busy", "WrapUp", "Ready"], a
+    assert [s for _, s, _ in b] == ["Reserved", "Busy", "WrapUp", "Ready"], b
+    blind = _index(daemon, mark, "transfer.blind", call_id=call_id)
+    assert a[1][0] < blind <= a[2][0] < b[0][0], (a, blind, b)  # alice left before bob was rung
+    assert a[1][2] == b[1][2] == call_id
+    assert rec["agent"] == "bob" and rec["outcome"] == "completed" and rec["queue"] == "sales"
+    legs = _legs(daemon, call_id)
+    assert [(s, ag, how) for s, ag, how, _ in legs] == [(1, "alice", "transfer:blind"), (2, "bob", "completed")]
+    assert all(t > 0.5 for *_, t in legs), legs
+    assert "transfer:blind:agent:bob" in json.loads(rec["ivr_path"])
+    recs = await _recordings(daemon, call_id, 2)  # sales records every call: one file pair per agent, linked
+    assert [r["agent"] for r in recs] == ["alice", "bob"], [dict(r) for r in recs]
+
+
+async def test_blind_transfer_agent_to_queue_keeps_seniority(daemon: DaemonProc, floor: Floor,
+                                                             witness: Witness) -> None:
+    """alice blind-transfers to queue code 803 (queue empty): carol takes it; the caller kept its entry time."""
+    carol = await floor.login(daemon, "carol")
+    alice, bob, h, call_id, mark = await _talking(daemon, floor)
+    entered = daemon.call_record(call_id)["entered_at"]
+    leg = alice.calls[-1]
+    _pj(lambda: leg.call.xfer(f"sip:803@{SIP}", pj.CallOpParam(True)))
+    await daemon.until("transfer.done", 10, after=mark, call_id=call_id, to_kind="queue", target="empty",
+                       result="queued")
+    await daemon.until("call.leg_started", 10, after=mark, call_id=call_id, agent="carol")
+    await daemon.until("call.bridged", 10, after=mark, call_id=call_id, agent="carol")
+    assert _bridged_with(await witness.channels(), "2003")
+    rec = await _ends(daemon, floor, h, call_id, mark, "carol")
+    a, c = _states(daemon, mark, "alice"), _states(daemon, mark, "carol")
+    assert [s for _, s, _ in a] == ["Reserved", "Busy", "WrapUp", "Ready"], a
+    assert [s for _, s, _ in c] == ["Reserved", "Busy", "WrapUp", "Ready"], c
+    assert not _states(daemon, mark, "bob"), "bob was never offered it"
+    assert rec["queue"] == "empty" and rec["entered_at"] == entered and rec["agent"] == "carol"
+    assert [(s, ag, how) for s, ag, how, _ in _legs(daemon, call_id)] == [
+        (1, "alice", "transfer:blind"), (2, "carol", "completed")]
+    assert carol is not None
+
+
+async def test_attended_transfer_agent_to_agent(daemon: DaemonProc, floor: Floor, witness: Witness) -> None:
+    """alice holds the caller, consults bob, then completes: caller with bob; bob Busy from his answer."""
+    alice, bob, h, call_id, mark = await _talking(daemon, floor)
+    leg = alice.calls[-1]
+    _pj(lambda: leg.call.setHold(pj.CallOpParam(True)))
+    consult = alice.dial(f"sip:2002@{SIP}")
+    await daemon.until("consult.answered", 10, after=mark, call_id=call_id, colleague="bob", ok=True)
+    await daemon.until("agent.state", 5, after=mark, agent="bob", state="Busy", call_id=call_id)
+    await floor.wait(lambda: consult.state == "CONFIRMED", 5, "the consult call")
+    await asyncio.sleep(1.0)
+    _pj(lambda: leg.call.xferReplaces(consult.call, pj.CallOpParam(True)))
+    await daemon.until("transfer.done", 10, after=mark, call_id=call_id, kind="attended", to_kind="agent",
+                       target="bob", result="taken")
+    await floor.wait(lambda: leg.ended and consult.ended, 5, "alice's two legs to end")
+    await asyncio.sleep(0.5)
+    assert _bridged_with(await witness.channels(), "2002"), "the caller is not bridged with bob"
+    assert not h.ended
+    rec = await _ends(daemon, floor, h, call_id, mark, "bob")
+    a, b = _states(daemon, mark, "alice"), _states(daemon, mark, "bob")
+    assert [s for _, s, _ in a] == ["Reserved", "Busy", "WrapUp", "Ready"], a
+    assert [s for _, s, _ in b] == ["Busy", "Busy", "WrapUp", "Ready"], b  # consult, take-over, end
+    att = _index(daemon, mark, "transfer.attended", call_id=call_id)
+    assert b[0][0] < att <= a[2][0], (a, att, b)  # bob Busy from the consult; alice left at the transfer
+    assert rec["agent"] == "bob" and rec["outcome"] == "completed"
+    legs = _legs(daemon, call_id)
+    assert [(s, ag, how) for s, ag, how, _ in legs] == [(1, "alice", "transfer:attended"), (2, "bob", "completed")]
+    recs = await _recordings(daemon, call_id, 1)
+    assert recs[0]["agent"] == "alice"

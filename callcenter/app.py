@@ -47,6 +47,7 @@ from callcenter.features.stats.status import build_status
 from callcenter.features.access.service import AccessService
 from callcenter.features.api.live import LiveFloor
 from callcenter.features.api.routes import Api, Ports
+from callcenter.features.transfer.api import routes as transfer_routes
 from callcenter.features.transfer.service import TransferService
 from callcenter.http import start_http
 from callcenter.features.supervision.service import SupervisionService
@@ -142,6 +143,7 @@ class Daemon:
                                        live_call=lambda call_id: self.acd.state.calls.get(call_id))
         self.api.p.extra_routes.append(webhook_routes(self.webhooks))
         self.api.p.extra_routes.append(crm_routes(self.crm))
+        self.api.p.extra_routes.append(transfer_routes(self.transfers))
         self.api.p.customer_of = self.live.customer_of = self.crm.record
         self._http: web.AppRunner | None = None
         self.metrics.registry.register(StatsCollector(self.status))

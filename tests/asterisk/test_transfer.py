@@ -160,3 +160,38 @@ async def test_attended_transfer_agent_to_agent(daemon: DaemonProc, floor: Floor
     assert [(s, ag, how) for s, ag, how, _ in legs] == [(1, "alice", "transfer:attended"), (2, "bob", "completed")]
     recs = await _recordings(daemon, call_id, 1)
     assert recs[0]["agent"] == "alice"
+
+
+async def test_api_transfer_to_agent_is_authorised_and_audited(daemon: DaemonProc, floor: Floor,
+                                                               witness: Witness) -> None:
+    """POST /calls/{id}/transfer: the kiosk token is refused, a bad target is refused, team east's token
+    moves alice's caller to bob; every attempt is in the audit."""
+    import aiohttp
+    alice, bob, h, call_id, mark = await _talking(daemon, floor)
+    url = f"http://127.0.0.1:{daemon.cfg.http.port}/api/v1/calls/{call_id}/transfer"
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url, json={"to": "2002"}, headers={"Authorization": "Bearer wall-lab-kiosk-token"}) as r:
+            assert r.status == 403 and (await r.json())["error"] == "missing_scope"
+        east = {"Authorization": "Bearer east-lab-token"}
+        async with s.post(url, json={"to": "4999"}, headers=east) as r:
+            assert r.status == 400 and (await r.json())["error"] == "bad_target"
+        async with s.post(url, json={"to": "2002;x"}, headers=east) as r:
+            assert r.status == 400
+        async with s.post(url, json={"to": "2002"}, headers=east) as r:
+            assert r.status == 202, await r.text()
+            assert await r.json() == {"call_id": call_id, "agent": "alice", "kind": "agent", "target": "bob"}
+    await daemon.until("transfer.done", 10, after=mark, call_id=call_id, to_kind="agent", target="bob",
+                       result="ringing")
+    await daemon.until("call.bridged", 10, after=mark, call_id=call_id, agent="bob")
+    assert _bridged_with(await witness.channels(), "2002")
+    await floor.wait(lambda: alice.calls[-1].ended, 5, "alice's leg to end")
+    rec = await _ends(daemon, floor, h, call_id, mark, "bob")
+    assert [s for _, s, _ in _states(daemon, mark, "alice")] == ["Reserved", "Busy", "WrapUp", "Ready"]
+    assert rec["agent"] == "bob"
+    assert [(s, ag, how) for s, ag, how, _ in _legs(daemon, call_id)] == [
+        (1, "alice", "transfer:blind"), (2, "bob", "completed")]
+    with daemon.db() as db:
+        audit = [(r["action"], r["target"], r["outcome"]) for r in db.execute(
+            "SELECT * FROM api_audit WHERE target LIKE 'transfer:%' ORDER BY rowid")]
+    assert audit[-2:] == [("agent.state", f"transfer:{call_id}:4999", "failed"),
+                          ("agent.state", f"transfer:{call_id}:2002", "done")], audit

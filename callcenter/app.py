@@ -117,7 +117,8 @@ class Daemon:
                                           bus=self.bus)
         self.supervision = SupervisionService(cfg, db=self.db, bus=self.bus, ami=self.ami)
         self.transfers = TransferService(self._config, self.acd, self.ami, node=node,
-                                         agent_channel=lambda a: self.supervision.agent_channels.get(a))
+                                         agent_channel=lambda a: self.supervision.agent_channels.get(a),
+                                         on_consult=self.recording.follow)
         self.access = AccessService(cfg, db=self.db)
         self.dialer = _build_dialer(self)
         self.acd.listeners.agent_changed.append(lambda a: self.dialer.wake())
@@ -158,6 +159,7 @@ class Daemon:
             "acd_actions": len(self.acd.by_action), "acd_in_agi": len(self.acd.in_agi),
             "ami_in_flight": self.ami.in_flight, "agi_sessions": self.agi.open_sessions,
             "tasks": self.tasks.running, "recordings_active": len(self.recording.active),
+            "recordings_following": len(self.recording.following),
             "recordings_finalizing": len(self.recording.finalizing),
             "supervision_channels": len(self.supervision.agent_channels),
             "dialer_lines": len(d.lines), "dialer_actions": len(d.by_action), "dialer_calls": len(d.by_call),

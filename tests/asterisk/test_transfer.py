@@ -13,6 +13,7 @@ import pytest
 from callcenter.lab.phones import _pj
 
 from tests.asterisk.conftest import SIP, DaemonProc, Floor, Witness
+from tests.asterisk.test_recording_supervision import media_dirs, recording_daemon  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.asterisk
 
@@ -69,18 +70,24 @@ def _legs(daemon: DaemonProc, call_id: str) -> list[tuple[int, str, str, float]]
 
 
 async def _recordings(daemon: DaemonProc, call_id: str, n: int) -> list[Any]:
-    """The call's recordings once ``n`` are finished (finalize runs after each leg's hang-up)."""
-    for _ in range(100):
+    """The call's ``n`` recordings, once finished (finalize runs after each leg's hang-up): each a
+    complete stereo file of at least a second, all of the one call id."""
+    rows: list[Any] = []
+    for _ in range(150):
         with daemon.db() as db:
             rows = db.execute("SELECT * FROM recordings WHERE call_id=? ORDER BY started_at", (call_id,)).fetchall()
-        if len(rows) >= n and all(r["status"] != "recording" for r in rows):
-            return rows
+        if len(rows) >= n and all(r["status"] not in ("recording", "finalizing") for r in rows):
+            break
         await asyncio.sleep(0.2)
-    raise AssertionError(f"recordings of {call_id}: {[dict(r) for r in rows]}")
+    assert len(rows) == n and all(r["status"] == "done" and r["duration_s"] >= 0.8 for r in rows), \
+        [dict(r) for r in rows]
+    return rows
 
 
-async def test_blind_transfer_agent_to_agent(daemon: DaemonProc, floor: Floor, witness: Witness) -> None:
-    """alice blind-transfers to bob's extension: bob rings and talks with the caller; one record, two legs."""
+async def test_blind_transfer_agent_to_agent(recording_daemon: Any, floor: Floor, witness: Witness) -> None:
+    """alice blind-transfers to bob's extension: bob rings and talks with the caller; one record, two legs,
+    two recordings of the one call id (alice's part, bob's part)."""
+    daemon = recording_daemon("all")
     alice, bob, h, call_id, mark = await _talking(daemon, floor)
     leg = alice.calls[-1]
     _pj(lambda: leg.call.xfer(f"sip:2002@{SIP}", pj.CallOpParam(True)))
@@ -132,8 +139,10 @@ async def test_blind_transfer_agent_to_queue_keeps_seniority(daemon: DaemonProc,
     assert carol is not None
 
 
-async def test_attended_transfer_agent_to_agent(daemon: DaemonProc, floor: Floor, witness: Witness) -> None:
-    """alice holds the caller, consults bob, then completes: caller with bob; bob Busy from his answer."""
+async def test_attended_transfer_agent_to_agent(recording_daemon: Any, floor: Floor, witness: Witness) -> None:
+    """alice holds the caller, consults bob, then completes: caller with bob; bob Busy from his answer;
+    the recording carries on on bob's leg (a second file of the same call id, from his answer)."""
+    daemon = recording_daemon("all")
     alice, bob, h, call_id, mark = await _talking(daemon, floor)
     leg = alice.calls[-1]
     _pj(lambda: leg.call.setHold(pj.CallOpParam(True)))
@@ -158,8 +167,8 @@ async def test_attended_transfer_agent_to_agent(daemon: DaemonProc, floor: Floor
     assert rec["agent"] == "bob" and rec["outcome"] == "completed"
     legs = _legs(daemon, call_id)
     assert [(s, ag, how) for s, ag, how, _ in legs] == [(1, "alice", "transfer:attended"), (2, "bob", "completed")]
-    recs = await _recordings(daemon, call_id, 1)
-    assert recs[0]["agent"] == "alice"
+    recs = await _recordings(daemon, call_id, 2)
+    assert [r["agent"] for r in recs] == ["alice", "bob"]
 
 
 async def test_api_transfer_to_agent_is_authorised_and_audited(daemon: DaemonProc, floor: Floor,

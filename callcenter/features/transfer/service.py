@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -65,8 +65,11 @@ class TransferService:
     """``agent_channel(agent)``: the agent's channel bridged to a caller now (supervision keeps that map)."""
 
     def __init__(self, cfg: Callable[[], Any], acd_service: AcdService, ami: Any, *,
-                 agent_channel: Callable[[str], str | None], node: str = "local") -> None:
+                 agent_channel: Callable[[str], str | None], node: str = "local",
+                 on_consult: Callable[[AgiSession, str, str], Awaitable[Any]] | None = None) -> None:
+        """``on_consult(session, call_id, agent)``: a colleague's consult leg answered (the recording follows)."""
         self._cfg = cfg
+        self.on_consult = on_consult
         self.acd = acd_service
         self.ami = ami
         self.agent_channel = agent_channel
@@ -201,7 +204,10 @@ class TransferService:
                 return
             self.acd.submit(xfer.ConsultAnswered(call_id, agent))
             c = self.acd.state.calls.get(call_id)
-            log.info("consult.answered", call_id=call_id, colleague=agent, ok=c is not None and c.consult == agent)
+            ok = c is not None and c.consult == agent
+            log.info("consult.answered", call_id=call_id, colleague=agent, ok=ok)
+            if ok and self.on_consult is not None:
+                await self.on_consult(s, call_id, agent)
 
     # ------------------------------------------------------------------ the API
     async def transfer(self, call_id: str, digits: str) -> str:

@@ -158,9 +158,10 @@ class TransferService:
                 else:
                     await s.set_var(cc.NEXT, "hangup")
                 return
-            if now.agent is None:  # waiting again (a queue, or back): cc-wait; a ring decided meanwhile wins
-                await s.set_var(cc.QUEUE, now.queue)
-                await s.set_var(cc.NEXT, "queue")
+            # waiting again (a queue, or back) — or ringing an agent, whose ring is handed over below and
+            # wins (CC_NEXT=offer); were it lost, the wait loop's hook takes the caller up again
+            await s.set_var(cc.QUEUE, now.queue)
+            await s.set_var(cc.NEXT, "queue")
         await handing_over_rings(self.acd, s, call_id, work)
 
     async def _readopt(self, s: AgiSession, call_id: str) -> None:

@@ -141,8 +141,10 @@ async def test_blind_transfer_agent_to_queue_keeps_seniority(daemon: DaemonProc,
 
 async def test_attended_transfer_agent_to_agent(recording_daemon: Any, floor: Floor, witness: Witness) -> None:
     """alice holds the caller, consults bob, then completes: caller with bob; bob Busy from his answer;
-    the recording carries on on bob's leg (a second file of the same call id, from his answer)."""
+    the recording carries on on bob's leg (a second file of the same call id, from his answer). bob then
+    blind-transfers it on to carol's queue: one record, three legs, three recordings."""
     daemon = recording_daemon("all")
+    await floor.login(daemon, "carol")
     alice, bob, h, call_id, mark = await _talking(daemon, floor)
     leg = alice.calls[-1]
     _pj(lambda: leg.call.setHold(pj.CallOpParam(True)))
@@ -158,17 +160,26 @@ async def test_attended_transfer_agent_to_agent(recording_daemon: Any, floor: Fl
     await asyncio.sleep(0.5)
     assert _bridged_with(await witness.channels(), "2002"), "the caller is not bridged with bob"
     assert not h.ended
-    rec = await _ends(daemon, floor, h, call_id, mark, "bob")
     a, b = _states(daemon, mark, "alice"), _states(daemon, mark, "bob")
-    assert [s for _, s, _ in a] == ["Reserved", "Busy", "WrapUp", "Ready"], a
-    assert [s for _, s, _ in b] == ["Busy", "Busy", "WrapUp", "Ready"], b  # consult, take-over, end
+    assert [s for _, s, _ in a] == ["Reserved", "Busy", "WrapUp"], a
+    assert [s for _, s, _ in b] == ["Busy", "Busy"], b  # from the consult's answer, then holding the call
     att = _index(daemon, mark, "transfer.attended", call_id=call_id)
     assert b[0][0] < att <= a[2][0], (a, att, b)  # bob Busy from the consult; alice left at the transfer
-    assert rec["agent"] == "bob" and rec["outcome"] == "completed"
+    await asyncio.sleep(1.0)
+    bob_leg = next(x for x in bob.calls if x.state == "CONFIRMED")
+    _pj(lambda: bob_leg.call.xfer(f"sip:803@{SIP}", pj.CallOpParam(True)))  # and on to carol's queue
+    await daemon.until("call.leg_started", 10, after=mark, call_id=call_id, agent="carol")
+    rec = await _ends(daemon, floor, h, call_id, mark, "carol")
+    b, c = _states(daemon, mark, "bob"), _states(daemon, mark, "carol")
+    assert [s for _, s, _ in b] == ["Busy", "Busy", "WrapUp", "Ready"], b
+    assert [s for _, s, _ in c] == ["Reserved", "Busy", "WrapUp", "Ready"], c
+    assert b[2][0] < c[0][0], (b, c)  # bob left before carol was rung
+    assert rec["agent"] == "carol" and rec["outcome"] == "completed" and rec["queue"] == "empty"
     legs = _legs(daemon, call_id)
-    assert [(s, ag, how) for s, ag, how, _ in legs] == [(1, "alice", "transfer:attended"), (2, "bob", "completed")]
-    recs = await _recordings(daemon, call_id, 2)
-    assert [r["agent"] for r in recs] == ["alice", "bob"]
+    assert [(s, ag, how) for s, ag, how, _ in legs] == [
+        (1, "alice", "transfer:attended"), (2, "bob", "transfer:blind"), (3, "carol", "completed")]
+    recs = await _recordings(daemon, call_id, 3)
+    assert [r["agent"] for r in recs] == ["alice", "bob", "carol"]
 
 
 async def test_api_transfer_to_agent_is_authorised_and_audited(daemon: DaemonProc, floor: Floor,

@@ -215,3 +215,28 @@ async def test_api_transfer_to_agent_is_authorised_and_audited(daemon: DaemonPro
             "SELECT * FROM api_audit WHERE target LIKE 'transfer:%' ORDER BY rowid")]
     assert audit[-2:] == [("agent.state", f"transfer:{call_id}:4999", "failed"),
                           ("agent.state", f"transfer:{call_id}:2002", "done")], audit
+
+
+async def test_blind_transfer_to_an_allowed_outside_number(daemon: DaemonProc, floor: Floor,
+                                                           witness: Witness) -> None:
+    """alice blind-transfers to 5550302 (the transfer trunk's allow-list admits _555XXXX): the caller is
+    connected through the trunk; the record ends ``transferred`` with alice's leg."""
+    outside = floor.caller("5550302")  # the "outside" party: a phone on the trunk's side
+    alice, bob, h, call_id, mark = await _talking(daemon, floor)
+    leg = alice.calls[-1]
+    _pj(lambda: leg.call.xfer(f"sip:5550302@{SIP}", pj.CallOpParam(True)))
+    await daemon.until("transfer.done", 10, after=mark, call_id=call_id, to_kind="out", target="5550302")
+    await floor.wait(lambda: any(x.state in ("INCOMING", "EARLY") for x in outside.calls), 10, "5550302 to ring")
+    ring = next(x for x in outside.calls if x.state in ("INCOMING", "EARLY"))
+    ring.phone._answer(ring)
+    await floor.wait(lambda: ring.state == "CONFIRMED", 5, "the outside party to answer")
+    chans = await witness.channels()
+    trunk = [c for c in chans if c["Channel"].startswith("PJSIP/trunk-pstn-") and c.get("BridgeId")]
+    assert len(trunk) == 2 and trunk[0]["BridgeId"] == trunk[1]["BridgeId"], chans  # caller <-> outside
+    assert not h.ended
+    rec = daemon.call_record(call_id)
+    assert rec["outcome"] == "transferred" and rec["agent"] == "alice"
+    assert "transfer:blind:out:5550302" in json.loads(rec["ivr_path"])
+    assert [(s, ag, how) for s, ag, how, _ in _legs(daemon, call_id)] == [(1, "alice", "transfer:blind")]
+    assert [s for _, s, _ in _states(daemon, mark, "alice")][:3] == ["Reserved", "Busy", "WrapUp"]
+    h.hangup()

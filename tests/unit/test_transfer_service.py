@@ -102,6 +102,8 @@ async def test_attended_transfer_to_a_phone_of_no_agent_ends_the_record_transfer
     svc, t, _ = _talking()
     cmds: list = []
     svc.bus.subscribe(ev.CallEnded, cmds.append)
+    done: list = []
+    svc.bus.subscribe(ev.CallTransferred, done.append)
     text = "\n".join(["Event: AttendedTransfer", "Result: Success",
                       _leg("OrigTransferer", "PJSIP/2001-00000003", "agent", CID, "alice"),
                       _leg("SecondTransferer", "PJSIP/2001-00000005"),
@@ -109,6 +111,7 @@ async def test_attended_transfer_to_a_phone_of_no_agent_ends_the_record_transfer
                       _leg("TransferTarget", "PJSIP/2004-00000006")])
     t.on_ami_event(_event(text))
     assert CID not in svc.state.calls and [e.outcome for e in cmds] == ["transferred"]
+    assert [(e.kind, e.to_kind, e.target) for e in done] == [("attended", "out", "2004")]  # not alice's own phone
 
 
 async def test_api_transfer_sends_one_blind_transfer_of_the_agents_channel():

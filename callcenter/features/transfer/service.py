@@ -127,9 +127,11 @@ class TransferService:
             to = next((legs[q][cc.AGENT] for q in others if legs[q].get(cc.ROLE) == cc.ROLE_AGENT
                        and legs[q].get(cc.CALL_ID) == cid and legs[q].get(cc.AGENT) in state.agents), None)
             target = ""
-            if to is None:  # the far end is no consult of ours: whose phone is it?
+            if to is None:  # the far end is no consult of ours: whose phone is it (not the caller's, not the holder's)?
+                phone = self._cfg().agents[c.agent].phone if c.agent in self._cfg().agents else ""
                 chans = [msg.get(f"{q}Channel") for q in others]
-                target = next((channel_endpoint(ch) for ch in chans if ch and not legs_is_ours(ch, c)), "")[:40]
+                target = next((channel_endpoint(ch) for ch in chans
+                               if ch and ch != c.channel and channel_endpoint(ch) != phone), "")[:40]
             log.info("transfer.attended", call_id=cid, from_agent=c.agent, to_agent=to, target=target or None)
             self.acd.submit(xfer.AttendedTransferred(cid, to, target))
             return
@@ -233,8 +235,3 @@ class TransferService:
             return "ami_error"
         log.info("transfer.api", call_id=call_id, agent=c.agent, kind=kind, target=target)
         return "ok"
-
-
-def legs_is_ours(channel: str, c: acd.Call) -> bool:
-    """The caller's own channel (not a transfer target)."""
-    return channel == c.channel

@@ -114,6 +114,14 @@ def test_caller_hanging_up_while_held_ends_the_call():
     assert "c1" not in state.calls and of(cmds, acd.CallEnded)[0].outcome == "completed"
 
 
+def test_a_held_call_whose_caller_is_gone_after_a_resync_ends():
+    """The link dropped between the blind transfer and its target, and the caller is gone: the call ends."""
+    state = talking("c1", "alice")
+    state, _ = run(state, (20, xfer.BlindTransferStarted("c1", "alice")), (21, acd.AmiDown()))
+    state, cmds = acd.step(CFG, state, acd.Resync(()), 25)
+    assert "c1" not in state.calls and of(cmds, acd.CallEnded)[0].call_id == "c1"
+
+
 def test_attended_transfer_hands_the_call_over():
     """Consult then attended: bob is Busy from his answer, alice wraps up, one call with two legs."""
     state = talking("c1", "alice")

@@ -938,6 +938,7 @@ def _resync(cfg: Config, tx: _Tx, ev: Resync, now: float) -> None:
                              ch.caller_num, ch.caller_name, priority=ch.priority, skills=ch.skills, node=ev.node)
     for cid in [cid for cid, c in tx.calls.items() if c.node == ev.node and c.interrupted_at is not None]:
         tx.calls[cid] = replace(tx.calls[cid], interrupted_at=None)  # still there: not interrupted after all
+    _transfer.resynced(tx, set(callers), ev.node, now)
     tx.synced = True
 
 

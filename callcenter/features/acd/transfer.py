@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BlindTransferStarted", "TransferTarget", "ConsultAnswered", "AttendedTransferred",
            "LegEnded", "LegStarted", "TransferDone", "EVENTS", "COMMANDS", "TARGET_KINDS", "apply",
-           "agent_hung_up", "caller_left"]
+           "agent_hung_up", "caller_left", "resynced"]
 
 TARGET_KINDS = frozenset({"agent", "queue", "out", "back"})
 
@@ -313,3 +313,11 @@ def caller_left(tx: acd._Tx, c: acd.Call, now: float) -> bool:
     del tx.calls[c.call_id]
     tx.out.append(acd.CallEnded(c.call_id, "completed", now, agent=c.agent))
     return True
+
+
+def resynced(tx: acd._Tx, callers: set[str], node: str, now: float) -> None:
+    """After a snapshot of ``node``: a call held in a blind transfer whose caller Asterisk no longer
+    has ended while the link was down (its target never came)."""
+    for cid in [cid for cid, c in tx.calls.items() if c.pending and c.node == node and cid not in callers]:
+        c = tx.calls.pop(cid)
+        tx.out.append(acd.CallEnded(cid, "completed", now, agent=c.agent))

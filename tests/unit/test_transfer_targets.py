@@ -55,3 +55,16 @@ def test_config_refuses_bad_transfer_settings(transfers, problem):
     with pytest.raises(config_mod.ConfigError) as e:
         config_mod.parse(data)
     assert problem in str(e.value)
+
+
+def test_transfer_route_is_valid_openapi():
+    """The transfer route documents itself as valid OpenAPI 3.1 (body, 202 answer, refusals)."""
+    from openapi_spec_validator import validate
+
+    from callcenter.features.api.openapi import document
+    from callcenter.features.transfer.api import routes
+
+    doc = document(routes(_service())(None), version="0")  # type: ignore[arg-type]
+    validate(doc)
+    op = doc["paths"]["/api/v1/calls/{call_id}/transfer"]["post"]
+    assert set(op["responses"]) >= {"202", "400", "403", "404", "409", "502"}

@@ -35,6 +35,15 @@ def _bridged_with(chans: list[dict[str, str]], ext: str) -> bool:
     return any(c["Channel"].startswith(f"PJSIP/{ext}-") and c.get("BridgeId") in callers for c in chans)
 
 
+async def _wait_bridged(witness: Witness, ext: str, timeout: float = 5.0) -> bool:
+    """Poll AMI (an independent client) until the trunk caller and phone ``ext`` share a bridge."""
+    for _ in range(int(timeout / 0.1)):
+        if _bridged_with(await witness.channels(), ext):
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
 async def _talking(daemon: DaemonProc, floor: Floor) -> tuple[Any, Any, Any, str, int]:
     """alice (idle longest) talks with a caller of sales; bob is Ready."""
     alice = await floor.login(daemon, "alice")
@@ -95,7 +104,7 @@ async def test_blind_transfer_agent_to_agent(recording_daemon: Any, floor: Floor
                        target="bob", result="ringing")
     await daemon.until("call.leg_started", 10, after=mark, call_id=call_id, agent="bob")
     await daemon.until("call.bridged", 10, after=mark, call_id=call_id, agent="bob")
-    assert _bridged_with(await witness.channels(), "2002"), "the caller is not bridged with bob"
+    assert await _wait_bridged(witness, "2002"), "the caller is not bridged with bob"
     await floor.wait(lambda: leg.ended, 5, "alice's leg to end")
     assert not h.ended
     rec = await _ends(daemon, floor, h, call_id, mark, "bob")
@@ -127,7 +136,7 @@ async def test_blind_transfer_agent_to_queue_keeps_seniority(daemon: DaemonProc,
                        result="queued")
     await daemon.until("call.leg_started", 10, after=mark, call_id=call_id, agent="carol")
     await daemon.until("call.bridged", 10, after=mark, call_id=call_id, agent="carol")
-    assert _bridged_with(await witness.channels(), "2003")
+    assert await _wait_bridged(witness, "2003")
     rec = await _ends(daemon, floor, h, call_id, mark, "carol")
     a, c = _states(daemon, mark, "alice"), _states(daemon, mark, "carol")
     assert [s for _, s, _ in a] == ["Reserved", "Busy", "WrapUp", "Ready"], a
@@ -157,8 +166,7 @@ async def test_attended_transfer_agent_to_agent(recording_daemon: Any, floor: Fl
     await daemon.until("transfer.done", 10, after=mark, call_id=call_id, kind="attended", to_kind="agent",
                        target="bob", result="taken")
     await floor.wait(lambda: leg.ended and consult.ended, 5, "alice's two legs to end")
-    await asyncio.sleep(0.5)
-    assert _bridged_with(await witness.channels(), "2002"), "the caller is not bridged with bob"
+    assert await _wait_bridged(witness, "2002"), "the caller is not bridged with bob"
     assert not h.ended
     a, b = _states(daemon, mark, "alice"), _states(daemon, mark, "bob")
     assert [s for _, s, _ in a] == ["Reserved", "Busy", "WrapUp"], a
@@ -203,7 +211,7 @@ async def test_api_transfer_to_agent_is_authorised_and_audited(daemon: DaemonPro
     await daemon.until("transfer.done", 10, after=mark, call_id=call_id, to_kind="agent", target="bob",
                        result="ringing")
     await daemon.until("call.bridged", 10, after=mark, call_id=call_id, agent="bob")
-    assert _bridged_with(await witness.channels(), "2002")
+    assert await _wait_bridged(witness, "2002")
     await floor.wait(lambda: alice.calls[-1].ended, 5, "alice's leg to end")
     rec = await _ends(daemon, floor, h, call_id, mark, "bob")
     assert [s for _, s, _ in _states(daemon, mark, "alice")] == ["Reserved", "Busy", "WrapUp", "Ready"]
@@ -230,8 +238,12 @@ async def test_blind_transfer_to_an_allowed_outside_number(daemon: DaemonProc, f
     ring = next(x for x in outside.calls if x.state in ("INCOMING", "EARLY"))
     ring.phone._answer(ring)
     await floor.wait(lambda: ring.state == "CONFIRMED", 5, "the outside party to answer")
-    chans = await witness.channels()
-    trunk = [c for c in chans if c["Channel"].startswith("PJSIP/trunk-pstn-") and c.get("BridgeId")]
+    for _ in range(50):  # Asterisk bridges the two a moment after the answer
+        chans = await witness.channels()
+        trunk = [c for c in chans if c["Channel"].startswith("PJSIP/trunk-pstn-") and c.get("BridgeId")]
+        if len(trunk) == 2:
+            break
+        await asyncio.sleep(0.1)
     assert len(trunk) == 2 and trunk[0]["BridgeId"] == trunk[1]["BridgeId"], chans  # caller <-> outside
     assert not h.ended
     rec = daemon.call_record(call_id)

@@ -126,3 +126,32 @@ async def test_api_transfer_sends_one_blind_transfer_of_the_agents_channel():
     assert name == "BlindTransfer"
     assert (headers["Channel"], headers["Context"], headers["Exten"]) == ("PJSIP/2001-00000003", "cc-xfer", "803")
     await asyncio.sleep(0)
+
+
+async def test_supervision_follows_the_agent_who_now_holds_the_call(tmp_path):
+    """After an attended transfer's AMI events, a supervisor's whisper on bob spies on bob's leg (the
+    consult leg now talking with the caller); alice, gone from the call, can no longer be spied on."""
+    from callcenter.events import Bus
+    from callcenter.features.supervision.handlers import agi_spy
+    from callcenter.features.supervision.service import SupervisionService
+    from callcenter.persistence import DbThread
+    from tests.unit.media_fakes import FakeSession, event, lab_cfg
+
+    db = DbThread("test-db")
+    svc = SupervisionService(lab_cfg(tmp_path), db=db, bus=Bus())
+    await svc.start()
+    try:
+        alice, bob = "PJSIP/2001-00000003", "PJSIP/2002-00000006"
+        svc.on_event(event("BridgeEnter", alice, CC_ROLE="agent", CC_AGENT="alice", CC_CALL_ID=CID))
+        svc.on_event(event("BridgeEnter", bob, CC_ROLE="agent", CC_AGENT="bob", CC_CALL_ID=CID))  # the consult
+        svc.on_event(event("Hangup", alice, CC_ROLE="agent", CC_AGENT="alice", CC_CALL_ID=CID))  # transferred
+        svc.on_event(event("BridgeEnter", bob, CC_ROLE="agent", CC_AGENT="bob", CC_CALL_ID=CID))  # with the caller
+        s = FakeSession(("whisper", "2002", "2004"), pin="4321")
+        await agi_spy(svc, s)  # type: ignore[arg-type]
+        assert s.vars["CC_SPY"] == "ok" and s.vars["CC_SPY_TARGET"] == bob
+        s = FakeSession(("listen", "2001", "2004"), pin="4321")
+        await agi_spy(svc, s)  # type: ignore[arg-type]
+        assert s.vars.get("CC_SPY") != "ok"
+    finally:
+        await svc.close()
+        db.close()

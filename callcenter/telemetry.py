@@ -66,6 +66,8 @@ class Metrics:
         self.ami_connected = Gauge("callcenter_ami_connected", "1 while AMI is logged in and synced", registry=r)
         self.ami_reconnects = Counter("callcenter_ami_reconnects", "AMI (re)connections", registry=r)
         self.amd = Counter("callcenter_amd_verdicts", "Live AMD verdicts", ["verdict"], registry=r)
+        self.transfers = Counter("callcenter_transfers", "Transfers by kind (blind, attended), target kind and result",
+                                 ["kind", "to", "result"], registry=r)
         self.agi_sessions = Counter("callcenter_agi_sessions", "FastAGI sessions, by script and result",
                                     ["script", "result"], registry=r)
         # the dialler: labels are configured campaign names and fixed outcome names only
@@ -92,6 +94,7 @@ class Metrics:
         bus.subscribe(ev.QueueFigures, self._queue_figures)
         bus.subscribe(ev.AmdVerdict, lambda e: self.amd.labels(e.verdict).inc())
         bus.subscribe(ev.DialerOutcome, lambda e: self.dial_outcomes.labels(e.campaign, e.outcome).inc())
+        bus.subscribe(ev.CallTransferred, lambda e: self.transfers.labels(e.kind, e.to_kind, e.result).inc())
 
     def watch_db(self, db_thread: Any) -> None:
         """Export a :class:`~callcenter.persistence.DbThread`'s backlog and failed writes (read at scrape

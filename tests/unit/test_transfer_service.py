@@ -155,3 +155,18 @@ async def test_supervision_follows_the_agent_who_now_holds_the_call(tmp_path):
     finally:
         await svc.close()
         db.close()
+
+
+async def test_transfers_are_counted_by_kind_target_kind_and_result():
+    """callcenter_transfers_total counts transfers with fixed label values only (never a call id or number)."""
+    from prometheus_client import generate_latest
+
+    from callcenter.telemetry import Metrics
+    svc, t, _ = _talking()
+    m = Metrics()
+    m.subscribe(svc.bus)
+    t.on_ami_event(_event(BLIND))
+    svc.submit(xfer.TransferTarget(CID, "queue", "empty"))
+    text = generate_latest(m.registry).decode()
+    assert 'callcenter_transfers_total{kind="blind",result="queued",to="queue"} 1.0' in text
+    assert CID not in text

@@ -54,6 +54,8 @@ from callcenter.features.trunks import registrations as trunk_regs
 from callcenter.features.access.service import AccessService
 from callcenter.features.api.live import LiveFloor
 from callcenter.features.api.routes import Api, Ports
+from callcenter.features.transfer.api import routes as transfer_routes
+from callcenter.features.transfer.service import TransferService
 from callcenter.http import start_http
 from callcenter.features.supervision.service import SupervisionService
 from callcenter.features.webhooks.routes import routes as webhook_routes
@@ -129,6 +131,9 @@ class Daemon:
                                        dirs=lambda: (Path(self.recording.dir), self.recording.asterisk_dir),
                                        dial_back_for=self.callback.dial_back_for,
                                        queue_digit=self.callback.agi_queue_digit, tasks=self.tasks)
+        self.transfers = TransferService(self._config, self.acd, self.ami, node=node,
+                                         agent_channel=lambda a: self.supervision.agent_channels.get(a),
+                                         on_consult=self.recording.follow)
         self.access = AccessService(cfg, db=self.db)
         self.cards = CardsMonitor(cfg.cards, self.metrics.registry)  # span alarms (DAHDI cards)
         self.dialer = _build_dialer(self)
@@ -141,7 +146,7 @@ class Daemon:
         routes: dict[str, Callable[..., Any]] = {}
         for part in (self.ivr.routes(), self.acd_handlers.routes(), self.callback.routes(), self.messages.routes(),
                      self.survey.routes(), self.amd_handlers.routes(), self.recording.agi_routes(),
-                     self.supervision.agi_routes()):
+                     self.supervision.agi_routes(), self.transfers.agi_routes()):
             routes.update(part)
         self.agi = AgiServer(cfg.agi.host, cfg.agi.port, routes,
                              on_session=lambda s, r: self.metrics.agi_sessions.labels(s, r).inc())
@@ -155,6 +160,7 @@ class Daemon:
                                        live_call=lambda call_id: self.acd.state.calls.get(call_id))
         self.api.p.extra_routes.append(webhook_routes(self.webhooks))
         self.api.p.extra_routes.append(crm_routes(self.crm))
+        self.api.p.extra_routes.append(transfer_routes(self.transfers))
         self.api.p.customer_of = self.live.customer_of = self.crm.record
         self.provisioning = (ProvisioningServer(self._config, self.metrics.registry)
                              if cfg.provisioning.enabled else None)
@@ -173,6 +179,7 @@ class Daemon:
             "acd_actions": len(self.acd.by_action), "acd_in_agi": len(self.acd.in_agi),
             "ami_in_flight": self.ami.in_flight, "agi_sessions": self.agi.open_sessions,
             "tasks": self.tasks.running, "recordings_active": len(self.recording.active),
+            "recordings_following": len(self.recording.following),
             "recordings_finalizing": len(self.recording.finalizing),
             "supervision_channels": len(self.supervision.agent_channels),
             "dialer_lines": len(d.lines), "dialer_actions": len(d.by_action), "dialer_calls": len(d.by_call),
@@ -393,6 +400,7 @@ class Daemon:
         self._guard("cards", self.cards.on_event, msg)
         self._guard("trunks", self.trunks.on_event, msg)
         self._guard("messages", self.messages.on_event, msg)
+        self._guard("transfers", self.transfers.on_ami_event, msg)
         owned = self._guard("dialer", self._dialer_event, msg)
         if not owned:  # an OriginateResponse of the dialler's own lines is not the ACD's
             self._guard("acd", lambda m: self.acd.on_ami_event(self.node, m), msg)

@@ -21,6 +21,7 @@ __all__ = [
     "CallEnded", "CallOutcome", "CallOverflowed", "AgentStateChanged", "CallbackStored", "CallbackDone",
     "QueueFigures", "RecordingEvent", "SpyEvent", "DialerOutcome", "DispositionSet", "AmdVerdict",
     "CallRepeat", "CsatRated", "MessageLeft",
+    "CallLegEnded", "CallLegStarted", "CallTransferred",
 ]
 
 log = structlog.get_logger("callcenter.events")
@@ -205,6 +206,39 @@ class AmdVerdict(DomainEvent):
     verdict: str
     decided_ms: int
     beep_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class CallLegEnded(DomainEvent):
+    """An agent stopped holding a transferred call (features.transfer): their leg and talk time."""
+
+    call_id: str
+    agent: str
+    answered_at: float
+    at: float
+    how: str  # transfer:blind | transfer:attended | completed
+
+
+@dataclass(frozen=True)
+class CallLegStarted(DomainEvent):
+    """The next agent took a transferred call over: the record's agent is now theirs."""
+
+    call_id: str
+    agent: str
+    at: float
+
+
+@dataclass(frozen=True)
+class CallTransferred(DomainEvent):
+    """A transfer resolved (features.transfer): blind | attended, from whom, to what, and how it went."""
+
+    call_id: str
+    kind: str
+    from_agent: str
+    to_kind: str
+    target: str
+    result: str
+    at: float
 
 
 Handler = Callable[[Any], object]

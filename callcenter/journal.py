@@ -29,6 +29,7 @@ from callcenter.features.acd.agents import AgentState
 from callcenter.features.acd.model import Call
 from callcenter.features.acd.store import AgentStore
 from callcenter.features.callback.store import CallbackStore
+from callcenter.features.transfer.store import LegStore
 from callcenter.persistence import Migration, connect, migrate, transaction
 from callcenter.persistence.db import column_missing
 
@@ -42,7 +43,7 @@ E = TypeVar("E", bound=ev.DomainEvent)
 JOURNALLED: frozenset[type[ev.DomainEvent]] = frozenset({
     ev.CallStarted, ev.CallPath, ev.CallQueued, ev.CallOffered, ev.CallAnswered, ev.CallEnded, ev.CallOutcome,
     ev.CallOverflowed, ev.AgentStateChanged, ev.CallbackStored, ev.CallbackDone, ev.CallRepeat, ev.CsatRated,
-    ev.MessageLeft})
+    ev.MessageLeft, ev.CallLegEnded, ev.CallLegStarted, ev.CallTransferred})
 OutboxHook = Callable[[ev.DomainEvent], "Callable[[sqlite3.Connection], None] | None"]
 
 
@@ -138,6 +139,7 @@ class Journal:
         migrate(self.db, "journal", MIGRATIONS)
         self.callback_store = CallbackStore(self.db)
         self.agent_store = AgentStore(self.db)
+        self.leg_store = LegStore(self.db)  # transferred calls (features/transfer)
         self._outbox: list[OutboxHook] = []
 
     def close(self) -> None:
@@ -181,6 +183,9 @@ class Journal:
         on(ev.CsatRated, lambda e: self.db.execute("UPDATE calls SET csat=? WHERE call_id=?", (e.rating, e.call_id)))
         on(ev.MessageLeft, lambda e: self.db.execute("UPDATE calls SET message=? WHERE call_id=?",
                                                      (e.msg_id, e.call_id)))
+        on(ev.CallLegEnded, lambda e: self.leg_store.leg_ended(e.call_id, e.agent, e.answered_at, e.at, e.how))
+        on(ev.CallLegStarted, lambda e: self.leg_store.leg_started(e.call_id, e.agent))
+        on(ev.CallTransferred, lambda e: self.leg_store.transferred(e.call_id, e.kind, e.to_kind, e.target))
 
     def _together(self, write: Callable[[E], None], e: E, extra: list[Callable[[sqlite3.Connection], None]]) -> None:
         with transaction(self.db):

@@ -70,6 +70,8 @@ class Metrics:
                               buckets=tuple(range(10)), registry=r)
         self.repeats = Counter("callcenter_repeat_calls", "Calls flagged as repeat callers, per queue", ["queue"],
                                registry=r)
+        self.transfers = Counter("callcenter_transfers", "Transfers by kind (blind, attended), target kind and result",
+                                 ["kind", "to", "result"], registry=r)
         self.agi_sessions = Counter("callcenter_agi_sessions", "FastAGI sessions, by script and result",
                                     ["script", "result"], registry=r)
         # the dialler: labels are configured campaign names and fixed outcome names only
@@ -98,6 +100,7 @@ class Metrics:
         bus.subscribe(ev.DialerOutcome, lambda e: self.dial_outcomes.labels(e.campaign, e.outcome).inc())
         bus.subscribe(ev.CsatRated, lambda e: self.csat.labels(e.queue).observe(e.rating))
         bus.subscribe(ev.CallRepeat, lambda e: self.repeats.labels(e.queue).inc())
+        bus.subscribe(ev.CallTransferred, lambda e: self.transfers.labels(e.kind, e.to_kind, e.result).inc())
 
     def watch_db(self, db_thread: Any) -> None:
         """Export a :class:`~callcenter.persistence.DbThread`'s backlog and failed writes (read at scrape

@@ -47,6 +47,9 @@ SURVEY: Final = "CC_SURVEY"        # 1 on a caller whose queue asks the after-ca
 MSG_FILE: Final = "CC_MSG_FILE"    # a message's file as Asterisk sees it, no extension (daemon-generated)
 MSG_MAX: Final = "CC_MSG_MAX"      # the longest message (s)
 MSG_SILENCE: Final = "CC_MSG_SILENCE"  # silence that ends the message (s)
+CONSULT: Final = "CC_CONSULT"      # on an agent's consult call: the call id it is about (set by the daemon)
+CONSULT_AGENT: Final = "CC_CONSULT_AGENT"  # ... and the agent whose phone it rings
+DEST: Final = "CC_DEST"            # the agent extension a desk phone dialled (a rendered literal)
 # globals rendered into extensions.conf
 AGI_URL: Final = "CC_AGI"
 AUDIOSOCKET: Final = "CC_AUDIOSOCKET"
@@ -73,6 +76,10 @@ CTX_SPY: Final = "cc-spy"
 CTX_SPY_API: Final = "cc-spy-api"  # the browser's Listen/Whisper/Barge: the supervisor's phone, originated
 CTX_SURVEY: Final = "cc-survey"
 CTX_MESSAGE: Final = "cc-message"
+CTX_XFER: Final = "cc-xfer"          # TRANSFER_CONTEXT of agent legs: a blind transfer's target, checked by the daemon
+CTX_CONSULT: Final = "cc-consult"    # a desk phone dialled an agent's extension (a consult when on a call)
+CTX_CONSULT_LEG: Final = "cc-consult-leg"    # Dial() b() on the consulted agent's leg: its CC_* variables
+CTX_CONSULT_CLAIM: Final = "cc-consult-claim"  # Dial() U() on the consulted agent's answered leg
 CTX_REC_START: Final = "cc-rec-start"
 CTX_REC_PAUSE: Final = "cc-rec-pause"
 CTX_REC_RESUME: Final = "cc-rec-resume"
@@ -89,6 +96,7 @@ CONTEXTS: Final = frozenset(v for k, v in dict(globals()).items()
 AGI_SCRIPTS: Final = frozenset({
     "ivr", "queue-hook", "queue-digit", "fallback", "agent", "agent-claim", "amd-start", "amd-result",
     "outbound-answered", "record", "spy", "survey", "message-done",
+    "outbound-answered", "record", "spy", "transfer", "consult",
 })
 
 # --- AMI events the daemon (and the lab's witness) acts on; Asterisk sends its AMI user no other
@@ -100,6 +108,7 @@ AMI_EVENTS: Final = (
     "DeviceStateChange", "ChanSpyStart", "ChanSpyStop", "UserEvent",
     "Alarm", "AlarmClear", "SpanAlarm", "SpanAlarmClear",  # chan_dahdi: telephony card spans (features.cards)
     "Registry",  # a trunk's outbound registration (callcenter.features.trunks)
+    "DeviceStateChange", "ChanSpyStart", "ChanSpyStop", "UserEvent", "BlindTransfer", "AttendedTransfer",
 )
 
 ROLE_CALLER: Final = "caller"

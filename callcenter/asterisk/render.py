@@ -90,8 +90,12 @@ def render(cfg: Config, *, agi_host: str | None = None) -> dict[str, str]:
         *phone_extensions(cfg),  # recording and supervision codes
         "; phone to phone (explicit extensions only: no dial patterns, no toll fraud)",
     ]
+    agent_phones = {a.phone for a in cfg.agents.values()}
     for ext in cfg.phones:
-        d.append(f"exten => {ext},1,Dial(PJSIP/{ext},30)")
+        if ext in agent_phones:  # an agent's phone: through cc-consult (consults, attended transfers)
+            d += [f"exten => {ext},1,Set(CC_DEST={ext})", " same => n,Goto(cc-consult,s,1)"]
+        else:
+            d.append(f"exten => {ext},1,Dial(PJSIP/{ext},30)")
     card_plan, _ = cards_plan(cfg.cards, {n: t.dids for n, t in cfg.trunks.items()})
     d += cards.phone_extensions(card_plan)  # analog phones on FXS ports
     d.append("; the DIDs, so a desk phone can test the IVR")

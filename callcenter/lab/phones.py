@@ -157,6 +157,19 @@ class _Call(pj.Call):
             traceback.print_exc()
 
 
+    def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:  # noqa: N802 - pj API
+        """We transferred this call (REFER): once the far end reports success, hang up as a desk phone
+        does (RFC 5589; Asterisk waits for the transferor's BYE)."""
+        try:
+            code = int(getattr(prm.statusCode, "value", prm.statusCode))
+            if prm.finalNotify and 200 <= code < 300:
+                prm.cont = False
+                op = pj.CallOpParam()
+                op.statusCode = pj.StatusCode.OK
+                self.hangup(op)
+        except Exception:  # noqa: BLE001 - an exception here would abort the process
+            traceback.print_exc()
+
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802 - pj API
         try:
             # Feed the (null) capture device into the call: a stream nobody transmits to is not

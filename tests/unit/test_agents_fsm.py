@@ -69,8 +69,17 @@ def test_resync_busy_is_legal_everywhere():
 
 
 def test_busy_agent_can_only_hang_up():
-    """A talking agent cannot log out or pause: only hang-up (or resync) moves them."""
-    assert set(TRANSITIONS[S.BUSY]) == {T.HANGUP, T.RESYNC_BUSY}
+    """A talking agent cannot log out or pause: only hang-up (or resync, taking over another call, or the end
+    of a consult taken on a break or logged out) moves them."""
+    assert set(TRANSITIONS[S.BUSY]) == {T.HANGUP, T.RESYNC_BUSY, T.TAKE_OVER, T.CONSULT_DONE_PAUSED,
+                                        T.CONSULT_DONE_LOGGED_OUT}
+    assert transition(S.BUSY, T.TAKE_OVER) is S.BUSY
+
+
+def test_take_over_never_from_a_ringing_offer():
+    """TAKE_OVER (a handed-over call) makes Busy from every state but Reserved (the core withdraws that offer first)."""
+    assert {s for s in AgentState if T.TAKE_OVER in TRANSITIONS[s]} == set(AgentState) - {S.RESERVED}
+    assert all(transition(s, T.TAKE_OVER) is S.BUSY for s in AgentState if s is not S.RESERVED)
 
 
 def test_states_and_triggers_string_values():

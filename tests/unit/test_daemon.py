@@ -138,6 +138,8 @@ async def test_reload_refuses_to_remove_a_queue_with_callers(running) -> None:
         m["options"] = {k: v for k, v in m["options"].items() if v != {"queue": "empty"}}
     for t in data["trunks"].values():
         t["dids"] = {k: v for k, v in t["dids"].items() if v != {"queue": "empty"}}
+    codes = data.get("transfers", {}).get("queues", {})  # transfer codes to it go too
+    data.get("transfers", {})["queues"] = {k: v for k, v in codes.items() if v != "empty"}
     path.write_text(yaml.safe_dump(data))
     if not await d.reload():
         assert any(p.startswith("queues.empty") for p in d.status()["config"]["last_reload"]["problems"])

@@ -219,10 +219,14 @@ def test_supervision_codes_are_literal_per_agent_and_go_to_cc_spy():
 
 
 def test_every_phone_is_a_literal_extension():
-    """Each phone is dialable from cc-phones by its literal extension."""
+    """Each phone is dialable from cc-phones by its literal extension; an agent's through cc-consult."""
     ctx = section(OUT["extensions.conf"], "cc-phones")["exten"]
+    agent_phones = {a.phone for a in CFG.agents.values()}
     for ext in CFG.phones:
-        assert f"{ext},1,Dial(PJSIP/{ext},30)" in ctx
+        if ext in agent_phones:
+            assert f"{ext},1,Set(CC_DEST={ext})" in ctx
+        else:
+            assert f"{ext},1,Dial(PJSIP/{ext},30)" in ctx
 
 
 def test_every_did_is_a_literal_extension():
@@ -237,12 +241,17 @@ def test_every_did_is_a_literal_extension():
 
 
 def test_no_catch_all_patterns():
-    """The only patterns are pause-with-reason and the one-key wait-loop digit; no '_X.'-style catch-alls."""
+    """The only patterns are pause-with-reason, the one-key wait-loop digit and cc-xfer's transfer target
+    (whose digits only the daemon's AGI reads, through FILTER); no '_X.'-style catch-alls that dial."""
     patterns = [e for _, kv in sections(OUT["extensions.conf"]) for e in kv.get("exten", [])
                 if e.startswith("_")]
     assert [p.split(",", 1)[0] for p in patterns] == ["_*63X", "_*63XX", "_*63XXX", "_*63XXXX", "_*69X", "_*69XX"]
     text = OUT["extensions.conf"] + OUT["callcenter-dialplan.conf"]
-    assert not re.search(r"exten\s*=>\s*_(?!\*63X{1,4},|\*69X{1,2},|\[0-9\*#\],)", text)
+    assert not re.search(r"exten\s*=>\s*_(?!\*63X{1,4},|\*69X{1,2},|\[0-9\*#\],|\[0-9\*\]!,)", text)
+    xfer = section(OUT["callcenter-dialplan.conf"], "cc-xfer")["exten"]
+    assert xfer[0] == "_[0-9*]!,1,Set(CC_NEXT=)"
+    assert "AGI(${CC_AGI}/transfer,${FILTER(0-9*,${EXTEN})})" in " ".join(xfer + section(
+        OUT["callcenter-dialplan.conf"], "cc-xfer").get("same", []))
     assert "_X." not in text and "_." not in text and "X." not in text
 
 

@@ -32,19 +32,24 @@ class Trigger(StrEnum):
     HANGUP = "hangup"
     WRAP_DONE = "wrap_done"
     RESYNC_BUSY = "resync_busy"  # Asterisk shows the agent talking after a reconnect/restart
+    TAKE_OVER = "take_over"  # the agent talks with a caller handed over (consult, attended transfer)
+    CONSULT_DONE_PAUSED = "consult_done_paused"  # a consult taken during a break is over: back on the break
+    CONSULT_DONE_LOGGED_OUT = "consult_done_logged_out"  # ... taken while logged out: logged out again
 
 
 S, T = AgentState, Trigger
 
 TRANSITIONS: dict[AgentState, dict[Trigger, AgentState]] = {
-    S.LOGGED_OUT: {T.LOGIN: S.READY, T.RESYNC_BUSY: S.BUSY},
+    S.LOGGED_OUT: {T.LOGIN: S.READY, T.RESYNC_BUSY: S.BUSY, T.TAKE_OVER: S.BUSY},
     S.READY: {T.RESERVE: S.RESERVED, T.PAUSE: S.PAUSED, T.LOGOUT: S.LOGGED_OUT, T.LOGIN: S.READY,
-              T.UNPAUSE: S.READY, T.RESYNC_BUSY: S.BUSY},
+              T.UNPAUSE: S.READY, T.RESYNC_BUSY: S.BUSY, T.TAKE_OVER: S.BUSY},
     S.RESERVED: {T.ANSWER: S.BUSY, T.NO_ANSWER: S.READY, T.AUTO_PAUSE: S.PAUSED, T.RESYNC_BUSY: S.BUSY},
-    S.BUSY: {T.HANGUP: S.WRAPUP, T.RESYNC_BUSY: S.BUSY},
-    S.WRAPUP: {T.WRAP_DONE: S.READY, T.PAUSE: S.PAUSED, T.LOGOUT: S.LOGGED_OUT, T.RESYNC_BUSY: S.BUSY},
+    S.BUSY: {T.HANGUP: S.WRAPUP, T.RESYNC_BUSY: S.BUSY, T.TAKE_OVER: S.BUSY, T.CONSULT_DONE_PAUSED: S.PAUSED,
+             T.CONSULT_DONE_LOGGED_OUT: S.LOGGED_OUT},
+    S.WRAPUP: {T.WRAP_DONE: S.READY, T.PAUSE: S.PAUSED, T.LOGOUT: S.LOGGED_OUT, T.RESYNC_BUSY: S.BUSY,
+               T.TAKE_OVER: S.BUSY},
     S.PAUSED: {T.UNPAUSE: S.READY, T.PAUSE: S.PAUSED, T.LOGOUT: S.LOGGED_OUT, T.LOGIN: S.PAUSED,
-               T.RESYNC_BUSY: S.BUSY},
+               T.RESYNC_BUSY: S.BUSY, T.TAKE_OVER: S.BUSY},
 }
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from callcenter.features.acd import index as _ix  # the routing index (imported as a module: no cycle)
 from callcenter.features.acd import routing
+from callcenter.features.acd import transfer as _transfer  # transfers: a part of step() (no cycle at import)
 from callcenter.features.acd.agents import AgentState, IllegalTransition, Trigger, transition
 from callcenter.features.ivr.model import is_open
 
@@ -62,6 +63,7 @@ class Agent:
     # per queue, for leastrecent / fewestcalls (as app_queue counts them: calls of that queue)
     queue_calls: Mapping[str, int] = field(default_factory=dict)
     queue_last_end: Mapping[str, float] = field(default_factory=dict)
+    resume: str = ""  # during a consult taken on a break or logged out: "Paused" | "LoggedOut" (transfers)
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,11 @@ class Call:
     # A click-to-call: a callback pinned to one agent (``preferred``, for ever), dialled once, never
     # stored; it ends when that agent misses it or the customer does not answer.
     direct: bool = False
+    # Transfers (features/acd/transfer.py): legs so far beyond the first; "blind" while held between a
+    # blind transfer and its target; the colleague answering the holder's consult call about it.
+    transfers: int = 0
+    pending: str = ""
+    consult: str | None = None
 
 
 @dataclass(frozen=True)
@@ -506,6 +513,8 @@ def step(cfg: Config, state: AcdState, event: object, now: float) -> tuple[AcdSt
 
 
 def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
+    if _transfer.apply(cfg, tx, ev, now):
+        return
     match ev:
         case Login(agent=name) if name in tx.agents:
             a = tx.agents[name]
@@ -581,6 +590,8 @@ def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
             tx.out.append(CallbackStored(c))
         case CallerLeft(call_id=cid) if cid in tx.calls:
             c = tx.calls[cid]
+            if _transfer.caller_left(tx, c, now):
+                return
             if c.answered_at is not None or (c.callback and not c.direct):
                 return  # talking: the agent leg's hangup ends it; a callback outlives its first call
             del tx.calls[cid]
@@ -603,7 +614,9 @@ def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
             q = cfg.queues.get(c.queue)
             if q is not None and name in q.members:  # round-robin strategies remember who answered
                 tx.rr_last = {**tx.rr_last, c.queue: q.members.index(name)}
-            if not c.callback:  # a callback is answered when the caller picks up (CallbackDialed)
+            if c.transfers:  # a transferred call: a new leg, the call was answered long ago
+                tx.out.append(_transfer.LegStarted(cid, name, now))
+            elif not c.callback:  # a callback is answered when the caller picks up (CallbackDialed)
                 tx.out.append(CallAnswered(cid, name, now))
         case OfferFailed(call_id=cid, agent=name) if name in tx.agents:
             c = tx.calls.get(cid)
@@ -616,6 +629,8 @@ def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
             else:
                 _miss(cfg, tx, c, now)
         case AgentHungUp(agent=name, call_id=cid) if name in tx.agents:
+            if _transfer.agent_hung_up(cfg, tx, name, cid, now):
+                return
             a = tx.agents[name]
             if a.state != AgentState.BUSY or a.call_id != cid:
                 return
@@ -923,6 +938,7 @@ def _resync(cfg: Config, tx: _Tx, ev: Resync, now: float) -> None:
                              ch.caller_num, ch.caller_name, priority=ch.priority, skills=ch.skills, node=ev.node)
     for cid in [cid for cid, c in tx.calls.items() if c.node == ev.node and c.interrupted_at is not None]:
         tx.calls[cid] = replace(tx.calls[cid], interrupted_at=None)  # still there: not interrupted after all
+    _transfer.resynced(tx, set(callers), ev.node, now)
     tx.synced = True
 
 

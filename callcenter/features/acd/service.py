@@ -25,6 +25,7 @@ from callcenter.asterisk import contract as cc
 from callcenter.asterisk.ami_client import AmiError, NotConnected, response
 from callcenter.asterisk.ami_events import bridge_enter, channel_endpoint, is_stand_in, is_zombie
 from callcenter.features.acd import model
+from callcenter.features.acd import transfer
 from callcenter.features.acd.agents import AgentState
 from callcenter.protocol.ami import Message
 from callcenter.tasks import Supervisor
@@ -222,6 +223,18 @@ class AcdService:
                 log.info("callback.done", call_id=c.call_id, outcome=c.outcome)
             case model.Rejected():
                 log.warning("core.rejected", event=type(c.event).__name__, reason=c.reason)
+            case transfer.LegEnded():  # transfers (features/transfer): legs and the transfer's outcome
+                self.bus.publish(ev.CallLegEnded(c.call_id, c.agent, c.answered_at, c.at, c.how))
+                log.info("call.leg_ended", call_id=c.call_id, agent=c.agent, how=c.how,
+                         talk_s=round(c.at - c.answered_at, 3))
+            case transfer.LegStarted():
+                self.bus.publish(ev.CallLegStarted(c.call_id, c.agent, c.at))
+                log.info("call.leg_started", call_id=c.call_id, agent=c.agent)
+            case transfer.TransferDone():
+                self.bus.publish(ev.CallTransferred(c.call_id, c.kind, c.from_agent, c.to_kind, c.target, c.result,
+                                                    now))
+                log.info("transfer.done", call_id=c.call_id, kind=c.kind, from_agent=c.from_agent, to_kind=c.to_kind,
+                         target=c.target, result=c.result)
 
     # ------------------------------------------------------------------ AMI actions
     def _ring(self, offers: list[model.Offer]) -> None:

@@ -115,6 +115,9 @@ class RecordingService:
             self.enabled = False
             log.error("recording.disabled", reason=str(e))
         self.active: dict[str, Active] = {}  # call id -> its running recording; emptied by Hangup
+        # call id -> the recording of a colleague's consult leg about it (features.transfer): it becomes
+        # the call's recording when the holder's leg hangs up (an attended transfer), or ends with its leg
+        self.following: dict[str, Active] = {}
         self.finalizing: set[str] = set()  # rec ids being finalized now
         self._own_store = store is None
         self._recovering: asyncio.Task[None] | None = None
@@ -164,8 +167,14 @@ class RecordingService:
                         if (ours and a.rec_id == rec_id) or a.channel == h.channel), None)
         if call_id is not None:
             a = self.active.pop(call_id)
+            if call_id in self.following:  # the holder left: the colleague's leg records the call from here
+                self.active[call_id] = self.following.pop(call_id)
             if not ours:  # the variable did not ride on this event: the channel names the recording
                 rec_id, ours = a.rec_id, True
+        elif (cid := next((c for c, a in self.following.items()
+                           if (ours and a.rec_id == rec_id) or a.channel == h.channel), None)) is not None:
+            a = self.following.pop(cid)  # a consult that ended without a transfer
+            rec_id, ours = a.rec_id, True
         if ours:
             self.tasks.spawn(self._finalize(rec_id, self.clock()), f"recording.finalize:{rec_id}")
 
@@ -212,12 +221,25 @@ class RecordingService:
         else:
             log.info("recording.not_started", call_id=call.call_id, agent=call.agent, policy=policy.mode)
 
+    async def follow(self, s: AgiSession, call_id: str, agent: str) -> Active | None:
+        """A colleague answered a consult about ``call_id`` (features.transfer; ``s`` runs on their leg):
+        if the call is being recorded, record that leg too — a second file pair of the same call id,
+        linked by it, which carries the recording on after an attended transfer."""
+        a = self.active.get(call_id)
+        if not self.enabled or a is None or a.paused or call_id in self.following:
+            return None
+        call = self.calls().get(call_id)
+        return await self.start_recording(s, call_id, agent, call.queue if call is not None else None,
+                                          f"consult:{a.rec_id}", into=self.following)
+
     async def start_recording(self, s: AgiSession, call_id: str, agent: str, queue: str | None,
-                              why: str) -> Active | None:
-        """MixMonitor on the agent channel the AGI session ``s`` runs on; its metadata row first."""
+                              why: str, *, into: dict[str, Active] | None = None) -> Active | None:
+        """MixMonitor on the agent channel the AGI session ``s`` runs on; its metadata row first
+        (``into``: where it is kept while running, by call id; the call's recordings by default)."""
         store = self._store()
-        if call_id in self.active:
-            return self.active[call_id]
+        reg = self.active if into is None else into
+        if call_id in reg:
+            return reg[call_id]
         now = self.clock()
         rec_id = rec.new_rec_id(now)
         opts = rec.mixmonitor_options(self.asterisk_dir, rec_id)  # only the rec_id reaches the path
@@ -232,12 +254,12 @@ class RecordingService:
             return None
         # Registered before the variable is set: the Hangup that carries CC_REC_ID can only come
         # after SET VARIABLE, so it always finds (and removes) this entry.
-        a = self.active[call_id] = Active(rec_id, call_id, agent, s.channel)
+        a = reg[call_id] = Active(rec_id, call_id, agent, s.channel)
         try:
             await s.set_var(C.REC_ID, rec_id)
         except ChannelGone:  # hung up right after MixMonitor started: finalize what it wrote
-            if self.active.get(call_id) is a:
-                del self.active[call_id]
+            if reg.get(call_id) is a:
+                del reg[call_id]
                 self.tasks.spawn(self._finalize(rec_id, self.clock()), f"recording.finalize:{rec_id}")
             raise
         log.info("recording.started", call_id=call_id, rec_id=rec_id, agent=agent, queue=queue, why=why,
@@ -341,7 +363,7 @@ class RecordingService:
         store = self._store()
         while True:
             self._recover_again = False
-            live = {a.rec_id for a in self.active.values()} | set(self.finalizing)
+            live = {a.rec_id for a in (*self.active.values(), *self.following.values())} | set(self.finalizing)
             now = self.clock()
             try:
                 results = await self.db.run(lambda: rec.recover(store, self.dir, now, active=live,

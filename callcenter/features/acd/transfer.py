@@ -1,0 +1,323 @@
+"""Transfers in the ACD core: what the daemon believes while a call changes hands.
+
+Part of :func:`callcenter.features.acd.model.step` (same rules: no I/O, no clock, named errors): the
+events here are applied to the step's working copy. A transferred call keeps its call id; each
+agent who held it ends a *leg* (:class:`LegEnded`: agent, answered, ended — that agent's talk time)
+and the next one starts one (:class:`LegStarted`). The agent who hands a call on goes to wrap-up at
+that moment; the agent who takes it is Busy on it from the moment they talk with the caller.
+
+Blind (SIP REFER from the desk phone, or the API's AMI BlindTransfer): :class:`BlindTransferStarted`
+(from AMI ``BlindTransfer``) puts the agent in wrap-up and *holds* the call (``Call.pending``) —
+neither waiting nor talking — until the caller, now in cc-xfer, tells the daemon where it goes
+(:class:`TransferTarget`): another agent (offered at once when Ready, else back to the call's
+queue), a queue (the caller keeps its seniority: ``entered_at``), or out of the ACD (a desk phone,
+an allow-listed outside number: the call record ends ``transferred``).
+
+Consult and attended: an agent on a call dials a colleague's extension (cc-consult);
+:class:`ConsultAnswered` shows the colleague Busy on the same call (``Call.consult``); AMI
+``AttendedTransfer`` (:class:`AttendedTransferred`) hands the call over. A consult that ends without
+a transfer frees the colleague (wrap-up of 0 s); the holder hanging up on the caller ends the call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from callcenter.features.acd import model as acd
+from callcenter.features.acd.agents import AgentState, Trigger
+
+if TYPE_CHECKING:
+    from callcenter.config import Config
+
+__all__ = ["BlindTransferStarted", "TransferTarget", "ConsultAnswered", "AttendedTransferred",
+           "LegEnded", "LegStarted", "TransferDone", "EVENTS", "COMMANDS", "TARGET_KINDS", "apply",
+           "agent_hung_up", "caller_left", "resynced"]
+
+TARGET_KINDS = frozenset({"agent", "queue", "out", "back"})
+
+
+# --------------------------------------------------------------------------- events
+
+@dataclass(frozen=True)
+class BlindTransferStarted:
+    """Asterisk moved the caller of ``call_id`` out of its bridge with ``agent`` (AMI BlindTransfer)."""
+
+    call_id: str
+    agent: str
+
+
+@dataclass(frozen=True)
+class TransferTarget:
+    """The caller arrived in cc-xfer; what the agent dialled means ``kind``: ``agent`` (name),
+    ``queue`` (name), ``out`` (leaves the ACD: a desk phone or an outside number) or ``back`` (not a
+    target the daemon accepts: the caller goes back to its queue)."""
+
+    call_id: str
+    kind: str
+    target: str = ""
+
+
+@dataclass(frozen=True)
+class ConsultAnswered:
+    """``agent`` answered a consult call about ``call_id`` (from the agent holding it)."""
+
+    call_id: str
+    agent: str
+
+
+@dataclass(frozen=True)
+class AttendedTransferred:
+    """AMI AttendedTransfer: the caller of ``call_id`` is now bridged with ``to_agent``'s consult leg,
+    or (``to_agent`` None) with a phone that is no agent's (``target``): the call leaves the ACD."""
+
+    call_id: str
+    to_agent: str | None
+    target: str = ""
+
+
+EVENTS = (BlindTransferStarted, TransferTarget, ConsultAnswered, AttendedTransferred)
+
+
+# --------------------------------------------------------------------------- commands
+
+@dataclass(frozen=True)
+class LegEnded:
+    """``agent`` stopped holding ``call_id``: talked from ``answered_at`` to ``at``; ``how``:
+    ``transfer:blind``, ``transfer:attended`` or ``completed``."""
+
+    call_id: str
+    agent: str
+    answered_at: float
+    at: float
+    how: str
+
+
+@dataclass(frozen=True)
+class LegStarted:
+    """``agent`` took over ``call_id`` at ``at`` (a transferred call answered again)."""
+
+    call_id: str
+    agent: str
+    at: float
+
+
+@dataclass(frozen=True)
+class TransferDone:
+    """What became of a transfer: ``kind`` blind | attended, the target as resolved, ``result``
+    ringing | queued | out | agent-unavailable | refused | taken."""
+
+    call_id: str
+    kind: str
+    from_agent: str
+    to_kind: str
+    target: str
+    result: str
+
+
+COMMANDS = (LegEnded, LegStarted, TransferDone)
+
+
+# --------------------------------------------------------------------------- applying
+
+def apply(cfg: Config, tx: acd._Tx, ev: object, now: float) -> bool:
+    """Apply a transfer event; False if ``ev`` is none."""
+    match ev:
+        case BlindTransferStarted(call_id=cid, agent=name):
+            _blind_start(cfg, tx, cid, name, now)
+        case TransferTarget():
+            _target(cfg, tx, ev, now)
+        case ConsultAnswered(call_id=cid, agent=name):
+            _consult(cfg, tx, cid, name, now)
+        case AttendedTransferred():
+            _attended(cfg, tx, ev, now)
+        case _:
+            return False
+    return True
+
+
+def _holding(tx: acd._Tx, c: acd.Call | None) -> bool:
+    """``c`` is a live conversation with an agent (not waiting, not ringing, not held in a transfer)."""
+    return (c is not None and c.agent is not None and c.answered_at is not None and not c.pending
+            and c.agent in tx.agents and (not c.callback or c.connected))
+
+
+def _leave(cfg: Config, tx: acd._Tx, c: acd.Call, now: float, how: str) -> None:
+    """The holder of ``c`` leaves it: to wrap-up (if Busy on it), and its leg ends."""
+    name = c.agent
+    assert name is not None and c.answered_at is not None
+    a = tx.agents[name]
+    if a.state == AgentState.BUSY and a.call_id == c.call_id:
+        q = cfg.queues.get(c.queue)
+        tx.agent(name, Trigger.HANGUP, call_id=None, wrap_until=now + (q.wrapup_s if q is not None else 0.0),
+                 queue_last_end={**a.queue_last_end, c.queue: now})
+    tx.out.append(LegEnded(c.call_id, name, c.answered_at, now, how))
+
+
+def _blind_start(cfg: Config, tx: acd._Tx, cid: str, name: str, now: float) -> acd.Call | None:
+    c = tx.calls.get(cid)
+    if not _holding(tx, c) or c is None or c.agent != name:
+        return None
+    _leave(cfg, tx, c, now, "transfer:blind")
+    c = replace(c, pending="blind")  # the agent stays named: held, neither waiting nor offered
+    tx.calls[cid] = c
+    return c
+
+
+def _requeue(tx: acd._Tx, c: acd.Call, queue: str, now: float) -> acd.Call:
+    """Back to waiting in ``queue``: seniority (``entered_at``) kept, a fresh wait in that queue."""
+    c = replace(c, queue=queue, agent=None, answered_at=None, pending="", offer_deadline=None, tried=frozenset(),
+                ringing=frozenset(), transfers=c.transfers + 1, preferred=None, prefer_until=0.0,
+                queue_entered_at=now)  # a consult still going on stays known: its leg's end frees the colleague
+    tx.calls[c.call_id] = c
+    return c
+
+
+def _target(cfg: Config, tx: acd._Tx, ev: TransferTarget, now: float) -> None:
+    c = tx.calls.get(ev.call_id)
+    if c is not None and not c.pending and c.agent is not None:
+        c = _blind_start(cfg, tx, ev.call_id, c.agent, now)  # the BlindTransfer event was not seen (yet)
+    if c is None or not c.pending or c.agent is None:
+        return
+    origin = c.agent
+    kind, target, result = ev.kind, ev.target, ""
+    if kind == "agent":
+        b = tx.agents.get(target)
+        q = cfg.queues[c.queue]
+        if b is not None and target != origin and acd._available(b, now):
+            c = replace(c, agent=target, answered_at=None, pending="", tried=frozenset(), ringing=frozenset(),
+                        offer_deadline=now + q.ring_timeout_s + acd.OFFER_GRACE_S, transfers=c.transfers + 1,
+                        preferred=None, prefer_until=0.0, route=f"transfer from={origin} to={target}")
+            tx.calls[c.call_id] = c
+            tx.agent(target, Trigger.RESERVE, call_id=c.call_id)
+            tx.out.append(acd.Offer(c.call_id, target, b.phone, c.channel, c.caller_num, c.caller_name,
+                                    q.ring_timeout_s, f"transfer from={origin} to={target}"))
+            tx.out.append(TransferDone(c.call_id, "blind", origin, "agent", target, "ringing"))
+            return
+        kind, target, result = "queue", c.queue, "agent-unavailable"
+    elif kind == "back" or (kind == "queue" and target not in cfg.queues):
+        kind, target, result = "queue", c.queue, "refused"
+    if kind == "queue":
+        _requeue(tx, c, target, now)
+        tx.out.append(TransferDone(c.call_id, "blind", origin, "queue", target, result or "queued"))
+        return
+    del tx.calls[c.call_id]  # out of the ACD: a desk phone or an outside number
+    tx.out.append(TransferDone(c.call_id, "blind", origin, "out", target, "out"))
+    tx.out.append(acd.CallEnded(c.call_id, "transferred", now, agent=origin))
+
+
+def _consult(cfg: Config, tx: acd._Tx, cid: str, name: str, now: float) -> None:
+    c = tx.calls.get(cid)
+    if not _holding(tx, c) or c is None or name not in tx.agents or c.agent == name:
+        return
+    _free_offer(cfg, tx, name, now)
+    a = tx.agents[name]
+    if a.state != AgentState.BUSY:  # on a call now: Busy (a break or a logout resumes after the consult)
+        resume = str(a.state) if a.state in (AgentState.PAUSED, AgentState.LOGGED_OUT) else ""
+        tx.agent(name, Trigger.TAKE_OVER, call_id=cid, wrap_until=None, resume=resume)
+    tx.calls[cid] = replace(c, consult=name)  # Busy on a call of their own: that one stays theirs
+
+
+def _consult_over(tx: acd._Tx, name: str, now: float) -> None:
+    """The colleague's consult leg ended: free again (no wrap-up), or back on their break / logged out."""
+    a = tx.agents[name]
+    if a.resume == str(AgentState.PAUSED):
+        tx.agent(name, Trigger.CONSULT_DONE_PAUSED, call_id=None, resume="")
+    elif a.resume == str(AgentState.LOGGED_OUT):
+        tx.agent(name, Trigger.CONSULT_DONE_LOGGED_OUT, call_id=None, resume="")
+    else:
+        tx.agent(name, Trigger.HANGUP, call_id=None, wrap_until=now)
+
+
+def _attended(cfg: Config, tx: acd._Tx, ev: AttendedTransferred, now: float) -> None:
+    c = tx.calls.get(ev.call_id)
+    if not _holding(tx, c) or c is None or c.agent == ev.to_agent:
+        return
+    origin = c.agent
+    assert origin is not None
+    _leave(cfg, tx, c, now, "transfer:attended")
+    to = ev.to_agent
+    if to is None or to not in tx.agents:
+        del tx.calls[c.call_id]
+        tx.out.append(TransferDone(c.call_id, "attended", origin, "out", ev.target, "out"))
+        tx.out.append(acd.CallEnded(c.call_id, "transferred", now, agent=origin))
+        return
+    _free_offer(cfg, tx, to, now)
+    b = tx.agents[to]
+    holds_other = (b.state == AgentState.BUSY and b.call_id not in (None, c.call_id)
+                   and (o := tx.calls.get(b.call_id or "")) is not None and o.agent == to)
+    if not holds_other:  # talking with the caller now (from a break or logged out too: taking a call ends them)
+        qc = b.queue_calls
+        tx.agent(to, Trigger.TAKE_OVER, call_id=c.call_id, wrap_until=None, calls_taken=b.calls_taken + 1,
+                 queue_calls={**qc, c.queue: qc.get(c.queue, 0) + 1}, resume="")
+    tx.calls[c.call_id] = replace(c, agent=to, consult=None, answered_at=now, transfers=c.transfers + 1,
+                                  route=f"transfer from={origin} to={to}")
+    tx.out.append(LegStarted(c.call_id, to, now))
+    tx.out.append(TransferDone(c.call_id, "attended", origin, "agent", to, "taken"))
+
+
+def _free_offer(cfg: Config, tx: acd._Tx, name: str, now: float) -> None:
+    """``name`` is being rung for another call while taking this one: that offer is withdrawn (the
+    other call goes back to waiting, as after a missed offer)."""
+    if tx.agents[name].state != AgentState.RESERVED:
+        return
+    for o in list(tx.calls.values()):
+        if o.answered_at is not None:
+            continue
+        if o.agent == name and o.ringing:
+            rest = sorted(o.ringing)
+            tx.calls[o.call_id] = replace(o, agent=rest[0], ringing=frozenset(rest[1:]))
+        elif o.agent == name:
+            tx.calls[o.call_id] = replace(o, agent=None, offer_deadline=None, ringing=frozenset())
+        elif name in o.ringing:
+            tx.calls[o.call_id] = replace(o, ringing=o.ringing - {name})
+        else:
+            continue
+        tx.out.append(acd.CancelOffer(o.call_id, name))
+    if tx.agents[name].state == AgentState.RESERVED:
+        tx.agent(name, Trigger.NO_ANSWER, call_id=None)
+
+
+def agent_hung_up(cfg: Config, tx: acd._Tx, name: str, cid: str, now: float) -> bool:
+    """An agent leg of ``cid`` hung up: True if handled here (a consult leg, or a holder Busy on
+    another call); else the core's usual ending runs (after this added the last leg of a
+    transferred call)."""
+    a = tx.agents[name]
+    c = tx.calls.get(cid)
+    if a.state == AgentState.BUSY and a.call_id == cid and (c is None or c.agent != name or c.pending):
+        _consult_over(tx, name, now)  # a consult leg (the call may have ended meanwhile)
+    elif c is None:
+        return False
+    if c is not None and (c.agent != name or c.pending):
+        if c.consult == name:
+            tx.calls[cid] = replace(c, consult=None)
+        return True
+    if c is None:
+        return True
+    if not _holding(tx, c):
+        return False
+    if c.transfers:
+        assert c.answered_at is not None
+        tx.out.append(LegEnded(cid, name, c.answered_at, now, "completed"))
+    if a.state == AgentState.BUSY and a.call_id == cid:
+        return False
+    del tx.calls[cid]  # took it over while Busy on another call of theirs: that one goes on
+    tx.out.append(acd.CallEnded(cid, "completed", now, agent=name))
+    return True
+
+
+def caller_left(tx: acd._Tx, c: acd.Call, now: float) -> bool:
+    """The caller hung up: True if handled here (held between a blind transfer and its target)."""
+    if not c.pending:
+        return False
+    del tx.calls[c.call_id]
+    tx.out.append(acd.CallEnded(c.call_id, "completed", now, agent=c.agent))
+    return True
+
+
+def resynced(tx: acd._Tx, callers: set[str], node: str, now: float) -> None:
+    """After a snapshot of ``node``: a call held in a blind transfer whose caller Asterisk no longer
+    has ended while the link was down (its target never came)."""
+    for cid in [cid for cid, c in tx.calls.items() if c.pending and c.node == node and cid not in callers]:
+        c = tx.calls.pop(cid)
+        tx.out.append(acd.CallEnded(cid, "completed", now, agent=c.agent))

@@ -95,8 +95,7 @@ CONTEXTS: Final = frozenset(v for k, v in dict(globals()).items()
 # --- FastAGI scripts (the path of agi://host:port/<script>)
 AGI_SCRIPTS: Final = frozenset({
     "ivr", "queue-hook", "queue-digit", "fallback", "agent", "agent-claim", "amd-start", "amd-result",
-    "outbound-answered", "record", "spy", "survey", "message-done",
-    "outbound-answered", "record", "spy", "transfer", "consult",
+    "outbound-answered", "record", "spy", "survey", "message-done", "transfer", "consult",
 })
 
 # --- AMI events the daemon (and the lab's witness) acts on; Asterisk sends its AMI user no other
@@ -106,9 +105,9 @@ AGI_SCRIPTS: Final = frozenset({
 AMI_EVENTS: Final = (
     "FullyBooted", "Newchannel", "Hangup", "OriginateResponse", "DialBegin", "DialEnd", "BridgeEnter",
     "DeviceStateChange", "ChanSpyStart", "ChanSpyStop", "UserEvent",
+    "BlindTransfer", "AttendedTransfer",  # agents' transfers (callcenter.features.transfer)
     "Alarm", "AlarmClear", "SpanAlarm", "SpanAlarmClear",  # chan_dahdi: telephony card spans (features.cards)
     "Registry",  # a trunk's outbound registration (callcenter.features.trunks)
-    "DeviceStateChange", "ChanSpyStart", "ChanSpyStop", "UserEvent", "BlindTransfer", "AttendedTransfer",
 )
 
 ROLE_CALLER: Final = "caller"

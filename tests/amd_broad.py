@@ -385,16 +385,17 @@ def _machine(rng: np.random.Generator, kind: str, sp: _Speaker, other: _Speaker,
 
 # ---------------------------------------------------------------------------------- line effects
 def _sox(x: np.ndarray, enc: list[str], effects: list[str] | None = None) -> np.ndarray:
-    """A round trip of int16 audio through a sox encoding (and effects)."""
+    """A round trip of int16 audio through a sox encoding (and effects); no dither (-D), so the
+    corpus is the same on every run."""
     raw = np.clip(np.round(x), -32768, 32767).astype("<i2").tobytes()
     fmt = ["-t", "raw", "-r", str(RATE), "-c", "1", "-e", "signed", "-b", "16"]
     if enc:
-        coded = subprocess.run(["sox", *fmt, "-", "-r", str(RATE), "-c", "1", *enc, "-"], input=raw,
+        coded = subprocess.run(["sox", "-D", *fmt, "-", "-r", str(RATE), "-c", "1", *enc, "-"], input=raw,
                                check=True, capture_output=True).stdout
-        back = subprocess.run(["sox", "-r", str(RATE), "-c", "1", *enc, "-", *fmt, "-", *(effects or [])],
+        back = subprocess.run(["sox", "-D", "-r", str(RATE), "-c", "1", *enc, "-", *fmt, "-", *(effects or [])],
                               input=coded, check=True, capture_output=True).stdout
     else:
-        back = subprocess.run(["sox", *fmt, "-", *fmt, "-", *(effects or [])], input=raw,
+        back = subprocess.run(["sox", "-D", *fmt, "-", *fmt, "-", *(effects or [])], input=raw,
                               check=True, capture_output=True).stdout
     y = np.frombuffer(back, dtype="<i2").astype(np.float64)
     out = np.zeros(len(x))
@@ -508,6 +509,8 @@ def make_item(seed: int, i: int, split: str) -> tuple[BroadItem, np.ndarray]:
             beep_at = sum(len(a) for a, _ in segs)
             segs.append((_beep(rng) * level * rng.uniform(1.0, 3.0), False))
         segs.append((_sil(rng.uniform(1500, 3000)), False))
+    # The line stays open: at least 9 s in all (a detector must be able to hear the silence).
+    segs.append((_sil(max(0.0, 9000 - sum(len(a) for a, _ in segs) / 8)), False))
     clean = np.concatenate([a for a, _ in segs])
     speech = np.concatenate([a if s else np.zeros(len(a)) for a, s in segs])
     start, end = _first_utterance(speech)

@@ -153,6 +153,11 @@ def _frame(p: AmdParams, d: Derived, c: Channel, frame: np.ndarray) -> int:
     c.floor = max(c.floor, d.noise_min)
     thr = max(c.floor * d.snr_ratio, d.min_speech_energy)
     speech = e > thr and resid < p.speech_max_resid
+    mant, expo = np.frexp(max(e, 1.0))
+    lvl = (int(expo) - 1) + (float(mant) * 2.0 - 1.0)
+    if c.phase == SPEAKING and c.voiced_ms > 0:
+        mean_lvl = c.lsum / max(c.voiced_ms * (1.0 / FRAME_MS), 1.0)
+        speech = speech and lvl > mean_lvl - d.rel_drop
 
     # Segmentation.
     undecided0 = c.phase in (WAITING, SPEAKING)
@@ -175,8 +180,6 @@ def _frame(p: AmdParams, d: Derived, c: Channel, frame: np.ndarray) -> int:
 
     # The first utterance's level and spectral shape.
     if speech and undecided0:
-        mant, expo = np.frexp(max(e, 1.0))
-        lvl = (int(expo) - 1) + (float(mant) * 2.0 - 1.0)
         c.lema = lvl if c.voiced_ms == 0 else c.lema * 0.9 + lvl * 0.1
         c.voiced_ms += FRAME_MS
         c.lsum += lvl

@@ -296,6 +296,44 @@ def run(items: list[LabelledFile], audio: list[np.ndarray], parallel: int, group
     return out
 
 
+def _pct(v: Any) -> str:
+    return "–" if v is None else f"{100 * v:.1f} %"
+
+
+def _s(v: Any) -> str:
+    return "–" if v is None else f"{v / 1000:.2f}"
+
+
+def markdown(res: dict[str, Any]) -> str:
+    """The result as Markdown tables (summary, curve, one table per group)."""
+    cols = ["ours"] + (["app_amd"] if "app_amd" in res else [])
+    lines = ["| | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    rows = [("files", "files", str), ("accuracy", "accuracy", _pct),
+            ("people called MACHINE", "humans_classified_machine_rate", _pct),
+            ("machines reaching agents", "machines_to_agents_rate", _pct),
+            ("HUMAN verdict after the person stops, median (s)", "human_delay_after_utterance_ms_median", _s),
+            ("… p90 (s)", "human_delay_after_utterance_ms_p90", _s)]
+    for title, key, fmt in rows:
+        lines.append(f"| {title} | " + " | ".join(fmt(res[c][key]) for c in cols) + " |")
+    lines += ["", "| curve point | people called MACHINE | machines reaching agents | accuracy |", "|---|---|---|---|"]
+    for c in res["curve"]["ours"]:
+        lines.append(f"| ours, max_live_hangups {c['max_live_hangups']:g} | {_pct(c['humans_classified_machine_rate'])}"
+                     f" | {_pct(c['machines_to_agents_rate'])} | {_pct(c['accuracy'])} |")
+    for c in res["curve"].get("app_amd", []):
+        lines.append(f"| app_amd AMD({c['amd_args']}) | {_pct(c['humans_classified_machine_rate'])}"
+                     f" | {_pct(c['machines_to_agents_rate'])} | {_pct(c['accuracy'])} |")
+    for g, table in res["ours_by_group"].items():
+        app = res.get("app_amd_by_group", {}).get(g, {})
+        lines += ["", f"| {g} | files | accuracy ours / app_amd | people called MACHINE ours / app_amd |"
+                      " HUMAN delay median / p90 (s), ours |", "|---|---|---|---|---|"]
+        for v, m in table.items():
+            a = app.get(v, {})
+            lines.append(f"| {v or '–'} | {m['files']} | {_pct(m['accuracy'])} / {_pct(a.get('accuracy'))} | "
+                         f"{_pct(m['humans_classified_machine_rate'])} / {_pct(a.get('humans_classified_machine_rate'))} | "
+                         f"{_s(m['human_delay_after_utterance_ms_median'])} / {_s(m['human_delay_after_utterance_ms_p90'])} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="callcenter bench amd-vs-app-amd", description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", type=Path, default=None, help="a directory with labels.csv (default: generate)")
@@ -308,6 +346,7 @@ def main(argv: list[str]) -> int:
                     help="';'-separated AMD() argument lists for app_amd's curve (first: the column)")
     ap.add_argument("--ours-only", action="store_true", help="no lab: our detector only")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--markdown", action="store_true", help="Markdown tables (summary, curve, groups)")
     a = ap.parse_args(argv)
     settings = tuple(a.app_amd_settings.split(";"))
     if any(not all(c.isdigit() or c == "," for c in st) for st in settings):
@@ -335,5 +374,8 @@ def main(argv: list[str]) -> int:
     for k in ("ours", "app_amd"):
         if k in res:
             res[k].pop("errors", None)
-    print(json.dumps(res, indent=1) if a.json else json.dumps({"summary": res["summary"], "curve": res["curve"]}, indent=1))
+    if a.markdown:
+        print(markdown(res))
+    else:
+        print(json.dumps(res, indent=1) if a.json else json.dumps({"summary": res["summary"], "curve": res["curve"]}, indent=1))
     return 0

@@ -102,6 +102,8 @@ def test_bench_reads_any_labels_csv_and_reports_groups_and_curve(tmp_path) -> No
     assert curve[0]["max_live_hangups"] == 0.0
     lost = [c["humans_classified_machine_rate"] for c in curve]
     assert lost == sorted(lost)  # a looser operating point never loses fewer people
+    md = bench.markdown(res)
+    assert "| people called MACHINE |" in md and "| ours, max_live_hangups 0 |" in md
 
 
 def test_labels_csv_errors_name_the_row_and_keep_files_inside(tmp_path) -> None:

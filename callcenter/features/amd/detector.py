@@ -102,6 +102,7 @@ class AmdParams:
     speech_max_resid: float = 0.6       # flatter frames than this are noise, not speech
     preemphasis: float = 0.9            # speech energy is measured on x[n] - a*x[n-1]
     vad_smooth: int = 1                 # 1: speech energy is the mean of the last three frames
+    silence_below_db: float = 15.0      # after the first words, frames this far below their mean level are silence
     noise_init_max_rms: float = 300.0   # the noise floor starts at min(first frame, this)
     noise_min_rms: float = 5.0          # the noise floor never goes below this
     beep_min_ms: int = 140              # shortest beep
@@ -118,7 +119,7 @@ class AmdParams:
                  "machine_words", "min_word_ms", "word_gap_ms", "min_speech_rms",
                  "noise_init_max_rms", "noise_min_rms", "beep_min_ms", "beep_max_resid",
                  "beep_min_peak_ratio", "beep_k1_step", "beep_min_hz", "beep_max_hz",
-                 "beep_min_rms", "beep_wait_ms", "speech_max_resid")
+                 "beep_min_rms", "beep_wait_ms", "speech_max_resid", "silence_below_db")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -189,6 +190,7 @@ class Derived:
     beep_frames: int
     bin_min: int
     bin_max: int
+    rel_drop: float              # silence_below_db in log2 energy units
     pe_a: float                  # pre-emphasised energy = r0 * pe_a + r1 * pe_b
     pe_b: float
     weights: tuple[float, ...]   # the model's weights over FEATURES (raw units)
@@ -211,6 +213,7 @@ class Derived:
             beep_frames=-(-p.beep_min_ms // FRAME_MS),
             bin_min=max(1, math.ceil(p.beep_min_hz / BIN_HZ)),
             bin_max=min(FRAME // 2 - 1, math.floor(p.beep_max_hz / BIN_HZ)),
+            rel_drop=p.silence_below_db / (10.0 * math.log10(2.0)),
             pe_a=1.0 + p.preemphasis * p.preemphasis,
             pe_b=-2.0 * p.preemphasis,
             weights=tuple(float(w) for w in MODEL["weights"]),
@@ -231,10 +234,10 @@ RULES = {0: "", 1: "short_utterance_then_silence", 2: "silence_after_ambiguous_u
 # voices of tests/amd_broad.py by ``python -m callcenter.bench.amd_train`` and shipped as numbers.
 # ``curve``: (max_live_hangups, machine_score) pairs measured on grouped cross-validation folds.
 MODEL: dict[str, Any] = {
-    "weights": (0.4453, -3.00144, 0.09955, -0.38322, -0.60675, -7.26427, -3.31672, -0.2027, 0.14233, -0.0955),
-    "bias": 5.57253,
+    "weights": (0.43734, -3.27239, 0.10909, -0.43567, -0.5813, -7.33468, -3.37244, -0.19708, 0.15437, -0.09872),
+    "bias": 5.76768,
     "wait_score": -1.0,
-    "curve": ((0.02, 2.5), (0.0217, 2.0), (0.0283, 1.5), (0.045, 1.0), (0.1033, 0.5), (0.1917, 0.0)),
+    "curve": ((0.02, 2.5), (0.0217, 2.0), (0.03, 1.5), (0.0467, 1.0), (0.1017, 0.5), (0.1917, 0.0)),
 }
 
 
@@ -440,6 +443,13 @@ def step(state: AmdState, frames: np.ndarray, active_mask: np.ndarray | None,
     np.maximum(floor, d.noise_min, out=floor)
     thr = np.maximum(floor * d.snr_ratio, d.min_speech_energy)
     speech = (e > thr) & (resid < p.speech_max_resid)
+    # Once someone has spoken, a frame far below their mean level is not their speech (noise
+    # and babble after the words count as the silence that ends the utterance).
+    mant, expo = np.frexp(np.maximum(e, 1.0))
+    lvl = (expo - 1) + (mant * 2.0 - 1.0)
+    heard = (phase == SPEAKING) & (state.voiced_ms > 0)
+    mean_lvl = state.lsum / np.maximum(state.voiced_ms * (1.0 / FRAME_MS), 1.0)
+    speech = speech & (~heard | (lvl > mean_lvl - d.rel_drop))
     quiet = ~speech
 
     # Segmentation: utterance start, silence run, words, pauses.
@@ -462,8 +472,6 @@ def step(state: AmdState, frames: np.ndarray, active_mask: np.ndarray | None,
     # The first utterance's level and spectral shape (speech frames while undecided). The level
     # is a piecewise-linear log2 from frexp: exact, so both implementations agree to the bit.
     acc = speech & undecided0
-    mant, expo = np.frexp(np.maximum(e, 1.0))
-    lvl = (expo - 1) + (mant * 2.0 - 1.0)
     voiced_ms = state.voiced_ms + acc * FRAME_MS
     lsum = np.where(acc, state.lsum + lvl, state.lsum)
     lsq = np.where(acc, state.lsq + lvl * lvl, state.lsq)

@@ -218,7 +218,7 @@ def _frame(p: AmdParams, d: Derived, c: Channel, frame: np.ndarray) -> int:
             verdict, rule = MACHINE, 4
         elif c.phase == SPEAKING and c.sil_run >= p.after_silence_ms and score < d.wait_score:
             verdict, rule = HUMAN, 1
-        elif c.phase == SPEAKING and c.sil_run >= p.long_silence_ms:
+        elif c.phase == SPEAKING and c.sil_run >= d.long_silence:
             verdict, rule = (MACHINE, 6) if score >= d.machine_score else (HUMAN, 2)
         elif beep:
             verdict, rule = MACHINE, 5

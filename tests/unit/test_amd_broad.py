@@ -72,8 +72,10 @@ def test_operating_point_trades_people_for_machines() -> None:
     assert scores[0] == float("inf") and scores[-1] < scores[1]
     with pytest.raises(AmdConfigError, match=r"^amd_profiles\.x\.max_live_hangups: must be between 0 and 1$"):
         AmdParams.from_mapping({"max_live_hangups": 1.5}, prefix="amd_profiles.x")
-    with pytest.raises(AmdConfigError, match=r"^amd\.long_silence_ms: must be >= after_silence_ms$"):
-        AmdParams.from_mapping({"long_silence_ms": 300})
+    with pytest.raises(AmdConfigError, match=r"^amd\.total_analysis_ms: must be > after_silence_ms"):
+        AmdParams.from_mapping({"after_silence_ms": 9000})
+    # A profile that only lengthens after_silence_ms (as before issue 18) stays valid.
+    assert amd.Derived.of(AmdParams.from_mapping({"after_silence_ms": 1500})).long_silence == 1500
 
 
 def test_logistic_fit_separates_a_separable_problem() -> None:

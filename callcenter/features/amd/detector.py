@@ -26,13 +26,25 @@ Per frame (``x`` = 160 samples):
   of such frames, steady in frequency (peak bin moves <= 1 bin = 50 Hz) and level, lasting
   >= ``beep_min_ms`` is a beep; its start is reported.
 
-Decisions (times are after the answer, counted in frames received):
+Speech energy is pre-emphasised (``x[n] - a x[n-1]``, so rumble does not count) and, with
+``vad_smooth``, the mean of the last three frames; once the first words are heard, frames
+``silence_below_db`` under the speaker's mean level are silence.
 
-- ``HUMAN``: the first utterance (speech joined across pauses shorter than
-  ``after_silence_ms``) lasted <= ``max_human_utterance_ms`` and was followed by
-  ``after_silence_ms`` of silence — a person said "hello?" and waits.
+The first utterance's FEATURES (length, voiced share, words, pauses, level spread, mean LPC
+residual and tilt, start time, level drop, word rate) are kept as running sums and scored by a
+linear model (MODEL: weights fitted offline on the TRAIN voices of ``tests/amd_broad.py``).
+
+Decisions (times are after the answer, counted in frames received; the first rule that holds
+is the one the trace names, see RULES):
+
 - ``MACHINE``: the first utterance grew longer than ``max_human_utterance_ms``, or had
-  ``machine_words`` words, or a beep was heard.
+  ``machine_words`` words.
+- ``HUMAN``: ``after_silence_ms`` of silence after it and a score below ``wait_score`` — a
+  person said "hello?" and waits.
+- after ``long_silence_ms`` of silence (an ambiguous utterance: a machine's beep would have
+  come by now): ``MACHINE`` if the score reaches ``machine_score`` (the campaign's operating
+  point, from ``max_live_hangups``), else ``HUMAN``.
+- ``MACHINE``: a beep.
 - ``NOTSURE``: no decision by ``total_analysis_ms``.
 
 After ``MACHINE`` the channel keeps listening for the beep until ``beep_wait_ms``; when found,
@@ -90,7 +102,8 @@ class AmdParams:
 
     max_human_utterance_ms: int = 5500  # a longer first utterance is a machine's greeting
     after_silence_ms: int = 700         # silence that ends a clearly short first utterance (then HUMAN)
-    long_silence_ms: int = 1100         # silence that ends an ambiguous one (a beep would have come)
+    long_silence_ms: int = 1100         # silence that ends an ambiguous one (a beep would have come;
+                                        # never shorter than after_silence_ms)
     pause_ms: int = 200                 # a silence this long inside the utterance is a pause
     max_live_hangups: float = 0.02      # operating point: share of people the model may call MACHINE
     total_analysis_ms: int = 8000       # NOTSURE if undecided by then
@@ -135,10 +148,8 @@ class AmdParams:
             raise AmdConfigError(f"{prefix}.beep_max_hz: must be > beep_min_hz and <= 4000")
         if self.beep_min_peak_ratio >= 1:
             raise AmdConfigError(f"{prefix}.beep_min_peak_ratio: must be < 1")
-        if self.total_analysis_ms <= self.long_silence_ms:
-            raise AmdConfigError(f"{prefix}.total_analysis_ms: must be > long_silence_ms")
-        if self.long_silence_ms < self.after_silence_ms:
-            raise AmdConfigError(f"{prefix}.long_silence_ms: must be >= after_silence_ms")
+        if self.total_analysis_ms <= max(self.long_silence_ms, self.after_silence_ms):
+            raise AmdConfigError(f"{prefix}.total_analysis_ms: must be > after_silence_ms and long_silence_ms")
         if not 0 <= self.preemphasis < 1:
             raise AmdConfigError(f"{prefix}.preemphasis: must be >= 0 and < 1")
         if not 0 <= self.max_live_hangups <= 1:
@@ -195,6 +206,7 @@ class Derived:
     pe_b: float
     weights: tuple[float, ...]   # the model's weights over FEATURES (raw units)
     bias: float
+    long_silence: int            # max(long_silence_ms, after_silence_ms)
     wait_score: float            # a score at or above this waits for long_silence_ms
     machine_score: float         # at long_silence_ms, a score at or above this is MACHINE
 
@@ -218,6 +230,7 @@ class Derived:
             pe_b=-2.0 * p.preemphasis,
             weights=tuple(float(w) for w in MODEL["weights"]),
             bias=float(MODEL["bias"]),
+            long_silence=max(p.long_silence_ms, p.after_silence_ms),
             wait_score=float(MODEL["wait_score"]),
             machine_score=machine_score_for(p.max_live_hangups),
         )
@@ -507,7 +520,7 @@ def step(state: AmdState, frames: np.ndarray, active_mask: np.ndarray | None,
     many_words = speaking & ~long_utt & (words_now >= p.machine_words)
     machine0 = long_utt | many_words
     short_done = speaking & ~machine0 & (sil_run >= p.after_silence_ms) & (score < d.wait_score)
-    long_done = speaking & ~machine0 & ~short_done & (sil_run >= p.long_silence_ms)
+    long_done = speaking & ~machine0 & ~short_done & (sil_run >= d.long_silence)
     by_score = long_done & (score >= d.machine_score)
     human = short_done | (long_done & ~by_score)
     undecided = waiting | speaking

@@ -120,7 +120,7 @@ class AmdParams:
     noise_min_rms: float = 5.0          # the noise floor never goes below this
     beep_min_ms: int = 140              # shortest beep
     beep_max_resid: float = 0.2         # beep pre-filter: order-2 prediction residual
-    beep_min_peak_ratio: float = 0.85   # share of the energy in the FFT peak's 3 bins
+    beep_min_peak_ratio: float = 0.95   # share of the energy in the FFT peak's 3 bins
     beep_k1_step: float = 0.03          # beep pre-filter: frame-to-frame change of k1
     beep_min_hz: float = 350.0
     beep_max_hz: float = 2100.0
@@ -247,10 +247,10 @@ RULES = {0: "", 1: "short_utterance_then_silence", 2: "silence_after_ambiguous_u
 # voices of tests/amd_broad.py by ``python -m callcenter.bench.amd_train`` and shipped as numbers.
 # ``curve``: (max_live_hangups, machine_score) pairs measured on grouped cross-validation folds.
 MODEL: dict[str, Any] = {
-    "weights": (0.43734, -3.27239, 0.10909, -0.43567, -0.5813, -7.33468, -3.37244, -0.19708, 0.15437, -0.09872),
-    "bias": 5.76768,
+    "weights": (0.44174, -3.25991, 0.10325, -0.39662, -0.607, -7.35495, -3.42736, -0.19551, 0.16397, -0.09513),
+    "bias": 5.79165,
     "wait_score": -1.0,
-    "curve": ((0.02, 2.5), (0.0217, 2.0), (0.03, 1.5), (0.0467, 1.0), (0.1017, 0.5), (0.1917, 0.0)),
+    "curve": ((0.015, 2.5), (0.0183, 2.0), (0.0233, 1.5), (0.055, 1.0), (0.1067, 0.5), (0.2017, 0.0)),
 }
 
 

@@ -31,6 +31,7 @@ TRIES: Final = "CC_TRIES"
 AMD: Final = "CC_AMD"
 AMD_MS: Final = "CC_AMD_MS"
 AMD_BEEP_MS: Final = "CC_AMD_BEEP_MS"
+AMD_TRACE: Final = "CC_AMD_TRACE"  # the detector's decision trace ("rule=... score=..."), for the call record
 AMD_OFF: Final = "CC_AMD_OFF"
 AMD_PROFILE: Final = "CC_AMD_PROFILE"
 AMD_UUID: Final = "CC_AMD_UUID"

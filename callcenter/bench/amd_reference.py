@@ -26,8 +26,11 @@ from callcenter.features.amd.detector import (
     NOTSURE,
     SPEAKING,
     WAITING,
+    FEATURES,
     AmdParams,
     Derived,
+    features,
+    model_score,
     tone_peaks,
 )
 
@@ -52,6 +55,19 @@ class Channel:
     prev_pre: bool = False
     prev_k1: float = 0.0
     tone_run: int = 0
+    prev_e: float = 0.0
+    prev_e2: float = 0.0
+    voiced_ms: int = 0
+    pauses: int = 0
+    lsum: float = 0.0
+    lsq: float = 0.0
+    rsum: float = 0.0
+    ksum: float = 0.0
+    lpeak: float = 0.0
+    lema: float = 0.0
+    score: float = 0.0
+    rule: int = 0
+    feats: tuple[float, ...] = (0.0,) * len(FEATURES)
     verdict: int = NONE
     decided_ms: int = -1
     beep_ms: int = -1
@@ -121,25 +137,36 @@ def _frame(p: AmdParams, d: Derived, c: Channel, frame: np.ndarray) -> int:
 
     c.frames += 1
     el = c.frames * FRAME_MS
+    e1f = r0 * d.pe_a + r1 * d.pe_b
+    e = (e1f + c.prev_e + c.prev_e2) * (1.0 / 3.0) if p.vad_smooth and c.frames > 2 else e1f
+    c.prev_e2, c.prev_e = c.prev_e, e1f
 
     # Adaptive noise floor.
     if c.frames == 1:
-        c.floor = min(r0, d.noise_init_max)
-    elif r0 < c.floor:
-        c.floor = c.floor * FLOOR_DOWN + r0 * (1.0 - FLOOR_DOWN)
-    elif r0 < c.floor * d.snr_ratio:
-        c.floor = c.floor * FLOOR_TRACK + r0 * (1.0 - FLOOR_TRACK)
+        c.floor = min(e, d.noise_init_max)
+    elif e < c.floor:
+        c.floor = c.floor * FLOOR_DOWN + e * (1.0 - FLOOR_DOWN)
+    elif e < c.floor * d.snr_ratio:
+        c.floor = c.floor * FLOOR_TRACK + e * (1.0 - FLOOR_TRACK)
     else:
         c.floor = c.floor * FLOOR_CREEP
     c.floor = max(c.floor, d.noise_min)
     thr = max(c.floor * d.snr_ratio, d.min_speech_energy)
-    speech = r0 > thr and resid < p.speech_max_resid
+    speech = e > thr and resid < p.speech_max_resid
+    mant, expo = np.frexp(max(e, 1.0))
+    lvl = (int(expo) - 1) + (float(mant) * 2.0 - 1.0)
+    if c.phase == SPEAKING and c.voiced_ms > 0:
+        mean_lvl = c.lsum / max(c.voiced_ms * (1.0 / FRAME_MS), 1.0)
+        speech = speech and lvl > mean_lvl - d.rel_drop
 
     # Segmentation.
+    undecided0 = c.phase in (WAITING, SPEAKING)
     if speech:
         if c.phase == WAITING:
             c.phase = SPEAKING
             c.utt_start = el - FRAME_MS
+        elif c.phase == SPEAKING and c.sil_run >= p.pause_ms:
+            c.pauses += 1
         c.last_speech = el
         c.sil_run = 0
         c.seg_voiced += FRAME_MS
@@ -150,6 +177,20 @@ def _frame(p: AmdParams, d: Derived, c: Channel, frame: np.ndarray) -> int:
                 c.words += 1
             c.seg_voiced = 0
     words_now = c.words + (1 if c.seg_voiced >= p.min_word_ms else 0)
+
+    # The first utterance's level and spectral shape.
+    if speech and undecided0:
+        c.lema = lvl if c.voiced_ms == 0 else c.lema * 0.9 + lvl * 0.1
+        c.voiced_ms += FRAME_MS
+        c.lsum += lvl
+        c.lsq += lvl * lvl
+        c.rsum += resid
+        c.ksum += k1
+        if lvl > c.lpeak:
+            c.lpeak = lvl
+    f = features(c.utt_start, c.last_speech, c.voiced_ms, words_now, c.pauses, c.lsum, c.lsq, c.rsum,
+                 c.ksum, c.lpeak, c.lema)
+    score = float(model_score(f, d))
 
     # Beep.
     peak = -1
@@ -166,23 +207,29 @@ def _frame(p: AmdParams, d: Derived, c: Channel, frame: np.ndarray) -> int:
     c.prev_peak, c.prev_r0, c.prev_pre, c.prev_k1 = peak, r0, pre, k1
     beep = c.tone_run >= d.beep_frames
 
-    # Decisions.
+    # Decisions, in the vectorised step's order of rules.
     verdict = NONE
     if c.phase in (WAITING, SPEAKING):
-        long_ = c.phase == SPEAKING and (c.last_speech - c.utt_start > p.max_human_utterance_ms
-                                         or words_now >= p.machine_words)
-        if c.phase == SPEAKING and not long_ and c.sil_run >= p.after_silence_ms:
-            verdict = HUMAN
-            c.phase = DONE
-        elif long_ or beep:
-            verdict = MACHINE
-            c.phase = AWAIT_BEEP
+        c.score = score
+        rule = 0
+        if c.phase == SPEAKING and c.last_speech - c.utt_start > p.max_human_utterance_ms:
+            verdict, rule = MACHINE, 3
+        elif c.phase == SPEAKING and words_now >= p.machine_words:
+            verdict, rule = MACHINE, 4
+        elif c.phase == SPEAKING and c.sil_run >= p.after_silence_ms and score < d.wait_score:
+            verdict, rule = HUMAN, 1
+        elif c.phase == SPEAKING and c.sil_run >= d.long_silence:
+            verdict, rule = (MACHINE, 6) if score >= d.machine_score else (HUMAN, 2)
+        elif beep:
+            verdict, rule = MACHINE, 5
         elif el >= p.total_analysis_ms:
-            verdict = NOTSURE
-            c.phase = DONE
+            verdict, rule = NOTSURE, 7
         if verdict != NONE:
+            c.phase = AWAIT_BEEP if verdict == MACHINE else DONE
             c.verdict = verdict
             c.decided_ms = el
+            c.rule = rule
+            c.feats = tuple(float(v) for v in f)
     elif c.phase == AWAIT_BEEP:
         if beep:
             verdict = BEEP

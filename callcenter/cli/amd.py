@@ -6,6 +6,10 @@ call would be; the verdict is the one the live detector would give, at the same 
 ``MACHINE`` verdict the file is read on to find the beep. Output: one line per file; with
 ``--json`` one JSON object per line: ``file``, ``verdict`` (HUMAN, MACHINE, NOTSURE),
 ``decided_at_ms`` (after the start of the file = the answer), ``beep_ms`` when a beep was found.
+``--explain`` adds the decision trace: the rule that decided, the model's score against its
+thresholds (``wait_score``: below it a short utterance is HUMAN after ``after_silence_ms``;
+``machine_score``: at or above it MACHINE after ``long_silence_ms``, from ``max_live_hangups``)
+and the first utterance's features at that moment.
 
 Exit status: 0, 1 when a file could not be read (reported on stderr, the others are still
 classified), 2 for bad arguments.
@@ -20,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from callcenter.features.amd.detector import AmdConfigError, AmdParams, classify
+from callcenter.features.amd.detector import AmdConfigError, AmdParams, Derived, classify
 
 RATE = 8000
 
@@ -73,6 +77,7 @@ def main(argv: list[str]) -> int:
     c = sub.add_parser("classify", help="classify recordings as HUMAN / MACHINE / NOTSURE")
     c.add_argument("files", nargs="+", metavar="FILE")
     c.add_argument("--json", action="store_true", help="one JSON object per line")
+    c.add_argument("--explain", action="store_true", help="add the decision trace (rule, score, features)")
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a detector parameter (amd.KEY), e.g. after_silence_ms=800")
     try:
@@ -96,9 +101,19 @@ def main(argv: list[str]) -> int:
         out: dict[str, Any] = {"file": path, "verdict": r.verdict, "decided_at_ms": r.decided_at_ms}
         if r.beep_ms is not None:
             out["beep_ms"] = r.beep_ms
+        if a.explain:
+            d = Derived.of(params)
+            out["trace"] = {**r.explain(), "wait_score": d.wait_score,
+                            "machine_score": d.machine_score if d.machine_score != float("inf") else None}
         if a.json:
             print(json.dumps(out), flush=True)
         else:
             beep = f" beep at {r.beep_ms} ms" if r.beep_ms is not None else ""
             print(f"{path}: {r.verdict} at {r.decided_at_ms} ms{beep}", flush=True)
+            if a.explain:
+                t = out["trace"]
+                score = "-" if t["score"] is None else f"{t['score']:.2f}"
+                print(f"  rule: {t['rule']}; score {score} (wait at >= {t['wait_score']}, "
+                      f"machine at >= {t['machine_score']})", flush=True)
+                print("  features: " + ", ".join(f"{k}={v}" for k, v in t["features"].items()), flush=True)
     return status

@@ -45,7 +45,10 @@ async def test_answered_outbound_call_is_steered_by_the_verdict(daemon: DaemonPr
     assert ev["amd"] == "HUMAN" and ev["queue"] == "sales"
     await daemon.until("call.bridged", 10, after=mark, call_id=ev["call_id"], agent="alice")
     await floor.wait(lambda: any(h.state == "CONFIRMED" for h in alice.calls[1:]), 5, "alice talking")
-    assert json.loads(daemon.call_record(ev["call_id"])["ivr_path"])[:2] == ["amd:HUMAN", "queue:sales"]
+    path = json.loads(daemon.call_record(ev["call_id"])["ivr_path"])
+    # The call record keeps the verdict and its decision trace (rule/score) before the queue.
+    assert path[0] == "amd:HUMAN" and path[2] == "queue:sales", path
+    assert path[1].startswith("amd_trace:short_utterance_then_silence/"), path
     for h in alice.calls:
         h.hangup()
     await daemon.until("call.ended", 10, after=mark, call_id=ev["call_id"])

@@ -61,6 +61,11 @@ async def test_live_sessions_get_final_verdicts_and_are_released():
     await srv.close()
     assert finals[str(human)].verdict == "HUMAN"
     assert finals[str(machine)].verdict == "MACHINE"
+    # Each verdict carries its decision trace (for the log line and the call record).
+    assert finals[str(human)].rule == "short_utterance_then_silence"
+    assert dict(finals[str(human)].features)["utt_s"] < 1.5
+    assert finals[str(human)].trace().startswith("short_utterance_then_silence/")
+    assert finals[str(machine)].rule in ("long_utterance", "beep", "score_after_silence")
     assert closed == [True, True]
     assert not srv.engine.sessions
 

@@ -204,6 +204,7 @@ class AcdHandlers:
         await s.set_var(cc.CALL_ID, call_id)
         await s.set_var(cc.ROLE, cc.ROLE_CALLER)
         amd_verdict = await s.get_var(cc.AMD) or "OFF"
+        amd_trace = await s.get_var(cc.AMD_TRACE) if amd_verdict != "OFF" else ""
         dial_id = await s.get_var(cc.DIAL_ID)
         prio = await s.get_var(cc.PRIORITY)
         log.info("outbound.answered", call_id=call_id, queue=queue, amd=amd_verdict, line=dial_id[:40] or None)
@@ -212,4 +213,5 @@ class AcdHandlers:
             dialer.on_queued(dial_id, call_id, asyncio.get_running_loop().call_later)
         # High priority: a dialled person must reach an agent within seconds (the 2-second rule).
         priority = int(prio) if prio.isdigit() and int(prio) <= 100 else 10
-        await self.ivr.run_action(s, call_id, Action(queue=queue, priority=priority), ("amd:" + amd_verdict,))
+        path = ("amd:" + amd_verdict,) + (("amd_trace:" + amd_trace[:80],) if amd_trace else ())
+        await self.ivr.run_action(s, call_id, Action(queue=queue, priority=priority), path)

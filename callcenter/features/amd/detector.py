@@ -26,13 +26,25 @@ Per frame (``x`` = 160 samples):
   of such frames, steady in frequency (peak bin moves <= 1 bin = 50 Hz) and level, lasting
   >= ``beep_min_ms`` is a beep; its start is reported.
 
-Decisions (times are after the answer, counted in frames received):
+Speech energy is pre-emphasised (``x[n] - a x[n-1]``, so rumble does not count) and, with
+``vad_smooth``, the mean of the last three frames; once the first words are heard, frames
+``silence_below_db`` under the speaker's mean level are silence.
 
-- ``HUMAN``: the first utterance (speech joined across pauses shorter than
-  ``after_silence_ms``) lasted <= ``max_human_utterance_ms`` and was followed by
-  ``after_silence_ms`` of silence — a person said "hello?" and waits.
+The first utterance's FEATURES (length, voiced share, words, pauses, level spread, mean LPC
+residual and tilt, start time, level drop, word rate) are kept as running sums and scored by a
+linear model (MODEL: weights fitted offline on the TRAIN voices of ``tests/amd_broad.py``).
+
+Decisions (times are after the answer, counted in frames received; the first rule that holds
+is the one the trace names, see RULES):
+
 - ``MACHINE``: the first utterance grew longer than ``max_human_utterance_ms``, or had
-  ``machine_words`` words, or a beep was heard.
+  ``machine_words`` words.
+- ``HUMAN``: ``after_silence_ms`` of silence after it and a score below ``wait_score`` — a
+  person said "hello?" and waits.
+- after ``long_silence_ms`` of silence (an ambiguous utterance: a machine's beep would have
+  come by now): ``MACHINE`` if the score reaches ``machine_score`` (the campaign's operating
+  point, from ``max_live_hangups``), else ``HUMAN``.
+- ``MACHINE``: a beep.
 - ``NOTSURE``: no decision by ``total_analysis_ms``.
 
 After ``MACHINE`` the channel keeps listening for the beep until ``beep_wait_ms``; when found,
@@ -88,19 +100,26 @@ class AmdConfigError(ValueError):
 class AmdParams:
     """Detector parameters (milliseconds, decibels, ratios). Tuned on the TRAIN corpus only."""
 
-    max_human_utterance_ms: int = 3000  # a longer first utterance is a machine's greeting
-    after_silence_ms: int = 700         # silence that ends the first utterance (then HUMAN)
-    total_analysis_ms: int = 6000       # NOTSURE if undecided by then
-    machine_words: int = 9              # this many words in the first utterance: MACHINE
+    max_human_utterance_ms: int = 5500  # a longer first utterance is a machine's greeting
+    after_silence_ms: int = 700         # silence that ends a clearly short first utterance (then HUMAN)
+    long_silence_ms: int = 1100         # silence that ends an ambiguous one (a beep would have come;
+                                        # never shorter than after_silence_ms)
+    pause_ms: int = 200                 # a silence this long inside the utterance is a pause
+    max_live_hangups: float = 0.02      # operating point: share of people the model may call MACHINE
+    total_analysis_ms: int = 8000       # NOTSURE if undecided by then
+    machine_words: int = 30             # this many words in the first utterance: MACHINE
     min_word_ms: int = 100              # shortest speech run counted as a word
     word_gap_ms: int = 60               # silence that separates words
     min_speech_rms: float = 120.0       # absolute speech threshold (RMS of a frame)
-    speech_snr_db: float = 7.0          # speech is this far above the noise floor
+    speech_snr_db: float = 6.0          # speech is this far above the noise floor
     speech_max_resid: float = 0.6       # flatter frames than this are noise, not speech
+    preemphasis: float = 0.9            # speech energy is measured on x[n] - a*x[n-1]
+    vad_smooth: int = 1                 # 1: speech energy is the mean of the last three frames
+    silence_below_db: float = 15.0      # after the first words, frames this far below their mean level are silence
     noise_init_max_rms: float = 300.0   # the noise floor starts at min(first frame, this)
     noise_min_rms: float = 5.0          # the noise floor never goes below this
     beep_min_ms: int = 140              # shortest beep
-    beep_max_resid: float = 0.12        # beep pre-filter: order-2 prediction residual
+    beep_max_resid: float = 0.2         # beep pre-filter: order-2 prediction residual
     beep_min_peak_ratio: float = 0.95   # share of the energy in the FFT peak's 3 bins
     beep_k1_step: float = 0.03          # beep pre-filter: frame-to-frame change of k1
     beep_min_hz: float = 350.0
@@ -108,11 +127,12 @@ class AmdParams:
     beep_min_rms: float = 300.0         # quieter tones are not beeps
     beep_wait_ms: int = 30000           # after MACHINE, listen for the beep until then
 
-    _POSITIVE = ("max_human_utterance_ms", "after_silence_ms", "total_analysis_ms",
+    _POSITIVE = ("max_human_utterance_ms", "after_silence_ms", "long_silence_ms", "pause_ms",
+                 "total_analysis_ms",
                  "machine_words", "min_word_ms", "word_gap_ms", "min_speech_rms",
                  "noise_init_max_rms", "noise_min_rms", "beep_min_ms", "beep_max_resid",
                  "beep_min_peak_ratio", "beep_k1_step", "beep_min_hz", "beep_max_hz",
-                 "beep_min_rms", "beep_wait_ms", "speech_max_resid")
+                 "beep_min_rms", "beep_wait_ms", "speech_max_resid", "silence_below_db")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -128,8 +148,12 @@ class AmdParams:
             raise AmdConfigError(f"{prefix}.beep_max_hz: must be > beep_min_hz and <= 4000")
         if self.beep_min_peak_ratio >= 1:
             raise AmdConfigError(f"{prefix}.beep_min_peak_ratio: must be < 1")
-        if self.total_analysis_ms <= self.after_silence_ms:
-            raise AmdConfigError(f"{prefix}.total_analysis_ms: must be > after_silence_ms")
+        if self.total_analysis_ms <= max(self.long_silence_ms, self.after_silence_ms):
+            raise AmdConfigError(f"{prefix}.total_analysis_ms: must be > after_silence_ms and long_silence_ms")
+        if not 0 <= self.preemphasis < 1:
+            raise AmdConfigError(f"{prefix}.preemphasis: must be >= 0 and < 1")
+        if not 0 <= self.max_live_hangups <= 1:
+            raise AmdConfigError(f"{prefix}.max_live_hangups: must be between 0 and 1")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, prefix: str = "amd") -> AmdParams:
@@ -177,6 +201,14 @@ class Derived:
     beep_frames: int
     bin_min: int
     bin_max: int
+    rel_drop: float              # silence_below_db in log2 energy units
+    pe_a: float                  # pre-emphasised energy = r0 * pe_a + r1 * pe_b
+    pe_b: float
+    weights: tuple[float, ...]   # the model's weights over FEATURES (raw units)
+    bias: float
+    long_silence: int            # max(long_silence_ms, after_silence_ms)
+    wait_score: float            # a score at or above this waits for long_silence_ms
+    machine_score: float         # at long_silence_ms, a score at or above this is MACHINE
 
     @classmethod
     def of(cls, p: AmdParams) -> Derived:
@@ -193,7 +225,42 @@ class Derived:
             beep_frames=-(-p.beep_min_ms // FRAME_MS),
             bin_min=max(1, math.ceil(p.beep_min_hz / BIN_HZ)),
             bin_max=min(FRAME // 2 - 1, math.floor(p.beep_max_hz / BIN_HZ)),
+            rel_drop=p.silence_below_db / (10.0 * math.log10(2.0)),
+            pe_a=1.0 + p.preemphasis * p.preemphasis,
+            pe_b=-2.0 * p.preemphasis,
+            weights=tuple(float(w) for w in MODEL["weights"]),
+            bias=float(MODEL["bias"]),
+            long_silence=max(p.long_silence_ms, p.after_silence_ms),
+            wait_score=float(MODEL["wait_score"]),
+            machine_score=machine_score_for(p.max_live_hangups),
         )
+
+
+# The first utterance's features, evaluated on every frame (FEATURES order = weights order).
+FEATURES = ("utt_s", "voiced_frac", "words", "pauses", "level_sd", "resid_mean", "k1_mean", "start_s",
+            "level_drop", "words_per_s")
+# Rules that decide (the trace names the one that did).
+RULES = {0: "", 1: "short_utterance_then_silence", 2: "silence_after_ambiguous_utterance",
+         3: "long_utterance", 4: "many_words", 5: "beep", 6: "score_after_silence", 7: "timeout"}
+
+# A logistic model over FEATURES (score > 0: machine more likely), trained offline on the TRAIN
+# voices of tests/amd_broad.py by ``python -m callcenter.bench.amd_train`` and shipped as numbers.
+# ``curve``: (max_live_hangups, machine_score) pairs measured on grouped cross-validation folds.
+MODEL: dict[str, Any] = {
+    "weights": (0.44174, -3.25991, 0.10325, -0.39662, -0.607, -7.35495, -3.42736, -0.19551, 0.16397, -0.09513),
+    "bias": 5.79165,
+    "wait_score": -1.0,
+    "curve": ((0.015, 2.5), (0.0183, 2.0), (0.0233, 1.5), (0.055, 1.0), (0.1067, 0.5), (0.2017, 0.0)),
+}
+
+
+def machine_score_for(max_live_hangups: float) -> float:
+    """The lowest MACHINE threshold whose people-called-MACHINE rate stays <= the target."""
+    best = math.inf
+    for rate, score in MODEL["curve"]:
+        if rate <= max_live_hangups:
+            best = min(best, float(score))
+    return best
 
 
 BIN_HZ = 8000.0 / FRAME
@@ -219,7 +286,7 @@ def tone_peaks(x: np.ndarray, bin_min: int, bin_max: int, min_ratio: float) -> n
 
 
 # Noise-floor smoothing (fixed; not worth a knob).
-FLOOR_DOWN = 0.7
+FLOOR_DOWN = 0.8
 FLOOR_TRACK = 0.9
 FLOOR_CREEP = 1.002
 
@@ -244,6 +311,19 @@ class AmdState:
     prev_pre: np.ndarray      # bool: last frame passed the tone pre-filter
     prev_k1: np.ndarray       # float64
     tone_run: np.ndarray      # int32 frames
+    prev_e: np.ndarray        # float64 last frame's pre-emphasised energy
+    prev_e2: np.ndarray       # float64 the one before
+    voiced_ms: np.ndarray     # int32 ms of speech in the first utterance
+    pauses: np.ndarray        # int32 pauses >= pause_ms inside it
+    lsum: np.ndarray          # float64 sum of log2 frame energy over its speech frames
+    lsq: np.ndarray           # float64 sum of squares of the same
+    rsum: np.ndarray          # float64 sum of the prediction residual
+    ksum: np.ndarray          # float64 sum of k1
+    lpeak: np.ndarray         # float64 loudest speech frame (log2 energy)
+    lema: np.ndarray          # float64 recent speech level (log2, moving average)
+    score: np.ndarray         # float64 the model's score at the last frame
+    rule: np.ndarray          # int8 the rule that decided (RULES)
+    feats: np.ndarray         # float64 [capacity, len(FEATURES)] at the decision
     verdict: np.ndarray       # int8: the channel's decision (NONE until decided)
     decided_ms: np.ndarray    # int32 ms after the answer (-1: not yet)
     beep_ms: np.ndarray       # int32 ms after the answer where the beep starts (-1: none)
@@ -260,15 +340,23 @@ _ARRAYS = {
     "sil_run": (np.int32, 0), "seg_voiced": (np.int32, 0), "words": (np.int32, 0),
     "prev_peak": (np.int16, -1), "prev_r0": (np.float64, 0.0),
     "prev_pre": (np.bool_, False), "prev_k1": (np.float64, 0.0),
-    "tone_run": (np.int32, 0), "verdict": (np.int8, NONE), "decided_ms": (np.int32, -1),
+    "tone_run": (np.int32, 0), "prev_e": (np.float64, 0.0), "prev_e2": (np.float64, 0.0), "voiced_ms": (np.int32, 0), "pauses": (np.int32, 0),
+    "lsum": (np.float64, 0.0), "lsq": (np.float64, 0.0), "rsum": (np.float64, 0.0), "ksum": (np.float64, 0.0),
+    "lpeak": (np.float64, 0.0), "lema": (np.float64, 0.0), "score": (np.float64, 0.0), "rule": (np.int8, 0),
+    "feats": (np.float64, 0.0), "verdict": (np.int8, NONE), "decided_ms": (np.int32, -1),
     "beep_ms": (np.int32, -1),
 }
+
+
+def _alloc(k: str, n: int) -> np.ndarray:
+    t, v = _ARRAYS[k]
+    return np.full((n, len(FEATURES)) if k == "feats" else n, v, dtype=t)
 
 
 def new_state(capacity: int, params: AmdParams | None = None) -> AmdState:
     """An empty state with ``capacity`` free slots."""
     p = params or AmdParams()
-    arrays = {k: np.full(capacity, v, dtype=t) for k, (t, v) in _ARRAYS.items()}
+    arrays = {k: _alloc(k, capacity) for k in _ARRAYS}
     return AmdState(params=p, derived=Derived.of(p), **arrays)
 
 
@@ -278,8 +366,8 @@ def add_channel(state: AmdState) -> int:
     if len(free) == 0:
         old = state.capacity
         new = max(8, old * 2)
-        for k, (t, v) in _ARRAYS.items():
-            arr = np.full(new, v, dtype=t)
+        for k in _ARRAYS:
+            arr = _alloc(k, new)
             arr[:old] = getattr(state, k)
             setattr(state, k, arr)
         slot = old
@@ -353,24 +441,38 @@ def step(state: AmdState, frames: np.ndarray, active_mask: np.ndarray | None,
     nfr = state.frames + 1
     el = nfr * FRAME_MS
 
-    # Adaptive noise floor.
+    # Adaptive noise floor, on the pre-emphasised energy (low-frequency rumble does not count).
+    e1f = r0 * d.pe_a + r1 * d.pe_b
+    # Smoothed over the last three frames: babble's short peaks are not syllables.
+    e = (e1f + state.prev_e + state.prev_e2) * (1.0 / 3.0) if p.vad_smooth else e1f
+    e = np.where(nfr <= 2, e1f, e)
     old = state.floor
-    below = r0 < old
-    near = r0 < old * d.snr_ratio
-    floor = np.where(below, old * FLOOR_DOWN + r0 * (1.0 - FLOOR_DOWN),
-                     np.where(near, old * FLOOR_TRACK + r0 * (1.0 - FLOOR_TRACK),
+    below = e < old
+    near = e < old * d.snr_ratio
+    floor = np.where(below, old * FLOOR_DOWN + e * (1.0 - FLOOR_DOWN),
+                     np.where(near, old * FLOOR_TRACK + e * (1.0 - FLOOR_TRACK),
                               old * FLOOR_CREEP))
-    floor = np.where(nfr == 1, np.minimum(r0, d.noise_init_max), floor)
+    floor = np.where(nfr == 1, np.minimum(e, d.noise_init_max), floor)
     np.maximum(floor, d.noise_min, out=floor)
     thr = np.maximum(floor * d.snr_ratio, d.min_speech_energy)
-    speech = (r0 > thr) & (resid < p.speech_max_resid)
+    speech = (e > thr) & (resid < p.speech_max_resid)
+    # Once someone has spoken, a frame far below their mean level is not their speech (noise
+    # and babble after the words count as the silence that ends the utterance).
+    mant, expo = np.frexp(np.maximum(e, 1.0))
+    lvl = (expo - 1) + (mant * 2.0 - 1.0)
+    heard = (phase == SPEAKING) & (state.voiced_ms > 0)
+    mean_lvl = state.lsum / np.maximum(state.voiced_ms * (1.0 / FRAME_MS), 1.0)
+    speech = speech & (~heard | (lvl > mean_lvl - d.rel_drop))
     quiet = ~speech
 
-    # Segmentation: utterance start, silence run, words.
+    # Segmentation: utterance start, silence run, words, pauses.
     waiting = phase == WAITING
+    undecided0 = waiting | (phase == SPEAKING)
     start_now = speech & waiting
     utt_start = np.where(start_now, el - FRAME_MS, state.utt_start)
     last_speech = np.where(speech, el, state.last_speech)
+    resumed = speech & (phase == SPEAKING) & (state.sil_run >= p.pause_ms)
+    pauses = state.pauses + resumed
     sil_run = np.where(speech, 0, state.sil_run + FRAME_MS)
     seg_voiced = state.seg_voiced + speech * FRAME_MS
     boundary = quiet & (sil_run == p.word_gap_ms)
@@ -379,6 +481,19 @@ def step(state: AmdState, frames: np.ndarray, active_mask: np.ndarray | None,
     # A word still being spoken counts once it is long enough.
     words_now = words + (seg_voiced >= p.min_word_ms)
     phase = np.where(start_now, SPEAKING, phase)
+
+    # The first utterance's level and spectral shape (speech frames while undecided). The level
+    # is a piecewise-linear log2 from frexp: exact, so both implementations agree to the bit.
+    acc = speech & undecided0
+    voiced_ms = state.voiced_ms + acc * FRAME_MS
+    lsum = np.where(acc, state.lsum + lvl, state.lsum)
+    lsq = np.where(acc, state.lsq + lvl * lvl, state.lsq)
+    rsum = np.where(acc, state.rsum + resid, state.rsum)
+    ksum = np.where(acc, state.ksum + k1, state.ksum)
+    lpeak = np.where(acc & (lvl > state.lpeak), lvl, state.lpeak)
+    lema = np.where(acc, np.where(state.voiced_ms == 0, lvl, state.lema * 0.9 + lvl * 0.1), state.lema)
+    feats = features(utt_start, last_speech, voiced_ms, words_now, pauses, lsum, lsq, rsum, ksum, lpeak, lema)
+    score = model_score(feats, d)
 
     # Beep: a steady narrow-band tone (FFT only for the few candidate frames).
     pre = (r0 > d.beep_min_energy) & (resid < p.beep_max_resid) & (k1 > d.k1_min) & (k1 < d.k1_max)
@@ -399,16 +514,24 @@ def step(state: AmdState, frames: np.ndarray, active_mask: np.ndarray | None,
     tone_start = el - (tone_run + 1) * FRAME_MS
     beep = tone_run >= d.beep_frames
 
-    # Decisions.
+    # Decisions (the first rule that holds, in this order, names the trace's rule).
     speaking = phase == SPEAKING
-    machine = speaking & ((last_speech - utt_start > p.max_human_utterance_ms)
-                          | (words_now >= p.machine_words))
-    human = speaking & ~machine & (sil_run >= p.after_silence_ms)
+    long_utt = speaking & (last_speech - utt_start > p.max_human_utterance_ms)
+    many_words = speaking & ~long_utt & (words_now >= p.machine_words)
+    machine0 = long_utt | many_words
+    short_done = speaking & ~machine0 & (sil_run >= p.after_silence_ms) & (score < d.wait_score)
+    long_done = speaking & ~machine0 & ~short_done & (sil_run >= d.long_silence)
+    by_score = long_done & (score >= d.machine_score)
+    human = short_done | (long_done & ~by_score)
     undecided = waiting | speaking
-    machine = (machine | (beep & undecided)) & ~human
+    beep_m = beep & undecided & ~machine0 & ~human & ~by_score
+    machine = machine0 | by_score | beep_m
     notsure = undecided & ~machine & ~human & (el >= p.total_analysis_ms)
     awaiting = phase == AWAIT_BEEP
     decided = human | machine | notsure
+    rule = (long_utt * np.int8(3) + many_words * np.int8(4) + short_done * np.int8(1)
+            + (long_done & ~by_score) * np.int8(2) + by_score * np.int8(6) + beep_m * np.int8(5)
+            + notsure * np.int8(7))
 
     v = human * np.int8(HUMAN) + machine * np.int8(MACHINE) + notsure * np.int8(NOTSURE) \
         + (beep & awaiting) * np.int8(BEEP)
@@ -424,17 +547,57 @@ def step(state: AmdState, frames: np.ndarray, active_mask: np.ndarray | None,
     np.copyto(state.sil_run, sil_run, where=w)
     np.copyto(state.seg_voiced, seg_voiced, where=w)
     np.copyto(state.words, words, where=w, casting="unsafe")
+    np.copyto(state.pauses, pauses, where=w, casting="unsafe")
+    np.copyto(state.prev_e2, state.prev_e, where=w)
+    np.copyto(state.prev_e, e1f, where=w)
+    np.copyto(state.voiced_ms, voiced_ms, where=w)
+    np.copyto(state.lsum, lsum, where=w)
+    np.copyto(state.lsq, lsq, where=w)
+    np.copyto(state.rsum, rsum, where=w)
+    np.copyto(state.ksum, ksum, where=w)
+    np.copyto(state.lpeak, lpeak, where=w)
+    np.copyto(state.lema, lema, where=w)
     np.copyto(state.prev_peak, peak, where=w)
     np.copyto(state.prev_r0, r0, where=w)
     np.copyto(state.prev_pre, pre, where=w)
     np.copyto(state.prev_k1, k1, where=w)
     np.copyto(state.tone_run, tone_run, where=w)
     dw = w & decided
+    np.copyto(state.score, score, where=w & undecided)
+    np.copyto(state.rule, rule, where=dw)
+    np.copyto(state.feats, feats, where=dw[:, None])
     np.copyto(state.verdict, v, where=dw, casting="unsafe")
     np.copyto(state.decided_ms, el, where=dw)
     np.copyto(state.beep_ms, tone_start, where=w & beep)
     np.copyto(verdicts, v, where=w, casting="unsafe")
     return state, verdicts
+
+
+def features(utt_start: Any, last_speech: Any, voiced_ms: Any, words: Any, pauses: Any, lsum: Any,
+             lsq: Any, rsum: Any, ksum: Any, lpeak: Any, lema: Any) -> np.ndarray:
+    """The FEATURES of the first utterance so far, one row per channel (arrays or scalars).
+
+    Only element-wise IEEE arithmetic (no reductions, no transcendental functions): the
+    vectorised step and the per-channel reference compute the same bits.
+    """
+    utt_ms = np.asarray(last_speech - utt_start, dtype=np.float64)
+    n = np.maximum(np.asarray(voiced_ms, dtype=np.float64) / FRAME_MS, 1.0)
+    mean = lsum / n
+    var = np.maximum(lsq / n - mean * mean, 0.0)
+    dur = np.maximum(utt_ms, float(FRAME_MS))
+    words_f = np.asarray(words, dtype=np.float64)
+    cols = (utt_ms / 1000.0, np.asarray(voiced_ms, dtype=np.float64) / dur, words_f,
+            np.asarray(pauses, dtype=np.float64), np.sqrt(var), rsum / n, ksum / n,
+            np.asarray(utt_start, dtype=np.float64) / 1000.0, lpeak - lema, words_f / (dur / 1000.0))
+    return np.stack(np.broadcast_arrays(*cols), axis=-1)
+
+
+def model_score(feats: np.ndarray, d: Derived) -> np.ndarray:
+    """The model's linear score per row (summed feature by feature, in order)."""
+    z = np.full(feats.shape[:-1], d.bias)
+    for k, w in enumerate(d.weights):
+        z = z + feats[..., k] * w
+    return z
 
 
 @dataclass(frozen=True)
@@ -444,6 +607,14 @@ class Result:
     verdict: str                 # HUMAN | MACHINE | NOTSURE
     decided_at_ms: int
     beep_ms: int | None = None
+    rule: str = ""               # the rule that decided (RULES)
+    score: float | None = None   # the model's score when it decided
+    features: tuple[tuple[str, float], ...] = ()  # FEATURES when it decided
+
+    def explain(self) -> dict[str, Any]:
+        """The decision trace: rule, score, thresholds and features (JSON-ready)."""
+        return {"rule": self.rule, "score": self.score,
+                "features": {k: round(v, 4) for k, v in self.features}}
 
 
 def frames_of(pcm: np.ndarray) -> np.ndarray:
@@ -481,15 +652,15 @@ def classify(recordings: list[np.ndarray], params: AmdParams | None = None,
         if not np.any(active & (np.asarray(_phase(st)) != DONE)):
             break
     out = []
-    verdict, decided, beep = _results(st)
+    verdict, decided, beep, rule, score, feats = _results(st)
     for i in range(n):
         v = int(verdict[i])
+        b = None if beep[i] < 0 else int(beep[i])
         if v == NONE:
-            out.append(Result("NOTSURE", int(lengths[i]) * FRAME_MS,
-                              None if beep[i] < 0 else int(beep[i])))
+            out.append(Result("NOTSURE", int(lengths[i]) * FRAME_MS, b, "audio_ended", float(score[i])))
         else:
-            out.append(Result(VERDICT_NAMES[v], int(decided[i]),
-                              None if beep[i] < 0 else int(beep[i])))
+            out.append(Result(VERDICT_NAMES[v], int(decided[i]), b, RULES[int(rule[i])], float(score[i]),
+                              tuple(zip(FEATURES, (float(f) for f in feats[i])))))
     return out
 
 
@@ -504,8 +675,9 @@ def _phase(st: Any) -> Any:
     return st.phase if isinstance(st, AmdState) else [c.phase for c in st.channels]
 
 
-def _results(st: Any) -> tuple[Any, Any, Any]:
+def _results(st: Any) -> tuple[Any, ...]:
     if isinstance(st, AmdState):
-        return st.verdict, st.decided_ms, st.beep_ms
-    return ([c.verdict for c in st.channels], [c.decided_ms for c in st.channels],
-            [c.beep_ms for c in st.channels])
+        return st.verdict, st.decided_ms, st.beep_ms, st.rule, st.score, st.feats
+    cs = st.channels
+    return ([c.verdict for c in cs], [c.decided_ms for c in cs], [c.beep_ms for c in cs],
+            [c.rule for c in cs], [c.score for c in cs], [c.feats for c in cs])

@@ -39,7 +39,8 @@ class AmdHandlers:
         self.expire()
         self.verdicts[call_uuid] = (self.clock(), v)
         self.bus.publish(ev.AmdVerdict(v.verdict, v.decided_ms, v.beep_ms))
-        log.info("amd.verdict", uuid=call_uuid, verdict=v.verdict, decided_ms=v.decided_ms, beep_ms=v.beep_ms)
+        log.info("amd.verdict", uuid=call_uuid, verdict=v.verdict, decided_ms=v.decided_ms, beep_ms=v.beep_ms,
+                 rule=v.rule, score=v.score, features=dict(v.features))
 
     def expire(self) -> int:
         """Drop verdicts no dialplan came for (the call hung up first)."""
@@ -68,4 +69,5 @@ class AmdHandlers:
         await s.set_var(cc.AMD, v.verdict)
         await s.set_var(cc.AMD_MS, str(v.decided_ms))
         await s.set_var(cc.AMD_BEEP_MS, "" if v.beep_ms is None else str(v.beep_ms))
+        await s.set_var(cc.AMD_TRACE, v.trace() if v.rule else "")
         log.info("amd.result_delivered", uuid=key[:40], verdict=v.verdict)

@@ -37,6 +37,13 @@ class Verdict:
     verdict: str  # HUMAN | MACHINE | NOTSURE
     decided_ms: int
     beep_ms: int | None = None
+    rule: str = ""                                  # the rule that decided (detector.RULES)
+    score: float | None = None                      # the model's score then
+    features: tuple[tuple[str, float], ...] = ()    # the first utterance's features then
+
+    def trace(self) -> str:
+        """One short token for the call record: ``RULE/SCORE``."""
+        return f"{self.rule}/{'' if self.score is None else f'{self.score:.2f}'}"
 
 
 @dataclass
@@ -86,18 +93,23 @@ class AmdEngine:
                 self._verdict(self.sessions[int(slot)], int(verdicts[slot]))
             for s in [s for s in ready if s.slot in self.sessions]:
                 if s.verdict == "MACHINE" and self.state.phase[s.slot] == amd.DONE:  # no beep came
-                    self._final(s, Verdict("MACHINE", int(self.state.decided_ms[s.slot])))
+                    self._final(s, self._traced(s, "MACHINE"))
+
+    def _traced(self, s: _Session, name: str, beep_ms: int | None = None) -> Verdict:
+        st, i = self.state, s.slot
+        return Verdict(name, int(st.decided_ms[i]), beep_ms, amd.RULES[int(st.rule[i])], round(float(st.score[i]), 4),
+                       tuple((k, round(float(v), 4)) for k, v in zip(amd.FEATURES, st.feats[i])))
 
     def _verdict(self, s: _Session, v: int) -> None:
         name = amd.VERDICT_NAMES[v]
         decided = int(self.state.decided_ms[s.slot])
         if name == "BEEP":
-            self._final(s, Verdict("MACHINE", decided, int(self.state.beep_ms[s.slot])))
+            self._final(s, self._traced(s, "MACHINE", int(self.state.beep_ms[s.slot])))
         elif name == "MACHINE":
             s.verdict = name  # keep listening for the beep
-            log.info("amd.machine", uuid=s.uuid, decided_ms=decided)
+            log.info("amd.machine", uuid=s.uuid, decided_ms=decided, rule=amd.RULES[int(self.state.rule[s.slot])])
         else:
-            self._final(s, Verdict(name, decided))
+            self._final(s, self._traced(s, name))
 
     def _final(self, s: _Session, v: Verdict) -> None:
         s.verdict = v.verdict

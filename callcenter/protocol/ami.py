@@ -90,13 +90,15 @@ class Message:
     def action_id(self) -> str:
         return self.get("ActionID")
 
-    def variables(self) -> dict[str, str]:
+    def variables(self, prefix: str = "") -> dict[str, str]:
         """``ChanVariable: NAME=value`` headers (and ``Variable:``) as a dict; a name given twice (one
-        of them forged) is left out."""
+        of them forged) is left out. ``prefix``: one channel's of a multi-channel event (e.g.
+        ``Transferee`` for ``TransfereeChanVariable:``)."""
+        keys = (f"{prefix}chanvariable".lower(),) if prefix else ("chanvariable", "variable")
         out: dict[str, str] = {}
         twice: set[str] = set()
         for k, v in self.headers:
-            if k.lower() in ("chanvariable", "variable") and "=" in v:
+            if k.lower() in keys and "=" in v:
                 name, _, val = v.partition("=")
                 if name in out:
                     twice.add(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from callcenter.protocol.agi import Env, Response
 from callcenter.protocol.ami import Message
 
 
@@ -36,3 +37,26 @@ class FakeAmi:
 
     def originates(self) -> list[dict[str, str]]:
         return [h for n, h in self.actions if n == "Originate"]
+
+
+class FakeSession:
+    """A FastAGI session: channel variables in, every command recorded and answered 200; WAIT FOR
+    DIGIT answers the scripted ``keys`` one by one."""
+
+    def __init__(self, args: tuple[str, ...], variables: dict[str, str], keys: str = "") -> None:
+        self.env = Env({f"agi_arg_{i + 1}": a for i, a in enumerate(args)})
+        self.vars = dict(variables)
+        self.keys = list(keys)
+        self.commands: list[tuple[str, ...]] = []
+
+    async def get_var(self, name: str) -> str:
+        return self.vars.get(name, "")
+
+    async def set_var(self, name: str, value: str) -> None:
+        self.vars[name] = value
+
+    async def cmd(self, verb: str, *args: object) -> Response:
+        self.commands.append((verb, *map(str, args)))
+        if verb == "WAIT FOR DIGIT" and self.keys:
+            return Response(200, str(ord(self.keys.pop(0))))
+        return Response(200, "0")

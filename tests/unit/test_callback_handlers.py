@@ -13,31 +13,11 @@ from callcenter.features.acd import model as acd
 from callcenter.features.acd.service import AcdService
 from callcenter.features.callback.handlers import CallbackHandlers
 from callcenter.features.callback.numbers import dial_back_number
-from callcenter.protocol.agi import Env, Response
 from callcenter.tasks import Supervisor
 
-from .fakes import FakeAmi
+from .fakes import FakeAmi, FakeSession
 
 BASE = yaml.safe_load(open("tests/asterisk/lab.yaml"))
-
-
-class FakeSession:
-    """A FastAGI session: channel variables in, every command recorded, every command answered 200."""
-
-    def __init__(self, args: tuple[str, ...], variables: dict[str, str]) -> None:
-        self.env = Env({f"agi_arg_{i + 1}": a for i, a in enumerate(args)})
-        self.vars = dict(variables)
-        self.commands: list[tuple[str, ...]] = []
-
-    async def get_var(self, name: str) -> str:
-        return self.vars.get(name, "")
-
-    async def set_var(self, name: str, value: str) -> None:
-        self.vars[name] = value
-
-    async def cmd(self, verb: str, *args: object) -> Response:
-        self.commands.append((verb, *map(str, args)))
-        return Response(200, "0")
 
 
 def _setup(caller_num: str, dial_allow: list[str] | None = None, caller_id: str = ""):

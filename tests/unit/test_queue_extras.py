@@ -30,38 +30,15 @@ from callcenter.features.stats import figures
 from callcenter.features.survey.handlers import SurveyHandlers, rating
 from callcenter.journal import Journal
 from callcenter.persistence import DbThread
-from callcenter.protocol.agi import Env, Response
 from callcenter.protocol.ami import Message
 from callcenter.tasks import Supervisor
 
-from .fakes import FakeAmi
+from .fakes import FakeAmi, FakeSession
 from .test_api import SAM, _client, _sign_in, api  # noqa: F401 - the daemon-with-API fixture
 
 BASE = yaml.safe_load(open("tests/asterisk/lab.yaml"))
 NOW = 1_800_000_000.0
 FS = 8000
-
-
-class Session:
-    """A FastAGI session: variables in, commands recorded; WAIT FOR DIGIT answers the scripted keys."""
-
-    def __init__(self, args: tuple[str, ...], variables: dict[str, str], keys: str = "") -> None:
-        self.env = Env({f"agi_arg_{i + 1}": a for i, a in enumerate(args)})
-        self.vars = dict(variables)
-        self.keys = list(keys)
-        self.commands: list[tuple[str, ...]] = []
-
-    async def get_var(self, name: str) -> str:
-        return self.vars.get(name, "")
-
-    async def set_var(self, name: str, value: str) -> None:
-        self.vars[name] = value
-
-    async def cmd(self, verb: str, *args: object) -> Response:
-        self.commands.append((verb, *map(str, args)))
-        if verb == "WAIT FOR DIGIT" and self.keys:
-            return Response(200, str(ord(self.keys.pop(0))))
-        return Response(200, "0")
 
 
 def _cfg(**queue_changes: object) -> config.Config:
@@ -224,7 +201,7 @@ async def test_survey_after_a_conversation_stores_the_rating() -> None:
         return j.call(call_id)
 
     h = SurveyHandlers(lambda: cfg, svc, bus, lookup_call=lookup)
-    s = Session((), {"CC_CALL_ID": "00000000000000c1", "CC_NEXT": "queue"}, keys="94")
+    s = FakeSession((), {"CC_CALL_ID": "00000000000000c1", "CC_NEXT": "queue"}, keys="94")
     await h.agi_survey(s)
     rated = [e for e in published if isinstance(e, ev.CsatRated)]
     assert [(e.rating, e.queue, e.agent) for e in rated] == [(4, "sales", "alice")]
@@ -241,7 +218,7 @@ async def test_survey_of_a_refused_claim_sends_the_caller_back_to_waiting() -> N
     async def lookup(call_id: str) -> None:
         raise AssertionError("no journal read for a caller still waiting")
 
-    s = Session((), {"CC_CALL_ID": "00000000000000c2", "CC_NEXT": "queue"}, keys="4")
+    s = FakeSession((), {"CC_CALL_ID": "00000000000000c2", "CC_NEXT": "queue"}, keys="4")
     await SurveyHandlers(lambda: cfg, svc, bus, lookup_call=lookup).agi_survey(s)
     assert s.vars["CC_NEXT"] == "queue" and s.commands == []
     assert not any(isinstance(e, ev.CsatRated) for e in published)
@@ -314,7 +291,7 @@ async def messages(tmp_path: Path):
 async def test_message_digit_keeps_the_place_and_records_under_a_generated_name(messages) -> None:
     """6 turns the caller into a callback (place kept), then cc-message records to a daemon-made path."""
     m, svc, published, rec, th = messages
-    s = Session(("6",), {"CC_CALL_ID": "00000000000000m1"})
+    s = FakeSession(("6",), {"CC_CALL_ID": "00000000000000m1"})
     await m.agi_queue_digit(s)
     c = svc.state.calls["00000000000000m1"]
     assert c.callback == "5550301" and c.channel == "" and svc.state.position(c.call_id) == 1
@@ -329,11 +306,11 @@ async def test_message_digit_keeps_the_place_and_records_under_a_generated_name(
 async def test_other_keys_go_to_the_callback_and_a_refused_number_stays_queued(messages) -> None:
     """5 is still the callback's key; a caller ID the trunk may not dial hears 'unavailable' and waits on."""
     m, svc, published, rec, th = messages
-    s = Session(("5",), {"CC_CALL_ID": "00000000000000m1"})
+    s = FakeSession(("5",), {"CC_CALL_ID": "00000000000000m1"})
     await m.agi_queue_digit(s)
     assert ("HANGUP",) in s.commands and "CC_MSG_FILE" not in s.vars  # a plain callback
     svc.submit(acd.CallQueued("00000000000000m2", "sales", "PJSIP/trunk-2", "+19005550123", entered_at=time.time()))
-    s2 = Session(("6",), {"CC_CALL_ID": "00000000000000m2"})
+    s2 = FakeSession(("6",), {"CC_CALL_ID": "00000000000000m2"})
     await m.agi_queue_digit(s2)
     assert not svc.state.calls["00000000000000m2"].callback and "CC_NEXT" not in s2.vars
     assert ("STREAM FILE", "beeperr", "") in s2.commands
@@ -344,7 +321,7 @@ async def test_finished_message_is_trimmed_once_and_played_to_the_agent(messages
     """After the caller's hang-up the file is trimmed and linked (MessageLeft); the agent who takes the
     callback hears the announcement and the message (one trim, however often asked), marked heard."""
     m, svc, published, rec, th = messages
-    s = Session(("6",), {"CC_CALL_ID": "00000000000000m1"})
+    s = FakeSession(("6",), {"CC_CALL_ID": "00000000000000m1"})
     await m.agi_queue_digit(s)
     msg_id = s.vars["CC_MSG_FILE"][-16:]
     _wav(rec / "messages" / f"{msg_id}.wav", np.concatenate([np.zeros(FS), _tone(1.5), np.zeros(3 * FS)]))
@@ -358,7 +335,7 @@ async def test_finished_message_is_trimmed_once_and_played_to_the_agent(messages
     assert left.msg_id == msg_id and left.duration_s == pytest.approx(1.9, abs=0.05)
     calls = []
     monkeypatch.setattr(msg_service, "trim_silence", lambda p: calls.append(p) or (9.9, 9.9))
-    agent_leg = Session((), {})
+    agent_leg = FakeSession((), {})
     await m.before_dial(agent_leg, svc.state.calls["00000000000000m1"])
     assert calls == []  # already finished: not trimmed again
     assert agent_leg.commands == [("STREAM FILE", "beep", "#"), ("STREAM FILE", f"/ast/rec/messages/{msg_id}", "#")]
@@ -426,7 +403,7 @@ async def test_a_message_whose_hangup_was_lost_is_finished_at_the_resync(message
     """The AMI link dropped while the caller spoke: the snapshot after the reconnect no longer has their
     channel, so the message is finished then (silence only here: 'empty', nothing published)."""
     m, svc, published, rec, th = messages
-    s = Session(("6",), {"CC_CALL_ID": "00000000000000m1"})
+    s = FakeSession(("6",), {"CC_CALL_ID": "00000000000000m1"})
     await m.agi_queue_digit(s)
     _wav(rec / "messages" / f"{s.vars['CC_MSG_FILE'][-16:]}.wav", np.zeros(FS))
     other = Message((("Event", "CoreShowChannel"), ("Channel", "PJSIP/trunk-9"), ("ChanVariable", "CC_ROLE=caller"),
@@ -444,9 +421,9 @@ async def test_an_agent_answering_while_the_caller_still_speaks_waits_for_the_ha
     """The callback came up while the caller was still recording: the agent's leg waits for the caller's
     hang-up (the file is never trimmed while Asterisk writes it), then hears the message."""
     m, svc, published, rec, th = messages
-    s = Session(("6",), {"CC_CALL_ID": "00000000000000m1"})
+    s = FakeSession(("6",), {"CC_CALL_ID": "00000000000000m1"})
     await m.agi_queue_digit(s)
-    agent_leg = Session((), {})
+    agent_leg = FakeSession((), {})
     waiting = asyncio.create_task(m.before_dial(agent_leg, svc.state.calls["00000000000000m1"]))
     await asyncio.sleep(0.2)
     assert not waiting.done() and agent_leg.commands == []
@@ -462,7 +439,7 @@ async def test_a_recordings_dir_unsafe_for_the_dialplan_refuses_messages(message
     arguments: no message is taken, the caller hears 'unavailable' and keeps waiting."""
     m, svc, published, rec, th = messages
     m.dirs = lambda: (rec, "/var/rec,x y")
-    s = Session(("6",), {"CC_CALL_ID": "00000000000000m1"})
+    s = FakeSession(("6",), {"CC_CALL_ID": "00000000000000m1"})
     await m.agi_queue_digit(s)
     assert not svc.state.calls["00000000000000m1"].callback and "CC_MSG_FILE" not in s.vars
     assert ("STREAM FILE", "beeperr", "") in s.commands

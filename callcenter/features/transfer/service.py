@@ -45,22 +45,6 @@ DIGITS = re.compile(r"^[0-9*]{1,20}$")
 Resolved = tuple[str, str, str]  # (kind, target, what cc-next dials for kind "out")
 
 
-def _prefixed_vars(msg: Message, prefix: str) -> dict[str, str]:
-    """``<prefix>ChanVariable: NAME=value`` headers of a multi-channel event; a name given twice is left out."""
-    key = f"{prefix}chanvariable".lower()
-    out: dict[str, str] = {}
-    twice: set[str] = set()
-    for k, v in msg.headers:
-        if k.lower() == key and "=" in v:
-            name, _, val = v.partition("=")
-            if name in out:
-                twice.add(name)
-            out[name] = val
-    for name in twice:
-        del out[name]
-    return out
-
-
 class TransferService:
     """``agent_channel(agent)``: the agent's channel bridged to a caller now (supervision keeps that map)."""
 
@@ -102,7 +86,7 @@ class TransferService:
     def on_ami_event(self, msg: Message) -> None:
         e = msg.event
         if e == "BlindTransfer":
-            v = _prefixed_vars(msg, "Transferer")
+            v = msg.variables("Transferer")
             if msg.get("Result") != "Success" or v.get(cc.ROLE) != cc.ROLE_AGENT or not v.get(cc.CALL_ID):
                 return
             log.info("transfer.blind", call_id=v[cc.CALL_ID], agent=v.get(cc.AGENT), exten=msg.get("Extension")[:20],
@@ -114,7 +98,7 @@ class TransferService:
     def _attended(self, msg: Message) -> None:
         if msg.get("Result") != "Success":
             return
-        legs = {p: _prefixed_vars(msg, p) for p in ("OrigTransferer", "SecondTransferer", "Transferee",
+        legs = {p: msg.variables(p) for p in ("OrigTransferer", "SecondTransferer", "Transferee",
                                                     "TransferTarget")}
         state = self.acd.state
         for p, v in legs.items():  # the holder's leg names the call

@@ -35,11 +35,11 @@ async def test_park_and_pick_up_from_another_phone(daemon: DaemonProc, floor: Fl
     await asyncio.sleep(0.5)
     h.hangup()
     await daemon.until("call.ended", 10, after=mark, call_id=call_id, outcome="completed", agent="bob")
+    assert daemon.call_record(call_id)["agent"] == "bob"  # (the journal has written the call's rows)
     a, b = _states(daemon, mark, "alice"), _states(daemon, mark, "bob")
     assert [s for _, s, _ in a][:3] == ["Reserved", "Busy", "WrapUp"], a
     assert [s for _, s, _ in b][:2] == ["Busy", "WrapUp"] and b[0][2] == call_id, b
     assert [(s, ag, how) for s, ag, how, _ in _legs(daemon, call_id)] == [(1, "alice", "park"), (2, "bob", "completed")]
-    assert daemon.call_record(call_id)["agent"] == "bob"
 
 
 async def test_a_call_parked_too_long_rings_the_agent_who_parked_it(daemon: DaemonProc, floor: Floor,
@@ -58,5 +58,6 @@ async def test_a_call_parked_too_long_rings_the_agent_who_parked_it(daemon: Daem
     assert not h.ended and not _states(daemon, parked, "bob"), "bob was not offered it"
     h.hangup()
     await daemon.until("call.ended", 10, after=mark, call_id=call_id, outcome="completed", agent="alice")
+    assert daemon.call_record(call_id)["agent"] == "alice"  # (the journal has written the call's rows)
     assert [(s, ag, how) for s, ag, how, _ in _legs(daemon, call_id)] == [
         (1, "alice", "park"), (2, "alice", "completed")]

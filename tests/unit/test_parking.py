@@ -39,6 +39,15 @@ def test_parking_holds_the_call_and_wraps_up_the_agent():
     assert not of(cmds, acd.Offer) and state.calls["c1"].pending == "park"
 
 
+def test_the_target_before_the_blind_transfer_event_still_ends_the_leg_as_park():
+    """cc-xfer's AGI may come before AMI BlindTransfer: the leg still ends ``park``."""
+    state = talking("c1", "alice")
+    state, cmds = acd.step(CFG, state, xfer.TransferTarget("c1", "park", ""), 20)
+    assert of(cmds, xfer.LegEnded) == [xfer.LegEnded("c1", "alice", 10, 20, "park")]
+    state, cmds = acd.step(CFG, state, xfer.BlindTransferStarted("c1", "alice", "park"), 20)
+    assert not of(cmds, xfer.LegEnded) and state.calls["c1"].pending == "park"
+
+
 def test_an_agent_picking_up_a_parked_call_is_busy_on_it_as_a_new_leg():
     """bob dials the slot: Busy on the same call id, a leg of his own; the record goes on."""
     state = parked("c1", "bob")

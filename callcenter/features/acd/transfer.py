@@ -199,7 +199,8 @@ def _requeue(tx: acd._Tx, c: acd.Call, queue: str, now: float) -> acd.Call:
 def _target(cfg: Config, tx: acd._Tx, ev: TransferTarget, now: float) -> None:
     c = tx.calls.get(ev.call_id)
     if c is not None and not c.pending and c.agent is not None:
-        c = _blind_start(cfg, tx, ev.call_id, c.agent, now)  # the BlindTransfer event was not seen (yet)
+        # the BlindTransfer event was not seen (yet)
+        c = _blind_start(cfg, tx, ev.call_id, c.agent, now, "park" if ev.kind == "park" else "transfer:blind")
     if c is None or not c.pending or c.agent is None:
         return
     origin = c.agent

@@ -57,6 +57,8 @@ from callcenter.features.api.routes import Api, Ports
 from callcenter.features.transfer.api import routes as transfer_routes
 from callcenter.features.transfer.service import TransferService
 from callcenter.features.parking.service import ParkingService
+from callcenter.features.conference.api import routes as conference_routes
+from callcenter.features.conference.service import ConferenceService
 from callcenter.http import start_http
 from callcenter.features.supervision.service import SupervisionService
 from callcenter.features.webhooks.routes import routes as webhook_routes
@@ -136,6 +138,7 @@ class Daemon:
                                          agent_channel=lambda a: self.supervision.agent_channels.get(a),
                                          on_consult=self.recording.follow)
         self.parking = ParkingService(self._config, self.acd, self.transfers)
+        self.conference = ConferenceService(self._config, self.acd, self.ami, self.transfers)
         self.access = AccessService(cfg, db=self.db)
         self.cards = CardsMonitor(cfg.cards, self.metrics.registry)  # span alarms (DAHDI cards)
         self.dialer = _build_dialer(self)
@@ -164,6 +167,7 @@ class Daemon:
         self.api.p.extra_routes.append(webhook_routes(self.webhooks))
         self.api.p.extra_routes.append(crm_routes(self.crm))
         self.api.p.extra_routes.append(transfer_routes(self.transfers))
+        self.api.p.extra_routes.append(conference_routes(self.conference))
         self.api.p.customer_of = self.live.customer_of = self.crm.record
         self.provisioning = (ProvisioningServer(self._config, self.metrics.registry)
                              if cfg.provisioning.enabled else None)
@@ -405,6 +409,7 @@ class Daemon:
         self._guard("messages", self.messages.on_event, msg)
         self._guard("transfers", self.transfers.on_ami_event, msg)
         self._guard("parking", self.parking.on_ami_event, msg)
+        self._guard("conference", self.conference.on_ami_event, msg)
         owned = self._guard("dialer", self._dialer_event, msg)
         if not owned:  # an OriginateResponse of the dialler's own lines is not the ACD's
             self._guard("acd", lambda m: self.acd.on_ami_event(self.node, m), msg)

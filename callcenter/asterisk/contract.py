@@ -49,6 +49,7 @@ MSG_MAX: Final = "CC_MSG_MAX"      # the longest message (s)
 MSG_SILENCE: Final = "CC_MSG_SILENCE"  # silence that ends the message (s)
 CONSULT: Final = "CC_CONSULT"      # on an agent's consult call: the call id it is about (set by the daemon)
 CONSULT_AGENT: Final = "CC_CONSULT_AGENT"  # ... and the agent whose phone it rings
+CONF: Final = "CC_CONF"            # on a conference's third-party leg: the call id (the conference's name)
 SLOT: Final = "CC_SLOT"            # the parking slot a desk phone dialled (a rendered literal)
 DEST: Final = "CC_DEST"            # the agent extension a desk phone dialled (a rendered literal)
 # globals rendered into extensions.conf
@@ -85,6 +86,8 @@ CTX_PARKING: Final = "cc-parking"    # the caller parks itself: Park() in the sl
 CTX_PARK: Final = "cc-park"          # the parking lot's name and context (res_parking.conf); included nowhere
 CTX_PARK_RETURN: Final = "cc-park-return"  # a parked call back from its slot: the daemon decides where
 CTX_PICKUP: Final = "cc-pickup"      # a desk phone dialled a slot: ParkedCall()
+CTX_CONF: Final = "cc-conf"          # caller and agent, redirected into the call's ConfBridge (conference)
+CTX_CONF_THIRD: Final = "cc-conf-third"  # the third party's originated leg joins it
 CTX_REC_START: Final = "cc-rec-start"
 CTX_REC_PAUSE: Final = "cc-rec-pause"
 CTX_REC_RESUME: Final = "cc-rec-resume"
@@ -113,6 +116,7 @@ AMI_EVENTS: Final = (
     "DeviceStateChange", "ChanSpyStart", "ChanSpyStop", "UserEvent",
     "BlindTransfer", "AttendedTransfer",  # agents' transfers (callcenter.features.transfer)
     "ParkedCall", "UnParkedCall", "ParkedCallTimeOut", "ParkedCallGiveUp",  # parking (features.parking)
+    "ConfbridgeJoin", "ConfbridgeLeave",  # who is in a call's conference (features.conference)
     "Alarm", "AlarmClear", "SpanAlarm", "SpanAlarmClear",  # chan_dahdi: telephony card spans (features.cards)
     "Registry",  # a trunk's outbound registration (callcenter.features.trunks)
 )

@@ -12,6 +12,7 @@ from callcenter.config import Config
 from callcenter.asterisk.render_features import features_conf, phone_extensions
 from callcenter.features.cards import render as cards
 from callcenter.features.cards.plan import plan as cards_plan
+from callcenter.features.conference.render import confbridge_conf
 from callcenter.features.parking import render as parking
 from callcenter.features.trunks.render import dialplan_lines, pjsip_lines
 
@@ -110,6 +111,7 @@ def render(cfg: Config, *, agi_host: str | None = None) -> dict[str, str]:
     out["extensions.conf"] = "\n".join(d) + "\n"
     out["callcenter-dialplan.conf"] = _dialplan_source()
     out["features.conf"] = features_conf(cfg, host)
+    out["confbridge.conf"] = confbridge_conf()  # features.conference
     if cfg.parking.enabled:
         out["res_parking.conf"] = parking.res_parking_conf(cfg.parking)
 

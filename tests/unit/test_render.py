@@ -49,7 +49,7 @@ def section(text: str, name: str, type_: str | None = None) -> dict[str, list[st
 def test_rendered_file_set():
     """render() produces exactly the Asterisk files the lab installs."""
     assert set(OUT) == {"pjsip.conf", "manager.conf", "extensions.conf", "callcenter-dialplan.conf",
-                        "musiconhold.conf", "rtp.conf", "features.conf"}
+                        "musiconhold.conf", "rtp.conf", "features.conf", "confbridge.conf"}
     assert all(text.endswith("\n") for text in OUT.values())
 
 

@@ -108,6 +108,8 @@ class Call:
     transfers: int = 0
     pending: str = ""
     consult: str | None = None
+    # A conference (features/conference): the third party brought in — an agent's name or a number
+    conference: str = ""
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from callcenter.config import Config
 
 __all__ = ["BlindTransferStarted", "TransferTarget", "ConsultAnswered", "AttendedTransferred",
-           "ParkReturned", "ParkPickedUp", "LegEnded", "LegStarted", "TransferDone", "EVENTS", "COMMANDS", "TARGET_KINDS", "apply",
+           "ParkReturned", "ParkPickedUp", "ConferenceStarted", "LegEnded", "LegStarted", "TransferDone", "EVENTS", "COMMANDS", "TARGET_KINDS", "apply",
            "agent_hung_up", "caller_left", "resynced"]
 
 TARGET_KINDS = frozenset({"agent", "queue", "out", "back", "park"})
@@ -94,7 +94,16 @@ class ParkPickedUp:
     target: str = ""
 
 
-EVENTS = (BlindTransferStarted, TransferTarget, ConsultAnswered, AttendedTransferred, ParkReturned, ParkPickedUp)
+@dataclass(frozen=True)
+class ConferenceStarted:
+    """The caller and the holder of ``call_id`` are in a conference; ``third``: the agent or number rung to join."""
+
+    call_id: str
+    third: str
+
+
+EVENTS = (BlindTransferStarted, TransferTarget, ConsultAnswered, AttendedTransferred, ParkReturned, ParkPickedUp,
+          ConferenceStarted)
 
 
 # --------------------------------------------------------------------------- commands
@@ -153,6 +162,10 @@ def apply(cfg: Config, tx: acd._Tx, ev: object, now: float) -> bool:
             _park_returned(cfg, tx, cid, now)
         case ParkPickedUp():
             _park_picked_up(cfg, tx, ev, now)
+        case ConferenceStarted(call_id=cid, third=third):
+            c = tx.calls.get(cid)
+            if _holding(tx, c) and c is not None and third and third != c.agent:
+                tx.calls[cid] = replace(c, conference=third)
         case _:
             return False
     return True
@@ -162,6 +175,23 @@ def _holding(tx: acd._Tx, c: acd.Call | None) -> bool:
     """``c`` is a live conversation with an agent (not waiting, not ringing, not held in a transfer)."""
     return (c is not None and c.agent is not None and c.answered_at is not None and not c.pending
             and c.agent in tx.agents and (not c.callback or c.connected))
+
+
+def _conference_left(cfg: Config, tx: acd._Tx, c: acd.Call, now: float) -> None:
+    """The holder hung up in a conference: the caller stays with the third party."""
+    origin = c.agent
+    assert origin is not None
+    _leave(cfg, tx, c, now, "conference")
+    to = c.consult if c.consult == c.conference else None
+    if to is None:  # an outside number or a desk phone: out of the ACD
+        del tx.calls[c.call_id]
+        tx.out.append(TransferDone(c.call_id, "conference", origin, "out", c.conference, "left"))
+        tx.out.append(acd.CallEnded(c.call_id, "transferred", now, agent=origin))
+        return
+    _take_over(cfg, tx, c, to, now)
+    tx.calls[c.call_id] = replace(tx.calls[c.call_id], conference="", route=f"conference from={origin} to={to}")
+    tx.out.append(LegStarted(c.call_id, to, now))
+    tx.out.append(TransferDone(c.call_id, "conference", origin, "agent", to, "taken"))
 
 
 def _leave(cfg: Config, tx: acd._Tx, c: acd.Call, now: float, how: str) -> None:
@@ -354,6 +384,10 @@ def agent_hung_up(cfg: Config, tx: acd._Tx, name: str, cid: str, now: float) -> 
     transferred call)."""
     a = tx.agents[name]
     c = tx.calls.get(cid)
+    if (c is not None and c.conference and c.agent == name and _holding(tx, c)
+            and (c.conference not in tx.agents or c.consult == c.conference)):  # (an agent rung but not joined: the end)
+        _conference_left(cfg, tx, c, now)
+        return True
     if a.state == AgentState.BUSY and a.call_id == cid and (c is None or c.agent != name or c.pending):
         _consult_over(tx, name, now)  # a consult leg (the call may have ended meanwhile)
     elif c is None:
@@ -377,7 +411,14 @@ def agent_hung_up(cfg: Config, tx: acd._Tx, name: str, cid: str, now: float) -> 
 
 
 def caller_left(tx: acd._Tx, c: acd.Call, now: float) -> bool:
-    """The caller hung up: True if handled here (held between a blind transfer and its target)."""
+    """The caller hung up: True if handled here (held between a blind transfer and its target, or parked;
+    in a conference: the call ends, its agents' legs free them as they hang up)."""
+    if c.conference and not c.pending:
+        del tx.calls[c.call_id]
+        if c.transfers and c.agent is not None and c.answered_at is not None:
+            tx.out.append(LegEnded(c.call_id, c.agent, c.answered_at, now, "completed"))
+        tx.out.append(acd.CallEnded(c.call_id, "completed", now, agent=c.agent))
+        return True
     if not c.pending:
         return False
     del tx.calls[c.call_id]  # a parked caller who hangs up gave up waiting

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from callcenter.asterisk.render import render
 from callcenter.features.acd import model as acd
@@ -13,8 +15,8 @@ from callcenter.features.acd import transfer as xfer
 from callcenter.features.acd.agents import AgentState
 from callcenter.features.parking.schema import ParkingConf, problems
 
-from tests.unit.test_acd_core import CFG, of
-from tests.unit.test_transfer_core import talking
+from tests.unit.test_acd_core import CFG, DT, of, synced
+from tests.unit.test_transfer_core import AGENTS, _check, _draw, talking
 
 S = AgentState
 
@@ -129,3 +131,84 @@ def test_transfer_targets_include_the_park_code_and_slots(digits, want):
     cfg = _cfg()
     svc = TransferService(lambda: cfg, None, None, agent_channel=lambda a: None)  # type: ignore[arg-type]
     assert svc.resolve(digits, None) == want
+
+
+# --------------------------------------------------------------------------- conference (same core module)
+
+def test_conference_with_a_colleague_hands_the_call_over_when_the_agent_leaves():
+    """bob joins alice's conference (Busy on the call); alice hangs up: bob holds it, a new leg; alice wraps up."""
+    state = talking("c1", "alice", "bob")
+    state, _ = acd.step(CFG, state, xfer.ConferenceStarted("c1", "bob"), 20)
+    state, _ = acd.step(CFG, state, xfer.ConsultAnswered("c1", "bob"), 21)
+    assert state.agents["bob"].state is S.BUSY and state.agents["bob"].call_id == "c1"
+    state, cmds = acd.step(CFG, state, acd.AgentHungUp("alice", "c1"), 30)
+    assert state.agents["alice"].state is S.WRAPUP and state.calls["c1"].agent == "bob"
+    assert of(cmds, xfer.LegEnded) == [xfer.LegEnded("c1", "alice", 10, 30, "conference")]
+    assert of(cmds, xfer.TransferDone) == [xfer.TransferDone("c1", "conference", "alice", "agent", "bob", "taken")]
+    state, cmds = acd.step(CFG, state, acd.AgentHungUp("bob", "c1"), 40)
+    assert of(cmds, acd.CallEnded)[0].outcome == "completed" and "c1" not in state.calls
+
+
+def test_conference_with_an_outside_number_leaves_the_acd_when_the_agent_leaves():
+    """Third party 5550302: alice hangs up, the caller stays with them; the record ends ``transferred``."""
+    state = talking("c1", "alice")
+    state, _ = acd.step(CFG, state, xfer.ConferenceStarted("c1", "5550302"), 20)
+    state, cmds = acd.step(CFG, state, acd.AgentHungUp("alice", "c1"), 30)
+    assert "c1" not in state.calls and state.agents["alice"].state is S.WRAPUP
+    assert of(cmds, acd.CallEnded) == [acd.CallEnded("c1", "transferred", 30, agent="alice")]
+
+
+def test_conference_the_caller_leaving_ends_the_call_and_the_agents_are_freed():
+    """The caller hangs up in a conference: the call ends completed; alice and bob are freed by their hang-ups."""
+    state = talking("c1", "alice", "bob")
+    state, _ = acd.step(CFG, state, xfer.ConferenceStarted("c1", "bob"), 20)
+    state, _ = acd.step(CFG, state, xfer.ConsultAnswered("c1", "bob"), 21)
+    state, cmds = acd.step(CFG, state, acd.CallerLeft("c1"), 30)
+    assert of(cmds, acd.CallEnded)[0].outcome == "completed" and "c1" not in state.calls
+    for name in ("alice", "bob"):
+        state, _ = acd.step(CFG, state, acd.AgentHungUp(name, "c1"), 31)
+        assert state.agents[name].state is not S.BUSY
+
+
+def test_conference_an_agent_rung_who_never_joined_the_agent_leaving_ends_it():
+    """bob was rung but never joined: alice hanging up ends the call as usual (completed)."""
+    state = talking("c1", "alice", "bob")
+    state, _ = acd.step(CFG, state, xfer.ConferenceStarted("c1", "bob"), 20)
+    state, cmds = acd.step(CFG, state, acd.AgentHungUp("alice", "c1"), 30)
+    assert of(cmds, acd.CallEnded)[0].outcome == "completed"
+
+
+# --------------------------------------------------------------------------- invariants
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), n=st.integers(5, 40))
+def test_agent_states_follow_the_call_through_parking_and_conferences(data, n):
+    """Random calls, parking, pick-ups, returns and conferences: never Ready while on a call, never Busy after leaving it."""
+    now = 1000.0
+    state = synced(now)
+    for i in range(n):
+        now += data.draw(DT, label="dt")
+        kind = data.draw(st.sampled_from(["base", "base", "park", "pickup", "back", "conf", "join"]), label="k")
+        agent = data.draw(st.sampled_from(AGENTS), label="agent")
+        held = sorted(c.call_id for c in state.calls.values() if c.agent and c.answered_at is not None
+                      and not c.pending) + ["zz"]
+        parked_ = sorted(c.call_id for c in state.calls.values() if c.pending == "park") + ["zz"]
+        if kind == "park":
+            ev: object = xfer.TransferTarget(data.draw(st.sampled_from(held)), "park", "")
+        elif kind == "pickup":
+            ev = xfer.ParkPickedUp(data.draw(st.sampled_from(parked_)), data.draw(st.sampled_from([agent, None])))
+        elif kind == "back":
+            ev = xfer.ParkReturned(data.draw(st.sampled_from(parked_)))
+        elif kind == "conf":
+            ev = xfer.ConferenceStarted(data.draw(st.sampled_from(held)), data.draw(st.sampled_from([agent, "5550302"])))
+        elif kind == "join":  # only the conference's own colleague joins (what the service submits)
+            confs = sorted((c.call_id, c.conference) for c in state.calls.values()
+                           if c.conference in AGENTS and c.consult is None)
+            ev = xfer.ConsultAnswered(*data.draw(st.sampled_from(confs))) if confs else acd.Tick()
+        else:
+            ev = _draw(data, state, now, f"c{i}")
+            if isinstance(ev, (xfer.ConsultAnswered, xfer.AttendedTransferred)):
+                ev = acd.Tick()  # consults are the transfer tests' own
+        before = state
+        state, cmds = acd.step(CFG, state, ev, now)
+        _check(before, ev, state, cmds, now)

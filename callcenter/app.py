@@ -152,7 +152,7 @@ class Daemon:
         for part in (self.ivr.routes(), self.acd_handlers.routes(), self.callback.routes(), self.messages.routes(),
                      self.survey.routes(), self.amd_handlers.routes(), self.recording.agi_routes(),
                      self.supervision.agi_routes(), self.transfers.agi_routes(),
-                     self.parking.agi_routes()):
+                     self.parking.agi_routes(), self.conference.agi_routes()):
             routes.update(part)
         self.agi = AgiServer(cfg.agi.host, cfg.agi.port, routes,
                              on_session=lambda s, r: self.metrics.agi_sessions.labels(s, r).inc())

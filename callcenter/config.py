@@ -211,6 +211,7 @@ class Features:
     record_pause: str = Field(default="*65", pattern=FEATURE)  # agent, mid-call: stop recording (card numbers)
     record_resume: str = Field(default="*66", pattern=FEATURE)
     record_start: str = Field(default="*67", pattern=FEATURE)  # agent, mid-call: record an on-demand call
+    conference: str = Field(default="*68", pattern=FEATURE)  # agent, mid-call: then the third party's number and #
     disposition: str = Field(default="*69", pattern=FEATURE)  # agent after a dialer call: *69<code>
     listen: str = Field(default="*71", pattern=FEATURE)  # supervisor: *71<agent extension>
     whisper: str = Field(default="*72", pattern=FEATURE)

@@ -88,6 +88,7 @@ CTX_PARK_RETURN: Final = "cc-park-return"  # a parked call back from its slot: t
 CTX_PICKUP: Final = "cc-pickup"      # a desk phone dialled a slot: ParkedCall()
 CTX_CONF: Final = "cc-conf"          # caller and agent, redirected into the call's ConfBridge (conference)
 CTX_CONF_THIRD: Final = "cc-conf-third"  # the third party's originated leg joins it
+CTX_CONF_KEY: Final = "cc-conf-key"  # features.conf applicationmap name of the agent's conference code
 CTX_REC_START: Final = "cc-rec-start"
 CTX_REC_PAUSE: Final = "cc-rec-pause"
 CTX_REC_RESUME: Final = "cc-rec-resume"
@@ -104,7 +105,7 @@ CONTEXTS: Final = frozenset(v for k, v in dict(globals()).items()
 AGI_SCRIPTS: Final = frozenset({
     "ivr", "queue-hook", "queue-digit", "fallback", "agent", "agent-claim", "amd-start", "amd-result",
     "outbound-answered", "record", "spy", "survey", "message-done", "transfer", "consult",
-    "park-return", "park-pickup",
+    "park-return", "park-pickup", "conference",
 })
 
 # --- AMI events the daemon (and the lab's witness) acts on; Asterisk sends its AMI user no other

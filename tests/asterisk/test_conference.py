@@ -65,3 +65,21 @@ async def test_conference_agent_leaves_caller_and_colleague_stay(daemon: DaemonP
         audit = [(r["target"], r["outcome"]) for r in db.execute(
             "SELECT * FROM api_audit WHERE target LIKE 'conference:%' ORDER BY rowid")]
     assert audit == [(f"conference:{call_id}:803", "failed"), (f"conference:{call_id}:2002", "done")], audit
+
+
+async def test_conference_from_the_desk_phone_code(daemon: DaemonProc, floor: Floor, witness: Witness) -> None:
+    """alice presses *68 then 2002# on her call: bob joins, alice hangs up, the caller and bob stay connected."""
+    alice, bob, h, call_id, mark = await _talking(daemon, floor)
+    leg = alice.calls[-1]
+    leg.dtmf("*68")
+    await asyncio.sleep(1.5)  # the feature's code, then Asterisk's beep before the number (no event to wait for)
+    leg.dtmf("2002#")
+    await daemon.until("conference.feature", 10, after=mark, call_id=call_id, result="ok", target="bob")
+    await daemon.until("conference.joined", 10, after=mark, call_id=call_id, agent="bob")
+    assert await _one_bridge(witness, ("2001", "2002")), "caller, alice and bob are not in one bridge"
+    leg.hangup()
+    await daemon.until("transfer.done", 10, after=mark, call_id=call_id, kind="conference", result="taken")
+    await asyncio.sleep(0.5)
+    assert not h.ended and await _wait_bridged(witness, "2002")
+    h.hangup()
+    await daemon.until("call.ended", 10, after=mark, call_id=call_id, outcome="completed", agent="bob")

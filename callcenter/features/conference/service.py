@@ -1,6 +1,7 @@
 """Conferences in the running daemon: the agent's action (the API) and what AMI shows.
 
-:meth:`ConferenceService.conference`: the call must be a conversation with its agent; the third
+:meth:`ConferenceService.conference` (the API, or the agent's conference code on their leg: AGI
+``conference``, which reads the number): the call must be a conversation with its agent; the third
 party is resolved as a transfer target (:meth:`TransferService.resolve`: an agent's extension, a desk
 phone, an outside number the transfer trunk's allow-list admits — no queue, no parking). The daemon
 then redirects the caller and the agent together into ``cc-conf`` (a ConfBridge named by the call
@@ -24,7 +25,8 @@ from callcenter.asterisk.ami_client import AmiError, NotConnected
 from callcenter.features.acd import transfer as xfer
 from callcenter.features.acd.service import AcdService
 from callcenter.features.ivr.handlers import CALL_ID
-from callcenter.features.transfer.service import TransferService
+from callcenter.asterisk.agi_server import AgiSession
+from callcenter.features.transfer.service import DIGITS, TransferService
 from callcenter.protocol.ami import Message
 
 __all__ = ["ConferenceService"]
@@ -49,6 +51,29 @@ class ConferenceService:
             log.warning("conference.hangup_failed", call_id=room, error=str(e)[:200])
         finally:
             self.tasks[:] = [t for t in self.tasks if not t.done()]
+
+    def agi_routes(self) -> dict[str, Callable[[AgiSession], Any]]:
+        return {"conference": self.agi_conference}
+
+    async def agi_conference(self, s: AgiSession) -> None:
+        """The agent pressed the conference code on their leg (features.conf, ``self``): a beep, then
+        the third party's number and # (digits only, at most 20, 8 s); then as :meth:`conference`."""
+        call_id, agent = await s.get_var(cc.CALL_ID), await s.get_var(cc.AGENT)
+        endpoint = await s.get_var("CHANNEL(endpoint)")
+        ag = self._cfg().agents.get(agent)
+        if ag is None or ag.phone != endpoint or not CALL_ID.match(call_id):
+            log.warning("conference.feature_denied", endpoint=endpoint[:20], agent=agent[:32] or None)
+            return
+        r = await s.cmd("GET DATA", "beep", 8000, 20)
+        digits = r.result if DIGITS.fullmatch(r.result or "") else ""
+        if not digits:
+            await s.cmd("STREAM FILE", "beeperr", "")
+            return
+        result, kind, target = await self.conference(call_id, digits)
+        log.info("conference.feature", call_id=call_id, agent=agent, dialled=digits, result=result, kind=kind,
+                 target=target)
+        if result != "ok":
+            await s.cmd("STREAM FILE", "beeperr", "")
 
     def on_ami_event(self, msg: Message) -> None:
         if msg.event not in ("ConfbridgeJoin", "ConfbridgeLeave"):

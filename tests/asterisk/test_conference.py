@@ -83,3 +83,33 @@ async def test_conference_from_the_desk_phone_code(daemon: DaemonProc, floor: Fl
     assert not h.ended and await _wait_bridged(witness, "2002")
     h.hangup()
     await daemon.until("call.ended", 10, after=mark, call_id=call_id, outcome="completed", agent="bob")
+
+
+async def test_conference_with_an_outside_number_the_agent_leaves(daemon: DaemonProc, floor: Floor,
+                                                                  witness: Witness) -> None:
+    """alice brings in 5550302 (the transfer trunk's allow-list admits it) and hangs up: the caller and the
+    outside party stay connected, the record ends ``transferred``; the caller's hang-up ends the other leg."""
+    outside = floor.caller("5550302")  # the "outside" party: a phone on the trunk's side
+    alice, bob, h, call_id, mark = await _talking(daemon, floor)
+    url = f"http://127.0.0.1:{daemon.cfg.http.port}/api/v1/calls/{call_id}/conference"
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url, json={"to": "5550302"}, headers={"Authorization": "Bearer east-lab-token"}) as r:
+            assert r.status == 202, await r.text()
+            assert (await r.json())["kind"] == "out"
+    await floor.wait(lambda: any(x.state in ("INCOMING", "EARLY") for x in outside.calls), 10, "5550302 to ring")
+    ring = next(x for x in outside.calls if x.state in ("INCOMING", "EARLY"))
+    ring.phone._answer(ring)
+    await floor.wait(lambda: ring.state == "CONFIRMED", 5, "the outside party to answer")
+    assert await _one_bridge(witness, ("2001",)), "caller, alice and the outside party are not in one bridge"
+    alice.calls[-1].hangup()
+    await daemon.until("transfer.done", 10, after=mark, call_id=call_id, kind="conference", to_kind="out",
+                       target="5550302", result="left")
+    await daemon.until("call.ended", 5, after=mark, call_id=call_id, outcome="transferred", agent="alice")
+    await asyncio.sleep(1.0)
+    assert not h.ended and not ring.ended, "the caller and the outside party were not left connected"
+    chans = await witness.channels()
+    trunk = [c for c in chans if c["Channel"].startswith("PJSIP/trunk-pstn-") and c.get("BridgeId")]
+    assert len(trunk) == 2 and trunk[0]["BridgeId"] == trunk[1]["BridgeId"], chans  # caller <-> outside
+    assert [(s, ag, how) for s, ag, how, _ in _legs(daemon, call_id)] == [(1, "alice", "conference")]
+    h.hangup()
+    await floor.wait(lambda: ring.ended, 5, "the outside party's leg to end with the caller gone")

@@ -120,11 +120,11 @@ class ConferenceService:
             dial = cfg.agents[target].phone
             variables += [("Variable", f"{cc.ROLE}={cc.ROLE_AGENT}"), ("Variable", f"{cc.AGENT}={target}"),
                           ("Variable", f"{cc.CALL_ID}={call_id}"), ("Variable", f"{cc.QUEUE}={c.queue}")]
-        self.acd.submit(xfer.ConferenceStarted(call_id, target))
         try:  # both channels as AMI showed them; the dial string is the daemon's own (resolve)
             await self.ami.action("Redirect", {"Channel": c.channel, "ExtraChannel": channel,
                                                "Context": cc.CTX_CONF, "Exten": "s", "Priority": "1",
                                                "ExtraContext": cc.CTX_CONF, "ExtraExten": "s", "ExtraPriority": "1"})
+            self.acd.submit(xfer.ConferenceStarted(call_id, target))  # (only once the two are in it)
             await self.ami.action("Originate", [
                 ("Channel", f"PJSIP/{dial}"), ("Context", cc.CTX_CONF_THIRD), ("Exten", "s"), ("Priority", "1"),
                 ("Timeout", "30000"), ("Async", "true"), *variables])

@@ -17,9 +17,15 @@ from tests.asterisk.test_transfer import _legs, _states, _talking, _wait_bridged
 pytestmark = pytest.mark.asterisk
 
 
+async def _slot_state(witness: Witness, slot: str) -> str:
+    """The slot's hint as a BLF key sees it (AMI ExtensionState in the phones' context): 0 free, 1 in use."""
+    r = await witness.m.send_action({"Action": "ExtensionState", "Exten": slot, "Context": "cc-phones"})
+    return str(r.get("Status"))
+
+
 async def test_park_and_pick_up_from_another_phone(daemon: DaemonProc, floor: Floor, witness: Witness) -> None:
-    """alice parks her caller (transfer to 700): slot 701, alice wraps up; bob dials 701 and talks with the
-    caller, Busy on the same call id; one record, legs alice (park) and bob."""
+    """alice parks her caller (transfer to 700): slot 701 (its BLF hint in use), alice wraps up; bob dials 701
+    and talks with the caller, Busy on the same call id; one record, legs alice (park) and bob."""
     alice, bob, h, call_id, mark = await _talking(daemon, floor)
     leg = alice.calls[-1]
     _pj(lambda: leg.call.xfer(f"sip:700@{SIP}", pj.CallOpParam(True)))
@@ -27,6 +33,8 @@ async def test_park_and_pick_up_from_another_phone(daemon: DaemonProc, floor: Fl
     await daemon.until("transfer.done", 5, after=mark, call_id=call_id, to_kind="park", result="parked")
     await floor.wait(lambda: leg.ended, 5, "alice's leg to end")
     assert not h.ended
+    assert await _slot_state(witness, "701") == "1", "the slot's BLF hint does not show the parked call (InUse)"
+    assert await _slot_state(witness, "702") == "0"
     pick = bob.dial(f"sip:701@{SIP}")
     await daemon.until("park.picked_up", 10, after=mark, call_id=call_id, agent="bob", slot="701")
     await daemon.until("call.leg_started", 5, after=mark, call_id=call_id, agent="bob")

@@ -56,6 +56,9 @@ from callcenter.features.api.live import LiveFloor
 from callcenter.features.api.routes import Api, Ports
 from callcenter.features.transfer.api import routes as transfer_routes
 from callcenter.features.transfer.service import TransferService
+from callcenter.features.parking.service import ParkingService
+from callcenter.features.conference.api import routes as conference_routes
+from callcenter.features.conference.service import ConferenceService
 from callcenter.http import start_http
 from callcenter.features.supervision.service import SupervisionService
 from callcenter.features.webhooks.routes import routes as webhook_routes
@@ -134,6 +137,8 @@ class Daemon:
         self.transfers = TransferService(self._config, self.acd, self.ami, node=node,
                                          agent_channel=lambda a: self.supervision.agent_channels.get(a),
                                          on_consult=self.recording.follow)
+        self.parking = ParkingService(self._config, self.acd, self.transfers)
+        self.conference = ConferenceService(self._config, self.acd, self.ami, self.transfers)
         self.access = AccessService(cfg, db=self.db)
         self.cards = CardsMonitor(cfg.cards, self.metrics.registry)  # span alarms (DAHDI cards)
         self.dialer = _build_dialer(self)
@@ -146,7 +151,8 @@ class Daemon:
         routes: dict[str, Callable[..., Any]] = {}
         for part in (self.ivr.routes(), self.acd_handlers.routes(), self.callback.routes(), self.messages.routes(),
                      self.survey.routes(), self.amd_handlers.routes(), self.recording.agi_routes(),
-                     self.supervision.agi_routes(), self.transfers.agi_routes()):
+                     self.supervision.agi_routes(), self.transfers.agi_routes(),
+                     self.parking.agi_routes(), self.conference.agi_routes()):
             routes.update(part)
         self.agi = AgiServer(cfg.agi.host, cfg.agi.port, routes,
                              on_session=lambda s, r: self.metrics.agi_sessions.labels(s, r).inc())
@@ -161,6 +167,7 @@ class Daemon:
         self.api.p.extra_routes.append(webhook_routes(self.webhooks))
         self.api.p.extra_routes.append(crm_routes(self.crm))
         self.api.p.extra_routes.append(transfer_routes(self.transfers))
+        self.api.p.extra_routes.append(conference_routes(self.conference))
         self.api.p.customer_of = self.live.customer_of = self.crm.record
         self.provisioning = (ProvisioningServer(self._config, self.metrics.registry)
                              if cfg.provisioning.enabled else None)
@@ -401,6 +408,8 @@ class Daemon:
         self._guard("trunks", self.trunks.on_event, msg)
         self._guard("messages", self.messages.on_event, msg)
         self._guard("transfers", self.transfers.on_ami_event, msg)
+        self._guard("parking", self.parking.on_ami_event, msg)
+        self._guard("conference", self.conference.on_ami_event, msg)
         owned = self._guard("dialer", self._dialer_event, msg)
         if not owned:  # an OriginateResponse of the dialler's own lines is not the ACD's
             self._guard("acd", lambda m: self.acd.on_ami_event(self.node, m), msg)

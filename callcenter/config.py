@@ -34,6 +34,7 @@ from callcenter.features.ivr.schema import Action, HolidayConf, Hours, Menu, Sch
 from callcenter.features.recording.schema import RecordingConf, Recordings
 from callcenter.features.supervision.schema import SupervisorConf
 from callcenter.features.trunks.schema import CALLER_ID, TrunkAuth, TrunkRegister, trunk_problems
+from callcenter.features.parking import schema as parking_schema
 from callcenter.features.transfer import schema as transfer_schema
 from callcenter.features.webhooks.schema import WebhooksConf
 
@@ -210,6 +211,7 @@ class Features:
     record_pause: str = Field(default="*65", pattern=FEATURE)  # agent, mid-call: stop recording (card numbers)
     record_resume: str = Field(default="*66", pattern=FEATURE)
     record_start: str = Field(default="*67", pattern=FEATURE)  # agent, mid-call: record an on-demand call
+    conference: str = Field(default="*68", pattern=FEATURE)  # agent, mid-call: then the third party's number and #
     disposition: str = Field(default="*69", pattern=FEATURE)  # agent after a dialer call: *69<code>
     listen: str = Field(default="*71", pattern=FEATURE)  # supervisor: *71<agent extension>
     whisper: str = Field(default="*72", pattern=FEATURE)
@@ -263,6 +265,7 @@ class Config:
     provisioning: ProvisioningConf = Field(default_factory=ProvisioningConf)  # desk-phone files (features.provisioning)
     cards: CardsConf = Field(default_factory=CardsConf)  # DAHDI telephony cards: PRI, BRI, analog (features.cards)
     transfers: transfer_schema.TransferConf = Field(default_factory=transfer_schema.TransferConf)  # features.transfer
+    parking: parking_schema.ParkingConf = Field(default_factory=parking_schema.ParkingConf)  # features.parking
     # *63<code> pauses with a named reason; *63 alone is "break". Reason names label metrics.
     pause_reasons: dict[str, str] = Field(default_factory=lambda: {"1": "lunch", "2": "training", "3": "meeting"})
 
@@ -347,6 +350,7 @@ def _references(cfg: Config) -> list[str]:
             problems.append(f"queues.{name}.message.digit: {q.message.digit!r} is already the callback digit")
     problems.extend(queue_cycles(cfg.queues))
     problems.extend(transfer_schema.problems(cfg))
+    problems.extend(parking_schema.problems(cfg))
     for name, c in cfg.campaigns.items():
         if c.queue not in cfg.queues:
             problems.append(f"campaigns.{name}.queue: unknown queue {c.queue!r}")

@@ -50,6 +50,8 @@ MSG_MAX: Final = "CC_MSG_MAX"      # the longest message (s)
 MSG_SILENCE: Final = "CC_MSG_SILENCE"  # silence that ends the message (s)
 CONSULT: Final = "CC_CONSULT"      # on an agent's consult call: the call id it is about (set by the daemon)
 CONSULT_AGENT: Final = "CC_CONSULT_AGENT"  # ... and the agent whose phone it rings
+CONF: Final = "CC_CONF"            # on a conference's third-party leg: the call id (the conference's name)
+SLOT: Final = "CC_SLOT"            # the parking slot a desk phone dialled (a rendered literal)
 DEST: Final = "CC_DEST"            # the agent extension a desk phone dialled (a rendered literal)
 # globals rendered into extensions.conf
 AGI_URL: Final = "CC_AGI"
@@ -81,6 +83,13 @@ CTX_XFER: Final = "cc-xfer"          # TRANSFER_CONTEXT of agent legs: a blind t
 CTX_CONSULT: Final = "cc-consult"    # a desk phone dialled an agent's extension (a consult when on a call)
 CTX_CONSULT_LEG: Final = "cc-consult-leg"    # Dial() b() on the consulted agent's leg: its CC_* variables
 CTX_CONSULT_CLAIM: Final = "cc-consult-claim"  # Dial() U() on the consulted agent's answered leg
+CTX_PARKING: Final = "cc-parking"    # the caller parks itself: Park() in the slot the daemon chose (parking)
+CTX_PARK: Final = "cc-park"          # the parking lot's name and context (res_parking.conf); included nowhere
+CTX_PARK_RETURN: Final = "cc-park-return"  # a parked call back from its slot: the daemon decides where
+CTX_PICKUP: Final = "cc-pickup"      # a desk phone dialled a slot: ParkedCall()
+CTX_CONF: Final = "cc-conf"          # caller and agent, redirected into the call's ConfBridge (conference)
+CTX_CONF_THIRD: Final = "cc-conf-third"  # the third party's originated leg joins it
+CTX_CONF_KEY: Final = "cc-conf-key"  # features.conf applicationmap name of the agent's conference code
 CTX_REC_START: Final = "cc-rec-start"
 CTX_REC_PAUSE: Final = "cc-rec-pause"
 CTX_REC_RESUME: Final = "cc-rec-resume"
@@ -97,6 +106,7 @@ CONTEXTS: Final = frozenset(v for k, v in dict(globals()).items()
 AGI_SCRIPTS: Final = frozenset({
     "ivr", "queue-hook", "queue-digit", "fallback", "agent", "agent-claim", "amd-start", "amd-result",
     "outbound-answered", "record", "spy", "survey", "message-done", "transfer", "consult",
+    "park-return", "park-pickup", "conference",
 })
 
 # --- AMI events the daemon (and the lab's witness) acts on; Asterisk sends its AMI user no other
@@ -107,6 +117,8 @@ AMI_EVENTS: Final = (
     "FullyBooted", "Newchannel", "Hangup", "OriginateResponse", "DialBegin", "DialEnd", "BridgeEnter",
     "DeviceStateChange", "ChanSpyStart", "ChanSpyStop", "UserEvent",
     "BlindTransfer", "AttendedTransfer",  # agents' transfers (callcenter.features.transfer)
+    "ParkedCall", "UnParkedCall", "ParkedCallTimeOut", "ParkedCallGiveUp",  # parking (features.parking)
+    "ConfbridgeJoin", "ConfbridgeLeave",  # who is in a call's conference (features.conference)
     "Alarm", "AlarmClear", "SpanAlarm", "SpanAlarmClear",  # chan_dahdi: telephony card spans (features.cards)
     "Registry",  # a trunk's outbound registration (callcenter.features.trunks)
 )

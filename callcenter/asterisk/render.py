@@ -12,6 +12,8 @@ from callcenter.config import Config
 from callcenter.asterisk.render_features import features_conf, phone_extensions
 from callcenter.features.cards import render as cards
 from callcenter.features.cards.plan import plan as cards_plan
+from callcenter.features.conference.render import confbridge_conf
+from callcenter.features.parking import render as parking
 from callcenter.features.trunks.render import dialplan_lines, pjsip_lines
 
 __all__ = ["render", "write", "AMI_READ", "AMI_WRITE", "CHANNEL_VARS"]
@@ -88,6 +90,7 @@ def render(cfg: Config, *, agi_host: str | None = None) -> dict[str, str]:
         *(f"exten => _{f.disposition}{'X' * n},1,AGI(${{CC_AGI}}/agent,dispose,${{CHANNEL(endpoint)}},"
           f"${{EXTEN:{len(f.disposition)}}})" for n in (1, 2)),  # dialler dispositions of 1-2 digits
         *phone_extensions(cfg),  # recording and supervision codes
+        *parking.phone_extensions(cfg.parking),  # parking slots (pick-up, BLF hints)
         "; phone to phone (explicit extensions only: no dial patterns, no toll fraud)",
     ]
     agent_phones = {a.phone for a in cfg.agents.values()}
@@ -108,6 +111,9 @@ def render(cfg: Config, *, agi_host: str | None = None) -> dict[str, str]:
     out["extensions.conf"] = "\n".join(d) + "\n"
     out["callcenter-dialplan.conf"] = _dialplan_source()
     out["features.conf"] = features_conf(cfg, host)
+    out["confbridge.conf"] = confbridge_conf()  # features.conference
+    if cfg.parking.enabled:
+        out["res_parking.conf"] = parking.res_parking_conf(cfg.parking)
 
     # --------------------------------------------------------------- media
     classes = {q.moh_class for q in cfg.queues.values()} | {"default"}

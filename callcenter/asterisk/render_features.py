@@ -45,4 +45,6 @@ def features_conf(cfg: Config, agi_host: str) -> str:
              "; pressed by the agent during a call; runs on the agent's own leg (self)"]
     lines += [f"{FEATURES[op]} => {code},self,AGI({agi},{op})"
               for op, code in (("pause", f.record_pause), ("resume", f.record_resume), ("start", f.record_start))]
+    # the conference code (features.conference): then the third party's number and #
+    lines.append(f"{C.CTX_CONF_KEY} => {f.conference},self,AGI(agi://{agi_host}:{cfg.agi.port}/conference)")
     return "\n".join(lines) + "\n"

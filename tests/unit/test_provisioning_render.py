@@ -163,6 +163,19 @@ def test_keys_follow_the_configured_codes_and_the_model_size() -> None:
     assert len(yealink.keys) == 15  # yealink-t46u: 15 keys for 4 codes and 13 other agents
 
 
+def test_parking_slots_get_blf_keys_after_the_agents() -> None:
+    """With parking on, every phone gets a BLF key per slot (lit while a call is parked there), after the agents'."""
+    from callcenter import config as config_mod
+    from tests.unit.provisioning_conf import data
+    d = data()
+    d["parking"] = {"enabled": True, "first": 701, "slots": 2}
+    cfg = config_mod.parse(d)
+    keys = [(k.kind, k.value, k.label) for k in device_of(cfg, "2001").keys]
+    assert keys[-3:] == [("blf", "2004", keys[-3][2]), ("blf", "701", "Park 701"), ("blf", "702", "Park 702")]
+    body = _yealink_pairs(render(route("805ec0000001.cfg"), site_of(cfg, POSIX_PARIS), device_of(cfg, "2001")))
+    assert "701" in body.values() and "Park 701" in body.values()
+
+
 def test_xml_escapes_what_the_secret_may_hold() -> None:
     """A secret with & < > stays one well-formed value (XML) and one line (Yealink)."""
     from callcenter import config as config_mod

@@ -49,7 +49,7 @@ def section(text: str, name: str, type_: str | None = None) -> dict[str, list[st
 def test_rendered_file_set():
     """render() produces exactly the Asterisk files the lab installs."""
     assert set(OUT) == {"pjsip.conf", "manager.conf", "extensions.conf", "callcenter-dialplan.conf",
-                        "musiconhold.conf", "rtp.conf", "features.conf"}
+                        "musiconhold.conf", "rtp.conf", "features.conf", "confbridge.conf"}
     assert all(text.endswith("\n") for text in OUT.values())
 
 
@@ -192,11 +192,14 @@ def test_recording_codes_mid_call_are_an_applicationmap_on_the_agent_leg():
     amap = {k: [v.removeprefix("> ") for v in vs] for k, vs in section(OUT["features.conf"], "applicationmap").items()}
     assert amap == {"cc-rec-pause": [f"{f.record_pause},self,AGI(agi://127.0.0.1:4573/record,pause)"],
                     "cc-rec-resume": [f"{f.record_resume},self,AGI(agi://127.0.0.1:4573/record,resume)"],
-                    "cc-rec-start": [f"{f.record_start},self,AGI(agi://127.0.0.1:4573/record,start)"]}
+                    "cc-rec-start": [f"{f.record_start},self,AGI(agi://127.0.0.1:4573/record,start)"],
+                    "cc-conf-key": [f"{f.conference},self,AGI(agi://127.0.0.1:4573/conference)"]}  # conference
     assert section(OUT["features.conf"], "featuremap") == {}  # no builtin (transfer...) codes of ours
     assert "AGI(agi://10.0.0.5:4573/record,pause)" in render(CFG, agi_host="10.0.0.5")["features.conf"]
     agent = section(OUT["callcenter-dialplan.conf"], "cc-agent")["same"]
-    assert "n,Set(DYNAMIC_FEATURES=cc-rec-pause#cc-rec-resume#cc-rec-start)" in agent
+    assert "n,Set(DYNAMIC_FEATURES=cc-rec-pause#cc-rec-resume#cc-rec-start)" in agent  # a callback: no conference
+    claim = section(OUT["callcenter-dialplan.conf"], "cc-claim")["same"]
+    assert "n(ok),Set(DYNAMIC_FEATURES=cc-rec-pause#cc-rec-resume#cc-rec-start#cc-conf-key)" in claim
 
 
 def test_supervision_codes_are_literal_per_agent_and_go_to_cc_spy():

@@ -239,7 +239,7 @@ def _draw(data: st.DataObject, state: acd.AcdState, now: float, fresh: str) -> o
         if pend:
             tk = data.draw(st.sampled_from(sorted(xfer.TARGET_KINDS)))
             target = {"agent": agent, "queue": data.draw(st.sampled_from(["sales", "empty", "nope"])),
-                      "out": "2004", "back": ""}[tk]
+                      "out": "2004", "back": "", "park": ""}[tk]
             return xfer.TransferTarget(data.draw(st.sampled_from(pend)), tk, target)
     if kind == "consult" and held:
         cid, _ = data.draw(st.sampled_from(held))

@@ -103,10 +103,13 @@ class Call:
     # stored; it ends when that agent misses it or the customer does not answer.
     direct: bool = False
     # Transfers (features/acd/transfer.py): legs so far beyond the first; "blind" while held between a
-    # blind transfer and its target; the colleague answering the holder's consult call about it.
+    # blind transfer and its target, "park" while parked (features/parking); the colleague answering
+    # the holder's consult call about it.
     transfers: int = 0
     pending: str = ""
     consult: str | None = None
+    # A conference (features/conference): the third party brought in — an agent's name or a number
+    conference: str = ""
 
 
 @dataclass(frozen=True)

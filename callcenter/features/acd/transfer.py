@@ -31,10 +31,10 @@ if TYPE_CHECKING:
     from callcenter.config import Config
 
 __all__ = ["BlindTransferStarted", "TransferTarget", "ConsultAnswered", "AttendedTransferred",
-           "LegEnded", "LegStarted", "TransferDone", "EVENTS", "COMMANDS", "TARGET_KINDS", "apply",
+           "ParkReturned", "ParkPickedUp", "ConferenceStarted", "LegEnded", "LegStarted", "TransferDone", "EVENTS", "COMMANDS", "TARGET_KINDS", "apply",
            "agent_hung_up", "caller_left", "resynced"]
 
-TARGET_KINDS = frozenset({"agent", "queue", "out", "back"})
+TARGET_KINDS = frozenset({"agent", "queue", "out", "back", "park"})
 
 
 # --------------------------------------------------------------------------- events
@@ -45,13 +45,15 @@ class BlindTransferStarted:
 
     call_id: str
     agent: str
+    how: str = "transfer:blind"  # the leg's end: "park" when the agent parked it
 
 
 @dataclass(frozen=True)
 class TransferTarget:
     """The caller arrived in cc-xfer; what the agent dialled means ``kind``: ``agent`` (name),
-    ``queue`` (name), ``out`` (leaves the ACD: a desk phone or an outside number) or ``back`` (not a
-    target the daemon accepts: the caller goes back to its queue)."""
+    ``queue`` (name), ``out`` (leaves the ACD: a desk phone or an outside number), ``park`` (target:
+    the slot asked for, or "" for the first free one) or ``back`` (not a target the daemon accepts:
+    the caller goes back to its queue)."""
 
     call_id: str
     kind: str
@@ -76,7 +78,32 @@ class AttendedTransferred:
     target: str = ""
 
 
-EVENTS = (BlindTransferStarted, TransferTarget, ConsultAnswered, AttendedTransferred)
+@dataclass(frozen=True)
+class ParkReturned:
+    """The parked caller of ``call_id`` stayed parked too long (or could not be parked): it comes back."""
+
+    call_id: str
+
+
+@dataclass(frozen=True)
+class ParkPickedUp:
+    """A phone picked up the parked ``call_id``: ``agent``'s, or (None) a phone that is no agent's (``target``)."""
+
+    call_id: str
+    agent: str | None
+    target: str = ""
+
+
+@dataclass(frozen=True)
+class ConferenceStarted:
+    """The caller and the holder of ``call_id`` are in a conference; ``third``: the agent or number rung to join."""
+
+    call_id: str
+    third: str
+
+
+EVENTS = (BlindTransferStarted, TransferTarget, ConsultAnswered, AttendedTransferred, ParkReturned, ParkPickedUp,
+          ConferenceStarted)
 
 
 # --------------------------------------------------------------------------- commands
@@ -104,8 +131,8 @@ class LegStarted:
 
 @dataclass(frozen=True)
 class TransferDone:
-    """What became of a transfer: ``kind`` blind | attended, the target as resolved, ``result``
-    ringing | queued | out | agent-unavailable | refused | taken."""
+    """What became of a transfer: ``kind`` blind | attended | park, the target as resolved, ``result``
+    ringing | queued | out | agent-unavailable | refused | taken | parked | picked-up | returned."""
 
     call_id: str
     kind: str
@@ -123,14 +150,22 @@ COMMANDS = (LegEnded, LegStarted, TransferDone)
 def apply(cfg: Config, tx: acd._Tx, ev: object, now: float) -> bool:
     """Apply a transfer event; False if ``ev`` is none."""
     match ev:
-        case BlindTransferStarted(call_id=cid, agent=name):
-            _blind_start(cfg, tx, cid, name, now)
+        case BlindTransferStarted(call_id=cid, agent=name, how=how):
+            _blind_start(cfg, tx, cid, name, now, how)
         case TransferTarget():
             _target(cfg, tx, ev, now)
         case ConsultAnswered(call_id=cid, agent=name):
             _consult(cfg, tx, cid, name, now)
         case AttendedTransferred():
             _attended(cfg, tx, ev, now)
+        case ParkReturned(call_id=cid):
+            _park_returned(cfg, tx, cid, now)
+        case ParkPickedUp():
+            _park_picked_up(cfg, tx, ev, now)
+        case ConferenceStarted(call_id=cid, third=third):
+            c = tx.calls.get(cid)
+            if _holding(tx, c) and c is not None and third and third != c.agent:
+                tx.calls[cid] = replace(c, conference=third)
         case _:
             return False
     return True
@@ -140,6 +175,23 @@ def _holding(tx: acd._Tx, c: acd.Call | None) -> bool:
     """``c`` is a live conversation with an agent (not waiting, not ringing, not held in a transfer)."""
     return (c is not None and c.agent is not None and c.answered_at is not None and not c.pending
             and c.agent in tx.agents and (not c.callback or c.connected))
+
+
+def _conference_left(cfg: Config, tx: acd._Tx, c: acd.Call, now: float) -> None:
+    """The holder hung up in a conference: the caller stays with the third party."""
+    origin = c.agent
+    assert origin is not None
+    _leave(cfg, tx, c, now, "conference")
+    to = c.consult if c.consult == c.conference else None
+    if to is None:  # an outside number or a desk phone: out of the ACD
+        del tx.calls[c.call_id]
+        tx.out.append(TransferDone(c.call_id, "conference", origin, "out", c.conference, "left"))
+        tx.out.append(acd.CallEnded(c.call_id, "transferred", now, agent=origin))
+        return
+    _take_over(cfg, tx, c, to, now)
+    tx.calls[c.call_id] = replace(tx.calls[c.call_id], conference="", route=f"conference from={origin} to={to}")
+    tx.out.append(LegStarted(c.call_id, to, now))
+    tx.out.append(TransferDone(c.call_id, "conference", origin, "agent", to, "taken"))
 
 
 def _leave(cfg: Config, tx: acd._Tx, c: acd.Call, now: float, how: str) -> None:
@@ -154,11 +206,12 @@ def _leave(cfg: Config, tx: acd._Tx, c: acd.Call, now: float, how: str) -> None:
     tx.out.append(LegEnded(c.call_id, name, c.answered_at, now, how))
 
 
-def _blind_start(cfg: Config, tx: acd._Tx, cid: str, name: str, now: float) -> acd.Call | None:
+def _blind_start(cfg: Config, tx: acd._Tx, cid: str, name: str, now: float,
+                 how: str = "transfer:blind") -> acd.Call | None:
     c = tx.calls.get(cid)
     if not _holding(tx, c) or c is None or c.agent != name:
         return None
-    _leave(cfg, tx, c, now, "transfer:blind")
+    _leave(cfg, tx, c, now, how)
     c = replace(c, pending="blind")  # the agent stays named: held, neither waiting nor offered
     tx.calls[cid] = c
     return c
@@ -176,23 +229,18 @@ def _requeue(tx: acd._Tx, c: acd.Call, queue: str, now: float) -> acd.Call:
 def _target(cfg: Config, tx: acd._Tx, ev: TransferTarget, now: float) -> None:
     c = tx.calls.get(ev.call_id)
     if c is not None and not c.pending and c.agent is not None:
-        c = _blind_start(cfg, tx, ev.call_id, c.agent, now)  # the BlindTransfer event was not seen (yet)
+        # the BlindTransfer event was not seen (yet)
+        c = _blind_start(cfg, tx, ev.call_id, c.agent, now, "park" if ev.kind == "park" else "transfer:blind")
     if c is None or not c.pending or c.agent is None:
         return
     origin = c.agent
     kind, target, result = ev.kind, ev.target, ""
+    if kind == "park":  # held on: parked in a slot until picked up or back (features/parking)
+        tx.calls[c.call_id] = replace(c, pending="park")
+        tx.out.append(TransferDone(c.call_id, "blind", origin, "park", target, "parked"))
+        return
     if kind == "agent":
-        b = tx.agents.get(target)
-        q = cfg.queues[c.queue]
-        if b is not None and target != origin and acd._available(b, now):
-            c = replace(c, agent=target, answered_at=None, pending="", tried=frozenset(), ringing=frozenset(),
-                        offer_deadline=now + q.ring_timeout_s + acd.OFFER_GRACE_S, transfers=c.transfers + 1,
-                        preferred=None, prefer_until=0.0, route=f"transfer from={origin} to={target}")
-            tx.calls[c.call_id] = c
-            tx.agent(target, Trigger.RESERVE, call_id=c.call_id)
-            tx.out.append(acd.Offer(c.call_id, target, b.phone, c.channel, c.caller_num, c.caller_name,
-                                    q.ring_timeout_s, f"transfer from={origin} to={target}"))
-            tx.out.append(TransferDone(c.call_id, "blind", origin, "agent", target, "ringing"))
+        if target != origin and _ring(cfg, tx, c, origin, target, now, "blind", "ringing"):
             return
         kind, target, result = "queue", c.queue, "agent-unavailable"
     elif kind == "back" or (kind == "queue" and target not in cfg.queues):
@@ -204,6 +252,66 @@ def _target(cfg: Config, tx: acd._Tx, ev: TransferTarget, now: float) -> None:
     del tx.calls[c.call_id]  # out of the ACD: a desk phone or an outside number
     tx.out.append(TransferDone(c.call_id, "blind", origin, "out", target, "out"))
     tx.out.append(acd.CallEnded(c.call_id, "transferred", now, agent=origin))
+
+
+def _ring(cfg: Config, tx: acd._Tx, c: acd.Call, origin: str, target: str, now: float, kind: str,
+          result: str) -> bool:
+    """Ring ``target`` for the held call ``c`` at once if available (True); else False, nothing done."""
+    b = tx.agents.get(target)
+    q = cfg.queues[c.queue]
+    if b is None or not acd._available(b, now):
+        return False
+    c = replace(c, agent=target, answered_at=None, pending="", tried=frozenset(), ringing=frozenset(),
+                offer_deadline=now + q.ring_timeout_s + acd.OFFER_GRACE_S, transfers=c.transfers + 1,
+                preferred=None, prefer_until=0.0, route=f"{kind} from={origin} to={target}")
+    tx.calls[c.call_id] = c
+    tx.agent(target, Trigger.RESERVE, call_id=c.call_id)
+    tx.out.append(acd.Offer(c.call_id, target, b.phone, c.channel, c.caller_num, c.caller_name,
+                            q.ring_timeout_s, f"{kind} from={origin} to={target}"))
+    tx.out.append(TransferDone(c.call_id, kind, origin, "agent", target, result))
+    return True
+
+
+def _park_returned(cfg: Config, tx: acd._Tx, cid: str, now: float) -> None:
+    """Parked too long: back to the agent who parked it when available, else to its queue (seniority kept)."""
+    c = tx.calls.get(cid)
+    if c is None or c.pending != "park" or c.agent is None:
+        return
+    origin = c.agent
+    if c.queue in cfg.queues and _ring(cfg, tx, c, origin, origin, now, "park", "returned"):
+        return
+    _requeue(tx, c, c.queue, now)
+    tx.out.append(TransferDone(cid, "park", origin, "queue", c.queue, "returned"))
+
+
+def _park_picked_up(cfg: Config, tx: acd._Tx, ev: ParkPickedUp, now: float) -> None:
+    """Picked up from its slot: an agent takes it over (Busy, a new leg); any other phone: it leaves the ACD."""
+    c = tx.calls.get(ev.call_id)
+    if c is None or c.pending != "park" or c.agent is None:
+        return
+    origin, to = c.agent, ev.agent
+    if to is None or to not in tx.agents:
+        del tx.calls[c.call_id]
+        tx.out.append(TransferDone(c.call_id, "park", origin, "out", ev.target, "picked-up"))
+        tx.out.append(acd.CallEnded(c.call_id, "transferred", now, agent=origin))
+        return
+    _take_over(cfg, tx, c, to, now)
+    tx.calls[c.call_id] = replace(tx.calls[c.call_id], pending="", route=f"park from={origin} to={to}")
+    tx.out.append(LegStarted(c.call_id, to, now))
+    tx.out.append(TransferDone(c.call_id, "park", origin, "agent", to, "picked-up"))
+
+
+def _take_over(cfg: Config, tx: acd._Tx, c: acd.Call, to: str, now: float) -> None:
+    """``to`` talks with the caller of ``c`` from now on (Busy on it, unless Busy holding another call)."""
+    _free_offer(cfg, tx, to, now)
+    b = tx.agents[to]
+    holds_other = (b.state == AgentState.BUSY and b.call_id not in (None, c.call_id)
+                   and (o := tx.calls.get(b.call_id or "")) is not None and o.agent == to)
+    if not holds_other:  # talking with the caller now (from a break or logged out too: taking a call ends them)
+        qc = b.queue_calls
+        tx.agent(to, Trigger.TAKE_OVER, call_id=c.call_id, wrap_until=None, calls_taken=b.calls_taken + 1,
+                 queue_calls={**qc, c.queue: qc.get(c.queue, 0) + 1}, resume="")
+    tx.calls[c.call_id] = replace(c, agent=to, consult=None, answered_at=now, transfers=c.transfers + 1)
 
 
 def _consult(cfg: Config, tx: acd._Tx, cid: str, name: str, now: float) -> None:
@@ -242,16 +350,8 @@ def _attended(cfg: Config, tx: acd._Tx, ev: AttendedTransferred, now: float) -> 
         tx.out.append(TransferDone(c.call_id, "attended", origin, "out", ev.target, "out"))
         tx.out.append(acd.CallEnded(c.call_id, "transferred", now, agent=origin))
         return
-    _free_offer(cfg, tx, to, now)
-    b = tx.agents[to]
-    holds_other = (b.state == AgentState.BUSY and b.call_id not in (None, c.call_id)
-                   and (o := tx.calls.get(b.call_id or "")) is not None and o.agent == to)
-    if not holds_other:  # talking with the caller now (from a break or logged out too: taking a call ends them)
-        qc = b.queue_calls
-        tx.agent(to, Trigger.TAKE_OVER, call_id=c.call_id, wrap_until=None, calls_taken=b.calls_taken + 1,
-                 queue_calls={**qc, c.queue: qc.get(c.queue, 0) + 1}, resume="")
-    tx.calls[c.call_id] = replace(c, agent=to, consult=None, answered_at=now, transfers=c.transfers + 1,
-                                  route=f"transfer from={origin} to={to}")
+    _take_over(cfg, tx, c, to, now)
+    tx.calls[c.call_id] = replace(tx.calls[c.call_id], route=f"transfer from={origin} to={to}")
     tx.out.append(LegStarted(c.call_id, to, now))
     tx.out.append(TransferDone(c.call_id, "attended", origin, "agent", to, "taken"))
 
@@ -284,6 +384,10 @@ def agent_hung_up(cfg: Config, tx: acd._Tx, name: str, cid: str, now: float) -> 
     transferred call)."""
     a = tx.agents[name]
     c = tx.calls.get(cid)
+    if (c is not None and c.conference and c.agent == name and _holding(tx, c)
+            and (c.conference not in tx.agents or c.consult == c.conference)):  # (an agent rung but not joined: the end)
+        _conference_left(cfg, tx, c, now)
+        return True
     if a.state == AgentState.BUSY and a.call_id == cid and (c is None or c.agent != name or c.pending):
         _consult_over(tx, name, now)  # a consult leg (the call may have ended meanwhile)
     elif c is None:
@@ -307,11 +411,18 @@ def agent_hung_up(cfg: Config, tx: acd._Tx, name: str, cid: str, now: float) -> 
 
 
 def caller_left(tx: acd._Tx, c: acd.Call, now: float) -> bool:
-    """The caller hung up: True if handled here (held between a blind transfer and its target)."""
+    """The caller hung up: True if handled here (held between a blind transfer and its target, or parked;
+    in a conference: the call ends, its agents' legs free them as they hang up)."""
+    if c.conference and not c.pending:
+        del tx.calls[c.call_id]
+        if c.transfers and c.agent is not None and c.answered_at is not None:
+            tx.out.append(LegEnded(c.call_id, c.agent, c.answered_at, now, "completed"))
+        tx.out.append(acd.CallEnded(c.call_id, "completed", now, agent=c.agent))
+        return True
     if not c.pending:
         return False
-    del tx.calls[c.call_id]
-    tx.out.append(acd.CallEnded(c.call_id, "completed", now, agent=c.agent))
+    del tx.calls[c.call_id]  # a parked caller who hangs up gave up waiting
+    tx.out.append(acd.CallEnded(c.call_id, "abandoned" if c.pending == "park" else "completed", now, agent=c.agent))
     return True
 
 

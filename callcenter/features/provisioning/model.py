@@ -125,6 +125,7 @@ def _keys(cfg: Any, ext: str) -> tuple[Key, ...]:
     if cfg.provisioning.blf:
         others = sorted((ag.phone, ag.name or name) for name, ag in cfg.agents.items() if ag.phone != ext)
         keys += [Key("blf", phone, label) for phone, label in others]
+        keys += [Key("blf", slot, f"Park {slot}") for slot in cfg.parking.slot_codes()]  # lit while a call is parked
     return tuple(keys[:MODELS[cfg.phones[ext].model].keys])
 
 

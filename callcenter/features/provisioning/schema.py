@@ -118,7 +118,7 @@ class ProvisioningConf:
     unknown_limit: int = Field(default=5, ge=1, le=1000)  # unknown MACs / bad credentials per source ...
     unknown_window_s: float = Field(default=60, gt=0, le=3600)  # ... within this window ...
     block_s: float = Field(default=600, gt=0, le=86400)  # ... refuse that source this long
-    blf: bool = True  # BLF keys for the other agents' extensions
+    blf: bool = True  # BLF keys for the other agents' extensions, then the parking slots (features.parking)
 
     @field_validator("bind")
     @classmethod

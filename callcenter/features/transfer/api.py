@@ -28,14 +28,15 @@ REFUSALS = {"no_call": 404, "not_talking": 409, "bad_target": 400, "no_channel":
 class TransferIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=32)
     to: str = Field(pattern=r"^[0-9*]{1,20}$", description="what the agent would dial: an agent's extension, a "
-                    "queue's transfer code (transfers.queues), a desk phone or an allow-listed outside number")
+                    "queue's transfer code (transfers.queues), the park code or a parking slot (parking), a desk "
+                    "phone or an allow-listed outside number")
 
 
 class TransferStarted(BaseModel):
     model_config = ConfigDict(extra="forbid")
     call_id: str
     agent: str = Field(description="the agent who held the call")
-    kind: str = Field(description="agent | queue | out: what the target is")
+    kind: str = Field(description="agent | queue | park | out: what the target is")
     target: str
 
 

@@ -58,6 +58,7 @@ class TransferService:
         self.ami = ami
         self.agent_channel = agent_channel
         self.node = node
+        self.slot_free: Callable[[str], bool] = lambda slot: True  # features.parking knows the slots
 
     def agi_routes(self) -> dict[str, Callable[[AgiSession], Any]]:
         return {"transfer": self.agi_transfer, "consult": self.agi_consult}
@@ -71,6 +72,10 @@ class TransferService:
             return ("back", "", "")
         if digits in t.queues:
             return ("queue", t.queues[digits], "")
+        if cfg.parking.enabled and digits == cfg.parking.code:  # parked in the first free slot (features.parking)
+            return ("park", "", "")
+        if digits in cfg.parking.slot_codes():  # parked in that slot
+            return ("park", digits, "")
         agent = cfg.agent_by_phone(digits)
         if agent is not None:
             return ("agent", agent, "")
@@ -89,9 +94,11 @@ class TransferService:
             v = msg.variables("Transferer")
             if msg.get("Result") != "Success" or v.get(cc.ROLE) != cc.ROLE_AGENT or not v.get(cc.CALL_ID):
                 return
-            log.info("transfer.blind", call_id=v[cc.CALL_ID], agent=v.get(cc.AGENT), exten=msg.get("Extension")[:20],
+            exten = msg.get("Extension")[:20]
+            log.info("transfer.blind", call_id=v[cc.CALL_ID], agent=v.get(cc.AGENT), exten=exten,
                      context=msg.get("Context")[:20])
-            self.acd.submit(xfer.BlindTransferStarted(v[cc.CALL_ID], v.get(cc.AGENT, "")))
+            how = "park" if self.resolve(exten, None)[0] == "park" else "transfer:blind"
+            self.acd.submit(xfer.BlindTransferStarted(v[cc.CALL_ID], v.get(cc.AGENT, ""), how))
         elif e == "AttendedTransfer":
             self._attended(msg)
 
@@ -128,7 +135,7 @@ class TransferService:
         structlog.contextvars.bind_contextvars(call_id=call_id[:32])
         c = self.acd.state.calls.get(call_id) if CALL_ID.match(call_id) else None
         if c is None:
-            await self._readopt(s, call_id)
+            await self.readopt(s, call_id)
             return
         kind, target, dial = self.resolve(digits, c)
         log.info("transfer.target", call_id=call_id, dialled=digits[:20] if DIGITS.fullmatch(digits) else "?",
@@ -137,6 +144,11 @@ class TransferService:
         async def work() -> None:
             self.acd.submit(xfer.TransferTarget(call_id, kind, target))
             now = self.acd.state.calls.get(call_id)
+            if kind == "park" and now is not None and now.pending == "park":
+                slot = target if target and self.slot_free(target) else ""  # taken: the first free one
+                await s.set_var(cc.TARGET, slot)
+                await s.set_var(cc.NEXT, "park")
+                return
             if now is None:
                 if kind == "out":
                     await s.set_var(cc.TARGET, dial)
@@ -150,7 +162,7 @@ class TransferService:
             await s.set_var(cc.NEXT, "queue")
         await handing_over_rings(self.acd, s, call_id, work)
 
-    async def _readopt(self, s: AgiSession, call_id: str) -> None:
+    async def readopt(self, s: AgiSession, call_id: str) -> None:
         """A caller in cc-xfer whose call the daemon does not hold (it ended it when the agent hung up
         before the transfer was seen, or it restarted): back into its queue, keeping its seniority."""
         cfg = self._cfg()

@@ -162,6 +162,32 @@ def test_holder_hanging_up_during_a_consult_ends_the_call_and_the_colleague_free
     assert state.agents["bob"].state is S.READY
 
 
+def test_an_agent_hanging_up_their_own_call_stays_busy_in_a_consult_they_answered():
+    """Alice, on c1, answered carol's consult about c2 on her second line: ending c1 leaves her Busy on c2, not in wrap-up."""
+    state = talking("c1", "alice")
+    state, _ = run(state, (11, acd.Login("carol")), (12, queued("c2", queue="empty", entered_at=12.0)),
+                   (13, acd.OfferAnswered("c2", "carol")), (14, xfer.ConsultAnswered("c2", "alice")))
+    assert state.calls["c2"].consult == "alice" and state.agents["alice"].call_id == "c1"
+    state, cmds = acd.step(CFG, state, acd.AgentHungUp("alice", "c1"), 20)
+    assert of(cmds, acd.CallEnded)[0].call_id == "c1"
+    assert (state.agents["alice"].state, state.agents["alice"].call_id) == (S.BUSY, "c2")
+    state, _ = acd.step(CFG, state, acd.AgentHungUp("alice", "c2"), 25)  # her consult leg ends
+    assert state.agents["alice"].state in (S.WRAPUP, S.READY) and state.agents["alice"].call_id is None
+    assert state.calls["c2"].agent == "carol" and state.calls["c2"].consult is None
+
+
+def test_a_second_consult_leaves_the_first_colleague_busy_until_their_leg_ends():
+    """Alice consults bob, then carol: carol is the call's consult, bob stays Busy until his own leg hangs up."""
+    state = talking("c1", "alice")
+    state, _ = run(state, (11, acd.Login("bob")), (11, acd.Login("carol")),
+                   (15, xfer.ConsultAnswered("c1", "bob")), (16, xfer.ConsultAnswered("c1", "carol")))
+    assert state.calls["c1"].consult == "carol" and state.agents["bob"].state is S.BUSY
+    state, _ = acd.step(CFG, state, acd.AgentHungUp("bob", "c1"), 18)
+    assert state.agents["bob"].state is S.READY and state.calls["c1"].consult == "carol"
+    state, _ = acd.step(CFG, state, xfer.AttendedTransferred("c1", "carol", "2003"), 20)
+    assert state.calls["c1"].agent == "carol" and state.agents["alice"].state is S.WRAPUP
+
+
 def test_a_paused_colleague_is_busy_in_a_consult_then_back_on_the_break():
     """A paused colleague answering a consult is Busy on it, and on the same break once it ends."""
     state = talking("c1", "alice")
@@ -267,7 +293,10 @@ def _on_call(state: acd.AcdState) -> dict[str, set[str]]:
     return out
 
 
-def _check(before: acd.AcdState, ev: object, state: acd.AcdState, cmds: list, now: float) -> None:
+def _check(before: acd.AcdState, ev: object, state: acd.AcdState, cmds: list, now: float,
+           legs: frozenset[tuple[str, str]] = frozenset()) -> None:
+    """``legs``: (agent, call) consult legs still up (a later consult on the same call replaces the
+    call's ``consult``, but the earlier colleague is on the phone until their leg hangs up)."""
     if any(isinstance(c, acd.Rejected) for c in cmds):
         assert state is before
         return
@@ -277,15 +306,20 @@ def _check(before: acd.AcdState, ev: object, state: acd.AcdState, cmds: list, no
         if name in on_call:
             assert a.state in (S.BUSY, S.PAUSED, S.LOGGED_OUT), (name, a.state, on_call[name], ev)
             if a.state is S.BUSY:
-                assert a.call_id in on_call[name] or a.call_id in state.calls, (name, a.call_id, ev)
+                assert a.call_id in on_call[name] or a.call_id in state.calls or (name, a.call_id) in legs, \
+                    (name, a.call_id, ev)
         # never Busy on a call they have left: their call exists and they hold it or consult in it
         if a.state is S.BUSY:
             c = state.calls.get(a.call_id or "")
             if c is None:  # only a consult outlives its call (the holder hung up on the caller): a call still
+                if (name, a.call_id) in legs:
+                    continue
                 was = before.calls.get(a.call_id or "")
                 assert (was is not None and was.consult == name) or (
                     before.agents[name].state is S.BUSY and before.agents[name].call_id == a.call_id
                     and a.call_id not in before.calls), (name, a.call_id, ev)
+                continue
+            if (name, c.call_id) in legs and name not in (c.agent, c.consult):
                 continue
             assert name in (c.agent, c.consult) and not (c.pending and c.agent == name), (name, c, ev)
         if a.state is S.RESERVED:
@@ -309,9 +343,14 @@ def test_agent_states_follow_the_call_through_any_transfers(data, n):
     """Random calls, consults and transfers: never Ready while on a call, never Busy after leaving it."""
     now = 1000.0
     state = synced(now)
+    legs: set[tuple[str, str]] = set()
     for i in range(n):
         now += data.draw(DT, label="dt")
         ev = _draw(data, state, now, f"c{i}")
         before = state
         state, cmds = acd.step(CFG, state, ev, now)
-        _check(before, ev, state, cmds, now)
+        if isinstance(ev, xfer.ConsultAnswered) and getattr(state.calls.get(ev.call_id), "consult", None) == ev.agent:
+            legs.add((ev.agent, ev.call_id))
+        elif isinstance(ev, acd.AgentHungUp):
+            legs.discard((ev.agent, ev.call_id))
+        _check(before, ev, state, cmds, now, frozenset(legs))

@@ -641,7 +641,7 @@ def _apply(cfg: Config, tx: _Tx, ev: object, now: float) -> None:
             q = cfg.queues.get(c.queue) if c is not None else None  # adopted by Resync: queue may be gone
             wrap = q.wrapup_s if q is not None else 0.0
             ends = a.queue_last_end if c is None else {**a.queue_last_end, c.queue: now}
-            tx.agent(name, Trigger.HANGUP, call_id=None, wrap_until=now + wrap, queue_last_end=ends)
+            _transfer.off_call(tx, name, now + wrap, ends)  # wrap-up, or on with a colleague's consult
             if c is not None and c.direct:  # click-to-call: over, whether the customer answered or not
                 tx.out.append(CallEnded(cid, "completed" if c.connected else "click-to-call-cancelled", now,
                                         agent=name))

@@ -21,6 +21,7 @@ a transfer frees the colleague (wrap-up of 0 s); the holder hanging up on the ca
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -30,7 +31,7 @@ from callcenter.features.acd.agents import AgentState, Trigger
 if TYPE_CHECKING:
     from callcenter.config import Config
 
-__all__ = ["BlindTransferStarted", "TransferTarget", "ConsultAnswered", "AttendedTransferred",
+__all__ = ["off_call", "BlindTransferStarted", "TransferTarget", "ConsultAnswered", "AttendedTransferred",
            "ParkReturned", "ParkPickedUp", "ConferenceStarted", "LegEnded", "LegStarted", "TransferDone", "EVENTS", "COMMANDS", "TARGET_KINDS", "apply",
            "agent_hung_up", "caller_left", "resynced"]
 
@@ -201,8 +202,7 @@ def _leave(cfg: Config, tx: acd._Tx, c: acd.Call, now: float, how: str) -> None:
     a = tx.agents[name]
     if a.state == AgentState.BUSY and a.call_id == c.call_id:
         q = cfg.queues.get(c.queue)
-        tx.agent(name, Trigger.HANGUP, call_id=None, wrap_until=now + (q.wrapup_s if q is not None else 0.0),
-                 queue_last_end={**a.queue_last_end, c.queue: now})
+        off_call(tx, name, now + (q.wrapup_s if q is not None else 0.0), {**a.queue_last_end, c.queue: now})
     tx.out.append(LegEnded(c.call_id, name, c.answered_at, now, how))
 
 
@@ -326,9 +326,32 @@ def _consult(cfg: Config, tx: acd._Tx, cid: str, name: str, now: float) -> None:
     tx.calls[cid] = replace(c, consult=name)  # Busy on a call of their own: that one stays theirs
 
 
+def _other_call(tx: acd._Tx, name: str, ending: str | None) -> str | None:
+    """Another live call ``name`` is talking in besides ``ending``: a consult they answered, or one
+    they hold (a phone has several lines; the agent is Busy while any of them is up)."""
+    return next((c.call_id for c in tx.calls.values() if c.call_id != ending and (
+        (c.consult == name and c.agent != name)
+        or (c.agent == name and c.answered_at is not None and not c.pending))), None)
+
+
+def off_call(tx: acd._Tx, name: str, wrap_until: float, ends: Mapping[str, float]) -> None:
+    """``name``'s own call is over for them: wrap-up — unless they also answered a colleague's consult
+    call about another call, then Busy on that one until its leg ends."""
+    other = _other_call(tx, name, tx.agents[name].call_id)
+    if other is not None:
+        tx.agent(name, Trigger.TAKE_OVER, call_id=other, wrap_until=None, queue_last_end=ends)
+    else:
+        tx.agent(name, Trigger.HANGUP, call_id=None, wrap_until=wrap_until, queue_last_end=ends)
+
+
 def _consult_over(tx: acd._Tx, name: str, now: float) -> None:
-    """The colleague's consult leg ended: free again (no wrap-up), or back on their break / logged out."""
+    """The colleague's consult leg ended: free again (no wrap-up), or back on their break / logged out
+    — or still Busy on another call of theirs."""
     a = tx.agents[name]
+    other = _other_call(tx, name, a.call_id)
+    if other is not None:
+        tx.agent(name, Trigger.TAKE_OVER, call_id=other)
+        return
     if a.resume == str(AgentState.PAUSED):
         tx.agent(name, Trigger.CONSULT_DONE_PAUSED, call_id=None, resume="")
     elif a.resume == str(AgentState.LOGGED_OUT):

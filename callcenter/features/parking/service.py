@@ -26,7 +26,7 @@ from callcenter.asterisk.ami_events import channel_endpoint
 from callcenter.features.acd import transfer as xfer
 from callcenter.features.acd.service import AcdService
 from callcenter.features.ivr.handlers import CALL_ID, handing_over_rings
-from callcenter.features.transfer.service import TransferService, _prefixed_vars
+from callcenter.features.transfer.service import TransferService
 from callcenter.protocol.ami import Message
 
 __all__ = ["ParkingService"]
@@ -54,7 +54,7 @@ class ParkingService:
         if e not in ("ParkedCall", "UnParkedCall", "ParkedCallTimeOut", "ParkedCallGiveUp", "ParkedCallSwap"):
             return
         slot = msg.get("ParkingSpace")[:8]
-        call_id = _prefixed_vars(msg, "Parkee").get(cc.CALL_ID, "")
+        call_id = msg.variables("Parkee").get(cc.CALL_ID, "")
         if not CALL_ID.match(call_id):
             return  # not a call of ours
         if e == "ParkedCall":

@@ -57,17 +57,40 @@ TOLL_FRAUD = [
 ]
 
 
-def _free_udp_port(ip: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((ip, 0))
-        return s.getsockname()[1]
+def _free_udp_blocks(ip: str, count: int, size: int = 5) -> list[int]:
+    """``count`` bases of ``size`` consecutive free UDP ports, none overlapping: SIPp binds its SIP
+    port and, from ``-mp``, audio, audio RTCP, video and video RTCP (a lone free port was not enough:
+    its +2 was sometimes another SIPp's)."""
+    held: list[socket.socket] = []
+    bases: list[int] = []
+    try:
+        while len(bases) < count:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.bind((ip, 0))
+                base = probe.getsockname()[1] & ~1
+            block = []
+            try:
+                for port in range(base, base + size):
+                    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    block.append(s)
+                    s.bind((ip, port))
+            except OSError:
+                for s in block:
+                    s.close()
+                continue
+            held += block  # kept bound until every block is found, so no two overlap
+            bases.append(base)
+    finally:
+        for s in held:
+            s.close()
+    return bases
 
 
-async def _sipp(exten: str, from_user: str, from_name: str, cwd: Path) -> tuple[int, str]:
-    """One hostile INVITE; SIPp's exit code and the end of its output."""
+async def _sipp(exten: str, from_user: str, from_name: str, cwd: Path, ports: int) -> tuple[int, str]:
+    """One hostile INVITE (media from the even ``ports``, SIP on ``ports`` + 4); SIPp's exit code and the end of its output."""
     args = ["sipp", SIP, "-sf", str(SCENARIO), "-m", "1", "-l", "1",
-            "-i", TRUNK_IP, "-p", str(_free_udp_port(TRUNK_IP)), "-mi", TRUNK_IP,
-            "-mp", str(_free_udp_port(TRUNK_IP)),
+            "-i", TRUNK_IP, "-p", str(ports + 4), "-mi", TRUNK_IP,
+            "-mp", str(ports),
             "-key", "exten", exten, "-key", "from_user", from_user, "-key", "from_name", from_name,
             "-d", str(HOLD_MS), "-recv_timeout", "10000", "-timeout", f"{SIPP_TIMEOUT_S}s", "-timeout_error",
             "-nostdin", "-trace_err"]
@@ -108,8 +131,9 @@ async def test_hostile_invites_create_no_outbound_channel_and_daemon_survives(
     dirs = [tmp_path / f"sipp{i}" for i in range(len(cases))]
     for d in dirs:
         d.mkdir()
-    results = await asyncio.gather(*(_sipp(exten, user, name, d)
-                                     for (_, exten, user, name), d in zip(cases, dirs)))
+    bases = _free_udp_blocks(TRUNK_IP, len(cases))
+    results = await asyncio.gather(*(_sipp(exten, user, name, d, b)
+                                     for (_, exten, user, name), d, b in zip(cases, dirs, bases)))
     failed = {case[0]: out for case, (rc, out) in zip(cases, results) if rc not in (0, 1)}
     assert not failed, f"SIPp could not run (port offset {PORT_OFFSET}): {failed}"
 

@@ -24,7 +24,7 @@ log = structlog.get_logger("callcenter.survey")
 
 def rating(key: str | None, lowest: int, highest: int) -> int | None:
     """The rating a key gives, or None (no key, or one outside ``lowest``..``highest``)."""
-    if key is None or len(key) != 1 or not key.isdigit():
+    if key is None or len(key) != 1 or key not in "0123456789":  # isdigit() also takes '¹', '٣' ...
         return None
     n = int(key)
     return n if lowest <= n <= highest else None

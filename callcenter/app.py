@@ -498,7 +498,7 @@ class Daemon:
 def asterisk_started_at(booted: Message, now: float) -> float | None:
     """When Asterisk started, from a FullyBooted event's ``Uptime`` (seconds; None without one)."""
     up = booted.get("Uptime")
-    return now - int(up) if up.isdigit() else None
+    return now - int(up) if up.isascii() and up.isdigit() else None
 
 
 def asterisk_restarted(previous: float | None, current: float | None, slack_s: float = 3.0) -> bool:

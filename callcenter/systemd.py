@@ -34,7 +34,7 @@ def start_watchdog(alive: Callable[[], bool], describe: Callable[[], dict[str, o
     """Ping ``WATCHDOG=1`` every half ``WATCHDOG_USEC`` — only while the loop turns (a timer) and
     ``alive()`` holds; otherwise log what is down and let systemd restart the daemon."""
     usec = os.environ.get("WATCHDOG_USEC")
-    if not usec or not usec.isdigit():
+    if not usec or not (usec.isascii() and usec.isdigit()):
         return False
     interval = int(usec) / 2e6
     loop = asyncio.get_running_loop()

@@ -55,7 +55,7 @@ def bridge_enter(msg: Message) -> BridgeEnter | None:
     if msg.event != "BridgeEnter":
         return None
     n = msg.get("BridgeNumChannels")
-    return BridgeEnter(msg.get("Channel"), msg.get("BridgeUniqueid"), int(n) if n.isdigit() else 0,
+    return BridgeEnter(msg.get("Channel"), msg.get("BridgeUniqueid"), int(n) if n.isascii() and n.isdigit() else 0,
                        channel_vars(msg))
 
 

@@ -77,7 +77,7 @@ class Response:
 
     @property
     def value(self) -> int:
-        return int(self.result) if self.result.lstrip("-").isdigit() else 0
+        return int(self.result) if self.result.lstrip("-").isascii() and self.result.lstrip("-").isdigit() else 0
 
 
 @dataclass(frozen=True)

@@ -212,6 +212,6 @@ class AcdHandlers:
         if dialer is not None and dial_id:  # from here the 2-second rule runs
             dialer.on_queued(dial_id, call_id, asyncio.get_running_loop().call_later)
         # High priority: a dialled person must reach an agent within seconds (the 2-second rule).
-        priority = int(prio) if prio.isdigit() and int(prio) <= 100 else 10
+        priority = int(prio) if prio.isascii() and prio.isdigit() and int(prio) <= 100 else 10
         path = ("amd:" + amd_verdict,) + (("amd_trace:" + amd_trace[:80],) if amd_trace else ())
         await self.ivr.run_action(s, call_id, Action(queue=queue, priority=priority), path)

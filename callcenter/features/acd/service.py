@@ -85,6 +85,11 @@ def epoch(text: str) -> float | None:
     return float(text) if re.fullmatch(r"\d+(\.\d+)?", text) else None
 
 
+def _int(text: str) -> int:
+    """A small whole number kept in a channel variable (CC_PRIORITY), else 0 (never int('¹'))."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else 0
+
+
 class Ami(Protocol):
     def new_action_id(self) -> str: ...
     def send(self, name: str, headers: Any = (), *, action_id: str | None = None) -> asyncio.Future[Message]: ...
@@ -453,7 +458,7 @@ class AcdService:
                 entered_at=epoch(v.get(cc.ENTERED, "")),
                 up=m.get("ChannelState") == "6", bridged=bool(m.get("BridgeId")), context=m.get("Context"),
                 caller_num=m.get("CallerIDNum"), caller_name=m.get("CallerIDName"),
-                priority=int(v[cc.PRIORITY]) if v.get(cc.PRIORITY, "").isdigit() else 0,
+                priority=_int(v.get(cc.PRIORITY, "")),
                 skills=decode_skills(v.get(cc.SKILLS, "")))
             snaps.append(snap)
             if snap.role == cc.ROLE_AGENT:

@@ -523,7 +523,7 @@ class Api:
         """The WebSocket: this handler only reads (close frames, pongs); :meth:`flush_loop` writes."""
         p: policy.Principal = req[PRINCIPAL]
         after = req.query.get("after")
-        after_n = int(after) if after is not None and after.isdigit() and len(after) < 19 else None
+        after_n = int(after) if after is not None and after.isascii() and after.isdigit() and len(after) < 19 else None
         if not self.p.access.csrf_ok(req, p):  # a cookie's WebSocket opened by another site's page
             raise Fail(403, "csrf", "a WebSocket from another origin")
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
@@ -660,7 +660,7 @@ def _first_error(e: ValidationError) -> str:
 
 
 def _int(text: str, allowed: set[int]) -> int:
-    if not text.isdigit() or len(text) > 6 or int(text) not in allowed:
+    if not (text.isascii() and text.isdigit()) or len(text) > 6 or int(text) not in allowed:
         raise Fail(400, "bad_request", f"{text[:20]!r} is not allowed here")
     return int(text)
 

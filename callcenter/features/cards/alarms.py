@@ -82,7 +82,7 @@ def initial(spans: Iterable[int]) -> dict[int, SpanState]:
 
 def _int(v: str) -> int | None:
     v = v.strip()
-    return int(v) if v.isdigit() and len(v) <= 5 else None
+    return int(v) if v.isascii() and v.isdigit() and len(v) <= 5 else None
 
 
 def read(msg: Message) -> Event | None:

@@ -196,7 +196,7 @@ class CrmService:
         ok = c2c is not None and c.trunk in cfg.trunks and \
             dial_back_number(c.callback, cfg.trunks[c.trunk], cfg.site) is not None
         digits = c.callback.lstrip("+")
-        if not ok or c2c is None or not digits.isdigit() or not 3 <= len(digits) <= 15:
+        if not ok or c2c is None or not (digits.isascii() and digits.isdigit()) or not 3 <= len(digits) <= 15:
             log.error("crm.click_to_call_refused_at_dial", call_id=c.call_id)
             self.acd.submit(acd.CallbackDialed(c.call_id, c.agent or "", "CHANUNAVAIL"))
             await s.set_var(cc.CLAIM, "no")
@@ -212,4 +212,4 @@ class CrmService:
 
 def _digits(text: str) -> str:
     """A caller ID or DID reduced to what may go into a URL query: ``+`` and digits, bounded."""
-    return "".join(ch for ch in text if ch.isdigit() or ch == "+")[:32]
+    return "".join(ch for ch in text if ch in "0123456789+")[:32]

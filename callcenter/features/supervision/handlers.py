@@ -38,7 +38,7 @@ async def agi_spy(svc: SupervisionService, s: AgiSession) -> None:
     endpoint = args[2] if len(args) > 2 and EXTEN.fullmatch(args[2]) else ""
     await s.cmd("ANSWER")
     r = await s.cmd("GET DATA", "agent-pass", SPY_PIN_TIMEOUT_MS, SPY_PIN_MAX_DIGITS)
-    pin = r.result if r.result.isdigit() else ""
+    pin = r.result if r.result.isascii() and r.result.isdigit() else ""
     auth = await svc.authorize(mode, ext, endpoint, pin)
     if not auth.allowed:
         await s.cmd("STREAM FILE", "auth-incorrect" if auth.reason in ("bad_pin", "locked") else "beeperr", "")

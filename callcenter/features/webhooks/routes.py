@@ -162,7 +162,7 @@ def routes(svc: WebhookService) -> Any:
             if status is not None and status not in ("pending", "delivered", "dead"):
                 raise Fail(400, "bad_request", "status: pending, delivered or dead")
             limit_s = req.query.get("limit", "100")
-            if not limit_s.isdigit() or not 1 <= int(limit_s) <= 1000:
+            if not (limit_s.isascii() and limit_s.isdigit()) or not 1 <= int(limit_s) <= 1000:
                 raise Fail(400, "bad_request", "limit: 1-1000")
             rows = await svc.outbox(status, int(limit_s))
             counts = await svc.db.run(store.counts, svc.jdb)

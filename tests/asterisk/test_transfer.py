@@ -113,7 +113,9 @@ async def test_blind_transfer_agent_to_agent(recording_daemon: Any, floor: Floor
     assert [s for _, s, _ in a] == ["Reserved", "Busy", "WrapUp", "Ready"], a
     assert [s for _, s, _ in b] == ["Reserved", "Busy", "WrapUp"], b
     blind = _index(daemon, mark, "transfer.blind", call_id=call_id)
-    assert a[1][0] < blind <= a[2][0] < b[0][0], (a, blind, b)  # alice left before bob was rung
+    # alice left before bob was rung; the AMI BlindTransfer and the cc-xfer AGI race, so the log line
+    # may come after her wrap-up (either one starts the transfer in the core)
+    assert a[1][0] < blind and a[1][0] < a[2][0] < b[0][0], (a, blind, b)
     assert a[1][2] == b[1][2] == call_id
     assert rec["agent"] == "bob" and rec["outcome"] == "completed" and rec["queue"] == "sales"
     legs = _legs(daemon, call_id)

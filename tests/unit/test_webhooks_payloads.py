@@ -160,3 +160,17 @@ def test_a_known_customer_rides_along_on_the_calls_messages() -> None:
     evs.insert(2, CustomerIdentified(CID, "+15551234", {"name": "Ann", "vip": True}, 100.5))
     msgs = [m for e in evs if (m := p.message(e, 0.0)) is not None]
     assert [m.data["customer"] for m in msgs] == [{"name": "Ann", "vip": True}] * 4
+
+
+def test_a_transfer_and_a_late_rating_have_their_own_messages() -> None:
+    """call.transferred rides the call's id and queue; call.rated comes after call.ended and keeps no context."""
+    p = Payloads()
+    p.message(ev.CallQueued(CID, "sales", 10.0), 10.0)
+    m = p.message(ev.CallTransferred(CID, "blind", "alice", "agent", "bob", "ringing", 20.0), 20.0)
+    assert m is not None and (m.type, m.key) == ("call.transferred", CID)
+    assert m.data == {"call_id": CID, "kind": "blind", "from_agent": "alice", "to_kind": "agent", "target": "bob",
+                      "result": "ringing", "queue": "sales"}
+    p.message(ev.CallEnded(CID, "completed", 30.0, agent="bob"), 30.0)
+    r = p.message(ev.CsatRated(CID, "sales", "bob", 4, 35.0), 35.0)
+    assert r is not None and r.type == "call.rated" and r.data["rating"] == 4 and CID not in p.calls
+    assert {"call.transferred", "call.rated"} <= set(EVENT_TYPES) and matches("call.*", "call.rated")

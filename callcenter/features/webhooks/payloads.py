@@ -127,6 +127,13 @@ class Payloads:
                 "duration_s": round(e.at - start, 3) if start is not None else None,
                 "talk_s": round(e.at - ctx.answered_at, 3) if ctx.answered_at is not None else None,
                 "recording_id": ctx.recording_id, "disposition": None, "customer": ctx.customer})
+        if isinstance(e, ev.CallTransferred):  # the call goes on under the same id (features.transfer)
+            return Message("call.transferred", e.call_id, e.at, {
+                "call_id": e.call_id, "kind": e.kind, "from_agent": e.from_agent, "to_kind": e.to_kind,
+                "target": e.target, "result": e.result, "queue": self._ctx(e.call_id).queue})
+        if isinstance(e, ev.CsatRated):  # after call.ended (the caller rates once the agent has gone): no context
+            return Message("call.rated", e.call_id, e.at, {
+                "call_id": e.call_id, "queue": e.queue, "agent": e.agent, "rating": e.rating})
         if isinstance(e, ev.AgentStateChanged):
             return Message("agent.state", f"agent:{e.agent}", e.at, {
                 "agent": e.agent, "state": e.state, "reason": e.paused_reason or e.reason or "", "call_id": e.call_id})

@@ -15,7 +15,8 @@ from callcenter.confbase import STRICT
 
 __all__ = ["EVENT_TYPES", "EndpointConf", "WebhooksConf", "check_url", "check_events", "check_whsec", "matches"]
 
-EVENT_TYPES = ("call.entered", "call.offered", "call.answered", "call.ended", "agent.state", "disposition.set",
+EVENT_TYPES = ("call.entered", "call.offered", "call.answered", "call.transferred", "call.ended", "call.rated",
+               "agent.state", "disposition.set",
                "callback.stored", "callback.done", "lead.outcome")
 _PATTERN = re.compile(r"^(\*|[a-z]+\.\*|[a-z]+\.[a-z]+)$")
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from callcenter.features.acd import model as acd
 from callcenter.features.acd.agents import AgentState, Trigger
@@ -183,16 +183,25 @@ def _conference_left(cfg: Config, tx: acd._Tx, c: acd.Call, now: float) -> None:
     origin = c.agent
     assert origin is not None
     _leave(cfg, tx, c, now, "conference")
-    to = c.consult if c.consult == c.conference else None
-    if to is None:  # an outside number or a desk phone: out of the ACD
+    to = c.consult if c.consult == c.conference else None  # else an outside number or a desk phone
+    _hand_over(cfg, tx, c, now, "conference", origin, to, c.conference, ("left", "taken"), "conference",
+               conference="")
+
+
+def _hand_over(cfg: Config, tx: acd._Tx, c: acd.Call, now: float, kind: str, origin: str, to: str | None,
+               outside: str, results: tuple[str, str], route: str, **changes: Any) -> None:
+    """The caller of ``c`` is now with ``to``: an agent takes the call over (Busy, a new leg, ``changes``
+    to the call); anyone else (``to`` None or no agent: ``outside``) takes it out of the ACD, ending the
+    record as transferred. ``results``: the TransferDone result for (out of the ACD, taken)."""
+    if to is None or to not in tx.agents:
         del tx.calls[c.call_id]
-        tx.out.append(TransferDone(c.call_id, "conference", origin, "out", c.conference, "left"))
+        tx.out.append(TransferDone(c.call_id, kind, origin, "out", outside, results[0]))
         tx.out.append(acd.CallEnded(c.call_id, "transferred", now, agent=origin))
         return
     _take_over(cfg, tx, c, to, now)
-    tx.calls[c.call_id] = replace(tx.calls[c.call_id], conference="", route=f"conference from={origin} to={to}")
+    tx.calls[c.call_id] = replace(tx.calls[c.call_id], route=f"{route} from={origin} to={to}", **changes)
     tx.out.append(LegStarted(c.call_id, to, now))
-    tx.out.append(TransferDone(c.call_id, "conference", origin, "agent", to, "taken"))
+    tx.out.append(TransferDone(c.call_id, kind, origin, "agent", to, results[1]))
 
 
 def _leave(cfg: Config, tx: acd._Tx, c: acd.Call, now: float, how: str) -> None:
@@ -289,16 +298,8 @@ def _park_picked_up(cfg: Config, tx: acd._Tx, ev: ParkPickedUp, now: float) -> N
     c = tx.calls.get(ev.call_id)
     if c is None or c.pending != "park" or c.agent is None:
         return
-    origin, to = c.agent, ev.agent
-    if to is None or to not in tx.agents:
-        del tx.calls[c.call_id]
-        tx.out.append(TransferDone(c.call_id, "park", origin, "out", ev.target, "picked-up"))
-        tx.out.append(acd.CallEnded(c.call_id, "transferred", now, agent=origin))
-        return
-    _take_over(cfg, tx, c, to, now)
-    tx.calls[c.call_id] = replace(tx.calls[c.call_id], pending="", route=f"park from={origin} to={to}")
-    tx.out.append(LegStarted(c.call_id, to, now))
-    tx.out.append(TransferDone(c.call_id, "park", origin, "agent", to, "picked-up"))
+    _hand_over(cfg, tx, c, now, "park", c.agent, ev.agent, ev.target, ("picked-up", "picked-up"), "park",
+               pending="")
 
 
 def _take_over(cfg: Config, tx: acd._Tx, c: acd.Call, to: str, now: float) -> None:
@@ -367,16 +368,7 @@ def _attended(cfg: Config, tx: acd._Tx, ev: AttendedTransferred, now: float) -> 
     origin = c.agent
     assert origin is not None
     _leave(cfg, tx, c, now, "transfer:attended")
-    to = ev.to_agent
-    if to is None or to not in tx.agents:
-        del tx.calls[c.call_id]
-        tx.out.append(TransferDone(c.call_id, "attended", origin, "out", ev.target, "out"))
-        tx.out.append(acd.CallEnded(c.call_id, "transferred", now, agent=origin))
-        return
-    _take_over(cfg, tx, c, to, now)
-    tx.calls[c.call_id] = replace(tx.calls[c.call_id], route=f"transfer from={origin} to={to}")
-    tx.out.append(LegStarted(c.call_id, to, now))
-    tx.out.append(TransferDone(c.call_id, "attended", origin, "agent", to, "taken"))
+    _hand_over(cfg, tx, c, now, "attended", origin, ev.to_agent, ev.target, ("out", "taken"), "transfer")
 
 
 def _free_offer(cfg: Config, tx: acd._Tx, name: str, now: float) -> None:

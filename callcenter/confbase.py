@@ -10,7 +10,7 @@ import re
 from pydantic import ConfigDict
 
 __all__ = ["STRICT", "NAME", "PROMPT", "EXTEN", "DIGIT", "Prompt", "check_level", "check_prompt",
-           "check_secret", "check_display"]
+           "check_secret", "check_display", "HOST", "check_host"]
 
 STRICT = ConfigDict(extra="forbid", frozen=True)
 NAME = r"^[a-z][a-z0-9_-]{0,31}$"  # queue, menu, agent ... names end up in dialplan extensions
@@ -22,6 +22,8 @@ DIGIT = r"^[0-9*#]$"
 # (starts a comment), no quotes or backslashes.
 SECRET = r"[!#-:<-\[\]-~]{8,128}"
 DISPLAY = r"[A-Za-z0-9 .,_'-]{0,48}"
+# A DNS name (labels of letters, digits and inner hyphens) — or an IP address, see check_host
+HOST = r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$"
 
 Prompt = str
 
@@ -64,4 +66,16 @@ def check_secret(v: str) -> str:
 def check_display(v: str) -> str:
     if not re.fullmatch(DISPLAY, v):
         raise ValueError("a display name is up to 48 letters, digits, spaces and . , _ ' -")
+    return v
+
+
+def check_host(v: str) -> str:
+    """A host name or an IPv4/IPv6 address (written into SIP URIs and phones' files)."""
+    try:
+        ipaddress.ip_address(v)
+        return v
+    except ValueError:
+        pass
+    if not re.fullmatch(HOST, v):
+        raise ValueError(f"{v[:60]!r} is not a host name or IP address")
     return v

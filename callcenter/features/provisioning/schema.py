@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic.dataclasses import dataclass
 
-from callcenter.confbase import STRICT
+from callcenter.confbase import STRICT, check_host
 
 __all__ = ["MODELS", "Model", "ProvisioningConf", "check_mac", "check_model", "check_ha1", "check_host",
            "references", "VENDORS", "read_posix_tz"]
@@ -49,7 +49,6 @@ MODELS: dict[str, Model] = {
 }
 
 _MAC = re.compile(r"[0-9a-f]{12}")
-_HOST = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*")
 _HA1 = {"MD5": re.compile(r"[0-9a-f]{32}"), "SHA-256": re.compile(r"[0-9a-f]{64}")}
 
 
@@ -88,18 +87,6 @@ def read_posix_tz(name: str) -> str | None:
         text = raw.rstrip(b"\n").rsplit(b"\n", 1)[-1].decode("ascii", "replace")
         return text if text and text.isprintable() and len(text) < 80 else None
     return None
-
-
-def check_host(v: str) -> str:
-    """An IP address or a DNS name: it is written into every phone's files."""
-    try:
-        ipaddress.ip_address(v)
-        return v
-    except ValueError:
-        pass
-    if not _HOST.fullmatch(v):
-        raise ValueError(f"not an IP address or host name: {v[:60]!r}")
-    return v
 
 
 @dataclass(config=STRICT)

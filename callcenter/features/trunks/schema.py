@@ -6,36 +6,21 @@ held to a narrow alphabet: no whitespace, ``;``, quotes or newlines can reach th
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic.dataclasses import dataclass
 
-from callcenter.confbase import STRICT, check_secret
+from callcenter.confbase import HOST, STRICT, check_host, check_secret
 
 __all__ = ["TrunkAuth", "TrunkRegister", "CODECS", "SIP_USER", "HOST", "CALLER_ID", "check_host", "trunk_problems",
            "outbound_caller_id"]
 
 SIP_USER = r"^[A-Za-z0-9._~+-]{1,64}$"  # user part of a SIP URI, unreserved characters only
-HOST = r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$"
 CALLER_ID = r"^(\+?[0-9]{2,15})?$"
 # Asterisk codec names a trunk may offer (``allow=``), the common ones of carriers and lines.
 CODECS = frozenset({"ulaw", "alaw", "g722", "g729", "gsm", "ilbc", "opus", "g726", "speex", "slin"})
-
-
-def check_host(v: str) -> str:
-    """A host name or an IPv4/IPv6 address (written into SIP URIs)."""
-    try:
-        ipaddress.ip_address(v)
-        return v
-    except ValueError:
-        pass
-    if not re.fullmatch(HOST, v):
-        raise ValueError(f"{v!r} is not a host name or IP address")
-    return v
 
 
 @dataclass(config=STRICT)

@@ -130,7 +130,7 @@ def _espeak(text: str, voice: str, speed: int) -> np.ndarray:
     CACHE.mkdir(parents=True, exist_ok=True)
     out = CACHE / f"es-{key}.wav"
     if not out.exists():
-        raw = CACHE / f"es-{key}.raw.wav"
+        raw = CACHE / f"es-{key}.{os.getpid()}.raw.wav"  # per process: parallel generators
         subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text],
                        check=True, capture_output=True)
         tmp = CACHE / f"es-{key}.{os.getpid()}.wav"

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.amd_corpus import CACHE, FRAME, RATE, _espeak, _first_utterance, _normalise, _trim
+from tests.amd_corpus import CACHE, FRAME, RATE, _active_frames, _espeak, _first_utterance, _normalise, _trim
 
 SOUNDS = Path(os.environ.get("CALLCENTER_AMD_SOUNDS", "/usr/share/asterisk/sounds"))
 
@@ -191,6 +191,7 @@ class BroadItem:
     kind: str
     impairment: str
     duration_ms: int
+    speech_frames: bytes = b""   # per 20 ms frame: 1 where the answer's own speech is (clean audio)
 
 
 # ---------------------------------------------------------------------------------- sources
@@ -519,7 +520,8 @@ def make_item(seed: int, i: int, split: str) -> tuple[BroadItem, np.ndarray]:
     item = BroadItem(name=f"{split}-{seed}-{i:05d}-{label}", label=label, first_utterance_end_ms=end,
                      speech_start_ms=start, beep_ms=None if beep_at is None else round(beep_at * 1000 / RATE),
                      voice=voice, language=sp.lang, kind=kind, impairment=impairment,
-                     duration_ms=int(len(audio) * 1000 / RATE))
+                     duration_ms=int(len(audio) * 1000 / RATE),
+                     speech_frames=np.asarray(_active_frames(speech), dtype=np.uint8).tobytes())
     return item, audio
 
 

@@ -78,14 +78,19 @@ def test_operating_point_trades_people_for_machines() -> None:
     assert amd.Derived.of(AmdParams.from_mapping({"after_silence_ms": 1500})).long_silence == 1500
 
 
-def test_logistic_fit_separates_a_separable_problem() -> None:
-    """The offline trainer's logistic regression finds a rule that separates two clusters."""
+def test_tree_model_learns_a_band_that_no_linear_score_can() -> None:
+    """The offline trainer's boosted trees learn "machine when the feature lies in a middle band"
+    (a 1.5-3 s first utterance), scored by the detector's own model_score."""
     rng = np.random.default_rng(1)
-    x = np.vstack([rng.normal(0, 1, (60, 3)), rng.normal(0, 1, (60, 3)) + [4, 0, 0]])
-    y = np.r_[np.zeros(60), np.ones(60)]
-    w, b = amd_train.fit_logistic(x, y)
-    assert ((x @ w + b > 0) == (y > 0)).mean() > 0.95
-    assert abs(w[0]) > 3 * max(abs(w[1]), abs(w[2]))
+    x = rng.uniform(0, 6, (600, 3))
+    y = ((x[:, 0] > 1.5) & (x[:, 0] < 3.0)).astype(float)
+    bias, trees = amd_train.fit_trees(x, y)
+    s = amd_train.scores((bias, trees), x)
+    assert ((s > 0) == (y > 0)).mean() > 0.95
+    assert {int(t[0]) for t in trees[:5]} == {0}  # the informative feature is the one split on
+    # The shipped model has the layout model_score reads: 10 numbers per tree, valid indices.
+    assert all(len(t) == 10 and {int(t[0]), int(t[2]), int(t[6])} <= set(range(len(amd.FEATURES)))
+               for t in amd.MODEL["trees"])
 
 
 def _write_corpus(tmp_path, items) -> None:

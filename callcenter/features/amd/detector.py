@@ -31,8 +31,8 @@ Speech energy is pre-emphasised (``x[n] - a x[n-1]``, so rumble does not count) 
 ``silence_below_db`` under the speaker's mean level are silence.
 
 The first utterance's FEATURES (length, voiced share, words, pauses, level spread, mean LPC
-residual and tilt, start time, level drop, word rate) are kept as running sums and scored by a
-linear model (MODEL: weights fitted offline on the TRAIN voices of ``tests/amd_broad.py``).
+residual and tilt, start time, level drop, word rate) are kept as running sums and scored by
+sixty depth-2 trees (MODEL: gradient-boosted offline on the TRAIN voices of ``tests/amd_broad.py``).
 
 Decisions (times are after the answer, counted in frames received; the first rule that holds
 is the one the trace names, see RULES):
@@ -204,7 +204,7 @@ class Derived:
     rel_drop: float              # silence_below_db in log2 energy units
     pe_a: float                  # pre-emphasised energy = r0 * pe_a + r1 * pe_b
     pe_b: float
-    weights: tuple[float, ...]   # the model's weights over FEATURES (raw units)
+    trees: tuple[tuple[float, ...], ...]  # the model's depth-2 trees over FEATURES (raw units)
     bias: float
     long_silence: int            # max(long_silence_ms, after_silence_ms)
     wait_score: float            # a score at or above this waits for long_silence_ms
@@ -228,7 +228,7 @@ class Derived:
             rel_drop=p.silence_below_db / (10.0 * math.log10(2.0)),
             pe_a=1.0 + p.preemphasis * p.preemphasis,
             pe_b=-2.0 * p.preemphasis,
-            weights=tuple(float(w) for w in MODEL["weights"]),
+            trees=tuple(tuple(float(v) for v in t) for t in MODEL["trees"]),
             bias=float(MODEL["bias"]),
             long_silence=max(p.long_silence_ms, p.after_silence_ms),
             wait_score=float(MODEL["wait_score"]),
@@ -236,21 +236,83 @@ class Derived:
         )
 
 
-# The first utterance's features, evaluated on every frame (FEATURES order = weights order).
+# The first utterance's features, evaluated on every frame (a tree's feature indices refer to this order).
 FEATURES = ("utt_s", "voiced_frac", "words", "pauses", "level_sd", "resid_mean", "k1_mean", "start_s",
             "level_drop", "words_per_s")
 # Rules that decide (the trace names the one that did).
 RULES = {0: "", 1: "short_utterance_then_silence", 2: "silence_after_ambiguous_utterance",
          3: "long_utterance", 4: "many_words", 5: "beep", 6: "score_after_silence", 7: "timeout"}
 
-# A logistic model over FEATURES (score > 0: machine more likely), trained offline on the TRAIN
-# voices of tests/amd_broad.py by ``python -m callcenter.bench.amd_train`` and shipped as numbers.
+# Gradient-boosted depth-2 trees over FEATURES (score = log-odds, > 0: machine more likely),
+# trained offline on the TRAIN voices of tests/amd_broad.py by ``python -m
+# callcenter.bench.amd_train`` and shipped as numbers (see model_score for a tree's layout).
 # ``curve``: (max_live_hangups, machine_score) pairs measured on grouped cross-validation folds.
 MODEL: dict[str, Any] = {
-    "weights": (0.44174, -3.25991, 0.10325, -0.39662, -0.607, -7.35495, -3.42736, -0.19551, 0.16397, -0.09513),
-    "bias": 5.79165,
+    "bias": -0.68296,
+    "trees": (
+        (0, 1.41018, 1, 0.30892, 0.07185, -0.14001, 7, 1.2, 0.20408, -0.15271),
+        (0, 1.41018, 5, 0.20156, -0.0624, -0.15174, 7, 1.2, 0.16336, -0.13952),
+        (0, 1.41018, 1, 0.75604, -0.05917, -0.15198, 7, 1.2, 0.13441, -0.12801),
+        (0, 1.41018, 5, 0.1562, -0.01961, -0.12098, 7, 1.2, 0.11244, -0.11775),
+        (0, 1.64, 5, 0.20156, -0.02144, -0.11656, 0, 3.3, 0.17935, 0.02286),
+        (0, 1.41018, 1, 0.75604, -0.0276, -0.12805, 7, 1.2, 0.08392, -0.11084),
+        (0, 1.41018, 1, 0.75604, -0.02392, -0.11803, 0, 3.3, 0.11229, 0.01001),
+        (0, 1.64, 5, 0.20156, -0.00135, -0.098, 0, 3.3, 0.12785, 0.00854),
+        (2, 2.0, 4, 1.04688, 0.01102, -0.09282, 2, 6.0, 0.08654, -0.00872),
+        (0, 0.62945, 4, 0.6882, 0.02575, -0.13535, 7, 1.2, 0.04323, -0.13055),
+        (0, 2.04, 5, 0.20156, 0.01972, -0.08505, 0, 2.63067, 0.16349, 0.01021),
+        (0, 0.62945, 4, 0.6882, 0.0298, -0.12491, 5, 0.20156, 0.0763, -0.02228),
+        (1, 0.81097, 5, 0.20156, 0.08115, -0.0198, 4, 0.41918, 0.04663, -0.10224),
+        (0, 1.64, 4, 1.04688, 0.02095, -0.06602, 0, 3.3, 0.08973, -0.00476),
+        (7, 1.2, 0, 0.56, -0.07316, 0.02971, 7, 1.52, -0.13532, 0.07744),
+        (0, 4.96, 0, 4.58, 0.00152, -0.15123, 0, math.inf, 0.13977, 0.13977),
+        (5, 0.20156, 1, 0.78693, 0.07744, -0.03859, 0, 4.39116, -0.0479, 0.07586),
+        (7, 1.2, 5, 0.20156, 0.04809, -0.01885, 4, 1.04688, 0.02568, -0.15052),
+        (1, 0.75604, 5, 0.10505, 0.1662, 0.00406, 5, 0.1562, 0.00081, -0.08701),
+        (2, 2.0, 8, 1.74893, 0.02727, -0.06483, 2, 6.0, 0.0559, -0.02244),
+        (7, 1.2, 8, 4.03884, -0.00841, 0.06454, 7, 1.52, -0.12028, 0.06748),
+        (1, 0.75604, 5, 0.10505, 0.14394, 0.0035, 4, 0.80552, 0.02887, -0.06374),
+        (0, 4.96, 0, 4.58, 0.00284, -0.13932, 0, math.inf, 0.11521, 0.11521),
+        (7, 0.02, 6, 0.786, -0.14726, 0.0966, 4, 1.04688, 0.06971, -0.00787),
+        (0, 0.62945, 4, 0.41918, 0.04427, -0.08945, 7, 0.08, -0.07815, 0.02546),
+        (7, 1.2, 0, 0.56, -0.05563, 0.02004, 4, 1.04688, 0.01724, -0.13846),
+        (6, 0.66264, 5, 0.37199, 0.15666, -0.02073, 5, 0.20156, 0.02139, -0.03049),
+        (0, 4.96, 0, 4.58, 0.00243, -0.12431, 0, math.inf, 0.1036, 0.1036),
+        (0, 1.64, 1, 0.30892, 0.12667, -0.03375, 3, 1.0, 0.07214, -0.01681),
+        (1, 0.81097, 7, 0.08, -0.06678, 0.02232, 4, 0.41918, 0.05235, -0.0733),
+        (7, 1.2, 5, 0.20156, 0.03493, -0.0141, 4, 1.04688, 0.01673, -0.13194),
+        (6, 0.66264, 4, 1.66978, 0.12395, -0.03498, 0, 0.82, -0.04673, 0.00853),
+        (0, 4.96, 0, 4.58, 0.00258, -0.11406, 0, math.inf, 0.09163, 0.09163),
+        (4, 2.17417, 0, 4.96, 0.00164, 0.15837, 9, 1.74268, -0.13443, 0.00813),
+        (8, 4.03884, 8, 3.62726, -0.00082, -0.08442, 6, 0.74803, 0.1265, -0.00803),
+        (5, 0.20156, 0, 4.58, 0.0369, -0.11331, 6, 0.75843, 0.01282, -0.07073),
+        (1, 0.81097, 7, 0.08, -0.059, 0.01965, 4, 0.41918, 0.0427, -0.06686),
+        (7, 1.2, 1, 0.9179, 0.014, -0.05685, 7, 1.52, -0.1013, 0.04964),
+        (5, 0.10505, 1, 0.66128, 0.15414, -0.00856, 9, 0.77447, 0.06976, -0.01338),
+        (5, 0.37199, 4, 1.04688, 0.05975, -0.0094, 4, 1.21417, -0.10537, 0.02802),
+        (0, 1.64, 1, 0.30892, 0.09886, -0.02795, 3, 2.0, 0.04721, -0.04256),
+        (6, 0.66264, 5, 0.37199, 0.11493, -0.02153, 0, 0.56, -0.05408, 0.00457),
+        (7, 0.02, 5, 0.27558, 0.07032, -0.15283, 4, 1.04688, 0.06065, -0.00855),
+        (7, 1.2, 8, 4.03884, -0.00625, 0.04426, 4, 1.04688, 0.01085, -0.12013),
+        (4, 2.17417, 0, 4.96, 0.00146, 0.14775, 2, 6.0, 0.01, -0.12022),
+        (6, 0.68488, 4, 1.857, 0.08025, -0.01251, 5, 0.20156, 0.01738, -0.02616),
+        (0, 2.04, 5, 0.22729, 0.01222, -0.04836, 0, 2.63067, 0.11581, -0.00803),
+        (1, 0.75604, 5, 0.10505, 0.0991, 0.00193, 5, 0.1562, 0.01152, -0.0619),
+        (9, 0.77447, 5, 0.34657, 0.10919, -0.08232, 2, 1.0, -0.05197, 0.00681),
+        (6, 0.68488, 4, 1.857, 0.07786, -0.01007, 0, 0.62945, -0.04708, 0.00327),
+        (8, 1.74893, 5, 0.171, 0.09596, -0.0139, 8, 2.37077, -0.06432, 0.00472),
+        (4, 2.17417, 0, 4.96, 0.00124, 0.13823, 9, 1.74268, -0.12034, 0.0143),
+        (3, 2.0, 0, 1.64, -0.01642, 0.039, 1, 0.61538, 0.00121, -0.18191),
+        (7, 0.02, 5, 0.27558, 0.06145, -0.13941, 4, 1.04688, 0.05417, -0.0083),
+        (7, 1.2, 3, 4.0, 0.00953, -0.08482, 7, 1.52, -0.08914, 0.03945),
+        (6, 0.68488, 5, 0.32802, 0.08099, -0.00037, 0, 0.62945, -0.04605, 0.00311),
+        (5, 0.37199, 9, 0.77447, 0.08793, -0.00262, 4, 1.21417, -0.09065, 0.03102),
+        (4, 2.17417, 0, 4.96, 0.00094, 0.1286, 9, 1.74268, -0.10759, 0.01152),
+        (7, 0.02, 5, 0.27558, 0.05115, -0.13076, 4, 1.04688, 0.04876, -0.00744),
+        (8, 4.03884, 8, 3.62726, 0.0007, -0.07243, 6, 0.74803, 0.10996, -0.01386),
+    ),
     "wait_score": -1.0,
-    "curve": ((0.015, 2.5), (0.0183, 2.0), (0.0233, 1.5), (0.055, 1.0), (0.1067, 0.5), (0.2017, 0.0)),
+    "curve": ((0.015, 2.5), (0.015, 3.0), (0.02, 2.0), (0.0233, 1.75), (0.03, 1.5), (0.0383, 1.25), (0.0467, 1.0), (0.0683, 0.75), (0.0917, 0.5), (0.1433, 0.25), (0.1933, 0.0)),
 }
 
 
@@ -593,10 +655,18 @@ def features(utt_start: Any, last_speech: Any, voiced_ms: Any, words: Any, pause
 
 
 def model_score(feats: np.ndarray, d: Derived) -> np.ndarray:
-    """The model's linear score per row (summed feature by feature, in order)."""
+    """The model's score per row: the bias plus each depth-2 tree's leaf, summed tree by tree
+    in order (comparisons and additions only: both implementations agree to the bit).
+
+    A tree is ``(k, t, kl, tl, a, b, kr, tr, c, e)``: feature ``k`` <= ``t`` goes left, where
+    feature ``kl`` <= ``tl`` gives ``a`` else ``b``; right: feature ``kr`` <= ``tr`` gives ``c``
+    else ``e``.
+    """
     z = np.full(feats.shape[:-1], d.bias)
-    for k, w in enumerate(d.weights):
-        z = z + feats[..., k] * w
+    for k, t, kl, tl, a, b, kr, tr, c, e in d.trees:
+        left = np.where(feats[..., int(kl)] <= tl, a, b)
+        right = np.where(feats[..., int(kr)] <= tr, c, e)
+        z = z + np.where(feats[..., int(k)] <= t, left, right)
     return z
 
 

@@ -1,8 +1,9 @@
 """A broad labelled AMD corpus with group metadata, for validation by unseen voices and languages.
 
 Every recording is what an outbound call hears after the answer (8 kHz mono int16) and carries
-its *groups*: ``voice`` (a recorded speaker or an espeak-ng voice), ``language``, ``kind`` (the
-shape of the answer) and ``impairment`` (the line effects applied, ``+``-joined).
+its *groups*: ``voice`` (a recorded speaker, an espeak-ng voice or a flite/festival one),
+``language``, ``kind`` (the shape of the answer) and ``impairment`` (the line effects applied,
+``+``-joined).
 
 Voices: Asterisk's recorded prompt packages from Debian (``asterisk-core-sounds-{en,fr,es,it,ru}-wav``:
 Allison en/es, June fr, Carlo it, IvrvoiceRU ru; ``asterisk-prompt-fr-armelle``,
@@ -10,6 +11,14 @@ Allison en/es, June fr, Carlo it, IvrvoiceRU ru; ``asterisk-prompt-fr-armelle``,
 The voices are split once into ``train`` and ``test`` pools (:data:`SPLITS`): the test pool holds
 whole voices *and whole languages* (Portuguese, Polish, Swedish, Russian) never used for
 tuning. Tuning may only look at ``train`` (and group folds inside it).
+
+A third pool, ``fresh``, is measured once, at the end, and never looked at before: other
+synthesizers (``flite:VOICE``, flite's built-in English voices; ``festival:VOICE``, festival with
+festvox voices in English, Russian, Finnish, Czech, Catalan and Italian) and espeak-ng in languages
+neither other split speaks (Czech, Finnish, Hungarian, Turkish, Greek, Romanian, Danish). Its
+babble comes from fresh voices only, and it alone has one more line effect: room reverb /
+speakerphone (sox ``reverb``, tagged ``reverb``) on about a fifth of the items. (festvox-hi-nsk is
+left out: its Hindi voice needs a ``hindi_phones`` file Debian does not ship.)
 
 Kinds — people: ``h_word`` (one short word, often over babble), ``h_word_twice`` (the word twice),
 ``h_short_again`` (a short phrase, then "hello?" again after 1.5-3 s), ``h_business`` (a ~3-5 s
@@ -19,11 +28,11 @@ company greeting, then silence and "hello?"). Machines: ``m_long_beep`` (5-12 s 
 that follows), ``m_pauses`` (0.4-0.9 s pauses inside the greeting), ``m_music`` (music before or
 under the greeting), ``m_long_nobeep``.
 
-Line effects: sox (µ-law, A-law, GSM round trips, band limits) and numpy (white/pink/brown
-noise and babble at 3-30 dB SNR, clipping, lost packets, gain drift).
+Line effects: sox (µ-law, A-law, GSM round trips, band limits; reverb in ``fresh`` only) and numpy
+(white/pink/brown noise and babble at 3-30 dB SNR, clipping, lost packets, gain drift).
 
-``python -m tests.amd_broad OUTDIR --count N --split test`` writes ``*.wav`` and ``labels.csv``
-(``file,label,first_utterance_end_s,...`` and the group columns), the format that
+``python -m tests.amd_broad OUTDIR --count N --split test|train|fresh`` writes ``*.wav`` and
+``labels.csv`` (``file,label,first_utterance_end_s,...`` and the group columns), the format that
 ``callcenter bench amd-vs-app-amd --corpus DIR`` reads.
 """
 

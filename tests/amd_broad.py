@@ -75,6 +75,7 @@ _ES_TEST = [f"{lang}+{v}" for lang in ("en-gb-scotland", "en-029", "pt", "pl", "
 # Fresh espeak-ng languages: none of them occurs in train or test.
 _ES_FRESH = [f"{lang}+{v}" for lang in ("cs", "fi", "hu", "tr", "el", "ro", "da")
              for v in ("m4", "m5", "m6", "f5")]
+_ES_FRESH_SET = frozenset(_ES_FRESH)
 
 # Other synthesizers (fresh only), named "ENGINE:VOICE": flite's built-in voices (English) and
 # festival's festvox voices -> (language, the text encoding the voice reads).
@@ -371,15 +372,16 @@ def synth_available(voice: str) -> bool:
 
 
 def _synth(text: str, voice: str, stretch: float) -> np.ndarray:
-    """flite or festival -> sox (8 kHz mono 16-bit, band-pass 300-3400 Hz as :func:`_espeak`), cached
-    on disk. ``stretch`` lengthens durations (1.0 = the voice's own pace)."""
+    """flite or festival -> sox (8 kHz mono 16-bit, band-pass 300-3400 Hz as :func:`_espeak`, no
+    dither, so the same on every machine), cached on disk. ``stretch`` lengthens durations (1.0 =
+    the voice's own pace)."""
     engine, name = voice.split(":", 1)
     key = hashlib.sha1(f"{voice}|{stretch:.2f}|{text}".encode()).hexdigest()[:16]
     CACHE.mkdir(parents=True, exist_ok=True)
-    out = CACHE / f"syn-{key}.wav"
+    out = CACHE / f"synd-{key}.wav"
     if not out.exists():
-        raw = CACHE / f"syn-{key}.{os.getpid()}.raw.wav"
-        txt = CACHE / f"syn-{key}.{os.getpid()}.txt"
+        raw = CACHE / f"synd-{key}.{os.getpid()}.raw.wav"
+        txt = CACHE / f"synd-{key}.{os.getpid()}.txt"
         if engine == "flite":
             cmd = ["flite", "-voice", name, "--setf", f"duration_stretch={stretch:.2f}", "-t", text, "-o", str(raw)]
         else:
@@ -387,8 +389,8 @@ def _synth(text: str, voice: str, stretch: float) -> np.ndarray:
             cmd = ["text2wave", "-eval", f"(voice_{name})", "-eval", f"(Parameter.set 'Duration_Stretch {stretch:.2f})",
                    "-o", str(raw), str(txt)]
         subprocess.run(cmd, check=True, capture_output=True)
-        tmp = CACHE / f"syn-{key}.{os.getpid()}.wav"
-        subprocess.run(["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(tmp), "sinc", "300-3400"],
+        tmp = CACHE / f"synd-{key}.{os.getpid()}.wav"
+        subprocess.run(["sox", "-D", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(tmp), "sinc", "300-3400"],
                        check=True, capture_output=True)
         os.replace(tmp, out)
         raw.unlink(missing_ok=True)
@@ -421,7 +423,8 @@ class _Speaker:
         text = texts[int(r.integers(len(texts)))]
         if self.synth:  # espeak's 140-195 words a minute as a duration stretch, in steps of 0.1
             return _synth(text, self.voice, round(170 / self.speed, 1))
-        return _espeak(text, self.voice, self.speed)
+        # Fresh voices without sox's random dither: that split is made anew, once, on any machine.
+        return _espeak(text, self.voice, self.speed, dither=self.voice not in _ES_FRESH_SET)
 
 
 def _sil(ms: float) -> np.ndarray:

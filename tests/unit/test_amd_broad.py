@@ -89,9 +89,10 @@ def test_fresh_split_holds_new_voices_synthesizers_and_languages() -> None:
             assert all(t.encode(enc) for ts in texts.values() for t in ts)
 
 
-def test_fresh_items_carry_their_groups_and_are_deterministic(tmp_path) -> None:
+def test_fresh_items_carry_their_groups_and_are_deterministic(tmp_path, monkeypatch) -> None:
     """Fresh items name fresh voices (espeak-ng and flite/festival) and their languages; the same
-    item twice is the same audio; room reverb occurs only there; the CLI writes the split."""
+    item twice is the same audio, also when every clip is synthesized anew (no random dither);
+    room reverb occurs only there; the CLI writes the split."""
     _fresh_synthesizers_installed()
     items = amd_broad.generate(5, 16, "fresh")
     fresh = set(amd_broad.voices("fresh"))
@@ -106,6 +107,12 @@ def test_fresh_items_carry_their_groups_and_are_deterministic(tmp_path) -> None:
     assert not any("reverb" in it.impairment for it, _ in _corpus("test"))
     again = amd_broad.make_item(5, 3, "fresh")
     assert again[0] == items[3][0] and np.array_equal(again[1], items[3][1])
+    from tests import amd_corpus
+    monkeypatch.setattr(amd_corpus, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(amd_broad, "CACHE", tmp_path / "cache")
+    anew = amd_broad.make_item(5, 1, "fresh")
+    assert any(tmp_path.glob("cache/synd-*.wav")) or any(tmp_path.glob("cache/esd-*.wav"))
+    assert anew[0] == items[1][0] and np.array_equal(anew[1], items[1][1])
     with pytest.raises(ValueError, match="train, test or fresh"):
         amd_broad.generate(5, 1, "dev")
     assert amd_broad.main([str(tmp_path), "--split", "fresh", "--count", "2", "--seed", "5"]) == 0

@@ -44,13 +44,14 @@ uninstall:
 	$(PYTHON) -m callcenter.install.uninstall $(if $(DESTDIR),--destdir $(DESTDIR)) $(if $(PURGE),--purge)
 
 # System packages: venv support, debootstrap (builds the lab Asterisk when the host has none),
-# SIPp (sip-tester) for SIP-level tests, espeak-ng and sox for the AMD test corpus, Debian's
-# Chromium for the browser tests (Playwright drives it; nothing downloads a browser), openssl for
-# the provisioning HTTPS test's throw-away certificate, Debian's DAHDI tools (dahdi_cfg checks the
-# rendered system.conf in the card tests; dahdi-source stands in for the kernel modules, which a
-# test host needs no more than it can build them), systemd-analyze (the unit's verify/security
-# tests), systemd-nspawn (the unit under a real systemd, in a container) and ip (loopback up in a
-# test's private network namespace).
+# SIPp (sip-tester) for SIP-level tests, espeak-ng and sox for the AMD test corpus (flite,
+# festival and festvox voices for its fresh split), Debian's Chromium for the browser tests
+# (Playwright drives it; nothing downloads a browser), openssl for the provisioning HTTPS test's
+# throw-away certificate, Debian's DAHDI tools (dahdi_cfg checks the rendered system.conf in the
+# card tests; dahdi-source stands in for the kernel modules, which a test host needs no more than
+# it can build them), systemd-analyze (the unit's verify/security tests), systemd-nspawn (the
+# unit under a real systemd, in a container) and ip (loopback up in a test's private network
+# namespace).
 # Installed only when missing.
 sysdeps:
 	@if ! command -v dahdi_cfg >/dev/null && [ ! -x /usr/sbin/dahdi_cfg ]; then \
@@ -66,7 +67,10 @@ sysdeps:
 	command -v sox >/dev/null || missing="$$missing sox"; \
 	for p in asterisk-core-sounds-en-wav asterisk-core-sounds-fr-wav asterisk-core-sounds-es-wav \
 	         asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-fr-armelle \
-	         asterisk-prompt-es-co asterisk-prompt-it-menardi-wav; do \
+	         asterisk-prompt-es-co asterisk-prompt-it-menardi-wav \
+	         flite festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k festvox-ru \
+	         festvox-suopuhe-lj festvox-suopuhe-mv festvox-czech-dita festvox-czech-machac \
+	         festvox-ca-ona-hts festvox-italp16k festvox-itapc16k; do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
 	done; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \

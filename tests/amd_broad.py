@@ -1,8 +1,9 @@
 """A broad labelled AMD corpus with group metadata, for validation by unseen voices and languages.
 
 Every recording is what an outbound call hears after the answer (8 kHz mono int16) and carries
-its *groups*: ``voice`` (a recorded speaker or an espeak-ng voice), ``language``, ``kind`` (the
-shape of the answer) and ``impairment`` (the line effects applied, ``+``-joined).
+its *groups*: ``voice`` (a recorded speaker, an espeak-ng voice or a flite/festival one),
+``language``, ``kind`` (the shape of the answer) and ``impairment`` (the line effects applied,
+``+``-joined).
 
 Voices: Asterisk's recorded prompt packages from Debian (``asterisk-core-sounds-{en,fr,es,it,ru}-wav``:
 Allison en/es, June fr, Carlo it, IvrvoiceRU ru; ``asterisk-prompt-fr-armelle``,
@@ -10,6 +11,14 @@ Allison en/es, June fr, Carlo it, IvrvoiceRU ru; ``asterisk-prompt-fr-armelle``,
 The voices are split once into ``train`` and ``test`` pools (:data:`SPLITS`): the test pool holds
 whole voices *and whole languages* (Portuguese, Polish, Swedish, Russian) never used for
 tuning. Tuning may only look at ``train`` (and group folds inside it).
+
+A third pool, ``fresh``, is measured once, at the end, and never looked at before: other
+synthesizers (``flite:VOICE``, flite's built-in English voices; ``festival:VOICE``, festival with
+festvox voices in English, Russian, Finnish, Czech, Catalan and Italian) and espeak-ng in languages
+neither other split speaks (Czech, Finnish, Hungarian, Turkish, Greek, Romanian, Danish). Its
+babble comes from fresh voices only, and it alone has one more line effect: room reverb /
+speakerphone (sox ``reverb``, tagged ``reverb``) on about a fifth of the items. (festvox-hi-nsk is
+left out: its Hindi voice needs a ``hindi_phones`` file Debian does not ship.)
 
 Kinds — people: ``h_word`` (one short word, often over babble), ``h_word_twice`` (the word twice),
 ``h_short_again`` (a short phrase, then "hello?" again after 1.5-3 s), ``h_business`` (a ~3-5 s
@@ -19,11 +28,11 @@ company greeting, then silence and "hello?"). Machines: ``m_long_beep`` (5-12 s 
 that follows), ``m_pauses`` (0.4-0.9 s pauses inside the greeting), ``m_music`` (music before or
 under the greeting), ``m_long_nobeep``.
 
-Line effects: sox (µ-law, A-law, GSM round trips, band limits) and numpy (white/pink/brown
-noise and babble at 3-30 dB SNR, clipping, lost packets, gain drift).
+Line effects: sox (µ-law, A-law, GSM round trips, band limits; reverb in ``fresh`` only) and numpy
+(white/pink/brown noise and babble at 3-30 dB SNR, clipping, lost packets, gain drift).
 
-``python -m tests.amd_broad OUTDIR --count N --split test`` writes ``*.wav`` and ``labels.csv``
-(``file,label,first_utterance_end_s,...`` and the group columns), the format that
+``python -m tests.amd_broad OUTDIR --count N --split test|train|fresh`` writes ``*.wav`` and
+``labels.csv`` (``file,label,first_utterance_end_s,...`` and the group columns), the format that
 ``callcenter bench amd-vs-app-amd --corpus DIR`` reads.
 """
 
@@ -33,6 +42,7 @@ import argparse
 import csv
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -41,7 +51,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.amd_corpus import CACHE, FRAME, RATE, _active_frames, _espeak, _first_utterance, _normalise, _trim
+from tests.amd_corpus import (CACHE, FRAME, RATE, _active_frames, _espeak, _first_utterance, _normalise,
+                               _read_wav, _trim)
 
 SOUNDS = Path(os.environ.get("CALLCENTER_AMD_SOUNDS", "/usr/share/asterisk/sounds"))
 
@@ -62,13 +73,42 @@ _ES_TRAIN = [f"{lang}+{v}" for lang in ("en-us", "en-gb", "de", "fr-fr", "es", "
 _ES_TEST = [f"{lang}+{v}" for lang in ("en-gb-scotland", "en-029", "pt", "pl", "sv", "ru", "fr-be", "es-419")
             for v in ("m2", "m7", "f1", "f4")]
 
+# Fresh espeak-ng languages: none of them occurs in train or test.
+_ES_FRESH = [f"{lang}+{v}" for lang in ("cs", "fi", "hu", "tr", "el", "ro", "da")
+             for v in ("m4", "m5", "m6", "f5")]
+_ES_FRESH_SET = frozenset(_ES_FRESH)
+
+# Other synthesizers (fresh only), named "ENGINE:VOICE": flite's built-in voices (English) and
+# festival's festvox voices -> (language, the text encoding the voice reads).
+FLITE = {"kal": "en", "kal16": "en", "awb": "en", "rms": "en", "slt": "en"}
+FESTIVAL: dict[str, tuple[str, str]] = {
+    "cmu_us_slt_arctic_hts": ("en", "latin-1"),   # festvox-us-slt-hts
+    "kal_diphone": ("en", "latin-1"),             # festvox-kallpc16k
+    "ked_diphone": ("en", "latin-1"),             # festvox-kdlpc16k
+    "msu_ru_nsh_clunits": ("ru", "utf-8"),        # festvox-ru
+    "suo_fi_lj_diphone": ("fi", "latin-1"),       # festvox-suopuhe-lj
+    "hy_fi_mv_diphone": ("fi", "latin-1"),        # festvox-suopuhe-mv
+    "czech_dita": ("cs", "iso-8859-2"),           # festvox-czech-dita
+    "czech_machac": ("cs", "iso-8859-2"),         # festvox-czech-machac
+    "upc_ca_ona_hts": ("ca", "latin-1"),          # festvox-ca-ona-hts
+    "lp_diphone": ("it", "latin-1"),              # festvox-italp16k
+    "pc_diphone": ("it", "latin-1"),              # festvox-itapc16k
+}
+FESTIVAL_VOICES = Path("/usr/share/festival/voices")
+
 SPLITS = {
     "train": {"recorded": ["allison", "armelle", "menardi"], "espeak": _ES_TRAIN},
     "test": {"recorded": ["june", "carlo", "ivrru", "esco"], "espeak": _ES_TEST},
+    # Measured once, at the end: other synthesizers, and languages no other split has.
+    "fresh": {"recorded": [], "espeak": _ES_FRESH,
+              "synth": [f"flite:{v}" for v in FLITE] + [f"festival:{v}" for v in FESTIVAL]},
 }
 
 
 def _lang_of(voice: str) -> str:
+    if ":" in voice:
+        engine, name = voice.split(":", 1)
+        return FLITE[name] if engine == "flite" else FESTIVAL[name][0]
     base = voice.split("+")[0]
     return {"en-us": "en", "en-gb": "en", "en-gb-scotland": "en", "en-029": "en", "fr-fr": "fr",
             "fr-be": "fr", "es-419": "es"}.get(base, base)
@@ -168,6 +208,78 @@ TEXTS: dict[str, dict[str, list[str]]] = {
            "machine": ["Здравствуйте, вы позвонили Сергею.", "Я не могу сейчас ответить.",
                        "Оставьте сообщение после сигнала, я перезвоню."],
            "leave": ["Оставьте сообщение."]},
+    # Fresh languages (only the fresh split speaks them).
+    "cs": {"word": ["Haló?", "Ano?", "Prosím?", "Slyším."],
+           "short": ["Haló, kdo volá?", "Ano, prosím?", "Tady Petr."],
+           "business": ["Dobrý den, účetní kancelář Novák, u telefonu Jana, jak vám mohu pomoci?",
+                        "Autoservis Dvořák, dobré ráno, tady Martin, co pro vás mohu udělat?"],
+           "name": ["Jiří Svoboda", "Lenka"],
+           "prompt": ["není momentálně k zastižení. Zanechte prosím vzkaz po zaznění tónu."],
+           "machine": ["Dobrý den, dovolali jste se k Novákovým.", "Teď nemůžeme hovor přijmout.",
+                       "Zanechte nám vzkaz po pípnutí, zavoláme zpět.", "Děkujeme, že jste zavolali."],
+           "leave": ["Zanechte vzkaz."]},
+    "fi": {"word": ["Haloo?", "Niin?", "Joo?", "Virtanen."],
+           "short": ["Haloo, kuka soittaa?", "Joo, haloo?", "Täällä Mikko."],
+           "business": ["Hyvää huomenta, tilitoimisto Korhonen, Anna puhelimessa, miten voin auttaa?",
+                        "Autokorjaamo Nieminen, hyvää päivää, täällä Jari, kuinka voin palvella?"],
+           "name": ["Matti Virtanen", "Liisa"],
+           "prompt": ["ei voi juuri nyt vastata. Jätä viesti äänimerkin jälkeen."],
+           "machine": ["Hei, olet soittanut Laineen perheelle.", "Emme pääse juuri nyt puhelimeen.",
+                       "Jätä viesti äänimerkin jälkeen, niin soitamme takaisin.", "Kiitos soitostasi."],
+           "leave": ["Jätä viesti."]},
+    "hu": {"word": ["Halló?", "Igen?", "Tessék?", "Hallgatom."],
+           "short": ["Halló, ki beszél?", "Igen, tessék?", "Itt Péter."],
+           "business": ["Jó napot, Kovács és Társa könyvelőiroda, Eszter vagyok, miben segíthetek?",
+                        "Szabó autószerviz, jó reggelt, Gábor beszél, mivel szolgálhatok?"],
+           "name": ["Nagy László", "Katalin"],
+           "prompt": ["jelenleg nem elérhető. Kérem, hagyjon üzenetet a sípszó után."],
+           "machine": ["Szia, a Tóth családot hívtad.", "Most nem tudjuk felvenni a telefont.",
+                       "Hagyj üzenetet a sípszó után, és visszahívunk.", "Köszönjük a hívást."],
+           "leave": ["Hagyjon üzenetet."]},
+    "tr": {"word": ["Alo?", "Efendim?", "Evet?", "Buyrun."],
+           "short": ["Alo, kim arıyor?", "Evet, buyrun?", "Ben Ayşe."],
+           "business": ["Günaydın, Yıldız Sigorta, ben Elif, size nasıl yardımcı olabilirim?",
+                        "Demir Oto Servis, iyi günler, ben Murat, buyrun, sizi dinliyorum."],
+           "name": ["Mehmet Kaya", "Zeynep"],
+           "prompt": ["şu anda ulaşılamıyor. Lütfen sinyal sesinden sonra mesajınızı bırakın."],
+           "machine": ["Merhaba, Öztürk ailesini aradınız.", "Şu anda telefona cevap veremiyoruz.",
+                       "Sinyal sesinden sonra mesaj bırakın, sizi geri arayacağız.", "Aradığınız için teşekkürler."],
+           "leave": ["Mesaj bırakın."]},
+    "el": {"word": ["Εμπρός;", "Ναι;", "Παρακαλώ;", "Λέγετε."],
+           "short": ["Εμπρός, ποιος είναι;", "Ναι, παρακαλώ;", "Ο Γιώργος εδώ."],
+           "business": ["Καλημέρα, ασφαλιστικό γραφείο Παπαδόπουλος, είμαι η Μαρία, πώς μπορώ να σας βοηθήσω;",
+                        "Συνεργείο Νικολάου, καλησπέρα, ο Κώστας εδώ, τι θα θέλατε;"],
+           "name": ["Νίκος Παπαδάκης", "Ελένη"],
+           "prompt": ["δεν είναι διαθέσιμος. Αφήστε μήνυμα μετά τον ήχο."],
+           "machine": ["Γεια σας, καλέσατε την οικογένεια Γεωργίου.", "Αυτή τη στιγμή δεν μπορούμε να απαντήσουμε.",
+                       "Αφήστε μήνυμα μετά τον ήχο και θα σας καλέσουμε.", "Ευχαριστούμε για την κλήση."],
+           "leave": ["Αφήστε μήνυμα."]},
+    "ro": {"word": ["Alo?", "Da?", "Vă ascult.", "Poftiți?"],
+           "short": ["Alo, cine e la telefon?", "Da, alo?", "Sunt Andrei."],
+           "business": ["Bună ziua, cabinetul de avocatură Popescu, sunt Ioana, cu ce vă pot ajuta?",
+                        "Service auto Ionescu, bună dimineața, la telefon Mihai, cu ce vă putem ajuta?"],
+           "name": ["Ion Popescu", "Elena"],
+           "prompt": ["nu este disponibil. Vă rugăm să lăsați un mesaj după semnalul sonor."],
+           "machine": ["Bună, ați sunat la familia Georgescu.", "Nu putem răspunde acum.",
+                       "Lăsați un mesaj după semnal și vă sunăm înapoi.", "Mulțumim pentru apel."],
+           "leave": ["Lăsați un mesaj."]},
+    "da": {"word": ["Hallo?", "Ja?", "Det er Lars."],
+           "short": ["Hallo, hvem taler jeg med?", "Ja, hallo?"],
+           "business": ["Godmorgen, Hansen Revision, det er Mette, hvad kan jeg hjælpe med?"],
+           "name": ["Søren Jensen"],
+           "prompt": ["kan ikke tage telefonen lige nu. Indtal en besked efter tonen."],
+           "machine": ["Hej, du har ringet til familien Nielsen.", "Vi kan ikke tage telefonen lige nu.",
+                       "Læg en besked efter tonen, så ringer vi tilbage."],
+           "leave": ["Læg en besked."]},
+    "ca": {"word": ["Digui?", "Sí?", "Hola?", "Sí, digui."],
+           "short": ["Hola, qui és?", "Sí, digui'm.", "Sóc la Montse."],
+           "business": ["Bon dia, gestoria Puig, li parla la Núria, en què el puc ajudar?",
+                        "Taller Ferrer, bona tarda, sóc en Jordi, què necessita?"],
+           "name": ["Josep Vidal", "Laia"],
+           "prompt": ["no està disponible. Deixi el seu missatge després del senyal."],
+           "machine": ["Hola, has trucat a casa de la família Serra.", "Ara mateix no podem atendre la trucada.",
+                       "Deixa'ns un missatge després del senyal i et trucarem.", "Gràcies per trucar."],
+           "leave": ["Deixi un missatge."]},
 }
 
 HUMAN_KINDS = ("h_word", "h_word_twice", "h_short_again", "h_business")
@@ -249,12 +361,53 @@ def _pick_clip(rng: np.random.Generator, voice: str, lang: str, lo: float, hi: f
     return _clip(pool[int(rng.integers(len(pool)))])
 
 
+@lru_cache(maxsize=None)
+def synth_available(voice: str) -> bool:
+    """Whether a "flite:VOICE" / "festival:VOICE" voice is installed (make sysdeps)."""
+    engine, name = voice.split(":", 1)
+    if engine == "flite":
+        if not shutil.which("flite"):
+            return False
+        listed = subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout
+        return name in listed.split(":", 1)[-1].split()
+    return bool(shutil.which("text2wave")) and any(FESTIVAL_VOICES.glob(f"*/{name}"))
+
+
+def _synth(text: str, voice: str, stretch: float) -> np.ndarray:
+    """flite or festival -> sox (8 kHz mono 16-bit, band-pass 300-3400 Hz as :func:`_espeak`, no
+    dither, so the same on every machine), cached on disk. ``stretch`` lengthens durations (1.0 =
+    the voice's own pace)."""
+    engine, name = voice.split(":", 1)
+    key = hashlib.sha1(f"{voice}|{stretch:.2f}|{text}".encode()).hexdigest()[:16]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    out = CACHE / f"synd-{key}.wav"
+    if not out.exists():
+        raw = CACHE / f"synd-{key}.{os.getpid()}.raw.wav"
+        txt = CACHE / f"synd-{key}.{os.getpid()}.txt"
+        if engine == "flite":
+            cmd = ["flite", "-voice", name, "--setf", f"duration_stretch={stretch:.2f}", "-t", text, "-o", str(raw)]
+        else:
+            txt.write_bytes(text.encode(FESTIVAL[name][1]))
+            cmd = ["text2wave", "-eval", f"(voice_{name})", "-eval", f"(Parameter.set 'Duration_Stretch {stretch:.2f})",
+                   "-o", str(raw), str(txt)]
+        subprocess.run(cmd, check=True, capture_output=True)
+        tmp = CACHE / f"synd-{key}.{os.getpid()}.wav"
+        subprocess.run(["sox", "-D", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(tmp), "sinc", "300-3400"],
+                       check=True, capture_output=True)
+        os.replace(tmp, out)
+        raw.unlink(missing_ok=True)
+        txt.unlink(missing_ok=True)
+    return _trim(_read_wav(out))
+
+
 class _Speaker:
-    """Speech of one voice in one language: texts through espeak-ng, or recorded prompts."""
+    """Speech of one voice in one language: texts through espeak-ng, flite or festival, or recorded
+    prompts."""
 
     def __init__(self, rng: np.random.Generator, voice: str):
         self.rng, self.voice = rng, voice
         self.recorded = voice in RECORDED
+        self.synth = ":" in voice
         if self.recorded:
             langs = sorted({lg for lg, _, _ in _clips(voice)})
             self.lang = langs[int(rng.integers(len(langs)))]
@@ -269,7 +422,11 @@ class _Speaker:
                       "prompt": (1.5, 4.0), "machine": (1.0, 4.0), "business": (1.0, 2.5)}[what]
             return _pick_clip(r, self.voice, self.lang, lo, hi)
         texts = TEXTS[self.lang][what]
-        return _espeak(texts[int(r.integers(len(texts)))], self.voice, self.speed)
+        text = texts[int(r.integers(len(texts)))]
+        if self.synth:  # espeak's 140-195 words a minute as a duration stretch, in steps of 0.1
+            return _synth(text, self.voice, round(170 / self.speed, 1))
+        # Fresh voices without sox's random dither: that split is made anew, once, on any machine.
+        return _espeak(text, self.voice, self.speed, dither=self.voice not in _ES_FRESH_SET)
 
 
 def _sil(ms: float) -> np.ndarray:
@@ -434,10 +591,22 @@ def _babble(rng: np.random.Generator, n: int, pool: list[str]) -> np.ndarray:
     return out / max(float(out.std()), 1e-12)
 
 
+def _room(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
+    """A room heard through a speakerphone: sox reverb (reverberance, HF damping, room scale,
+    pre-delay, wet gain drawn), run at a safe level and scaled back."""
+    peak = max(float(np.abs(x).max()), 1.0)
+    args = [str(int(rng.uniform(30, 95))), str(int(rng.uniform(20, 90))), str(int(rng.uniform(40, 100))), "100",
+            str(int(rng.uniform(0, 40))), f"{rng.uniform(-6, 0):.1f}"]
+    return _sox(x * (6000 / peak), [], ["reverb", *args]) * (peak / 6000)
+
+
 def _impair(rng: np.random.Generator, clean: np.ndarray, level: float, pool: list[str],
-            kind: str) -> tuple[np.ndarray, str]:
+            kind: str, room: bool = False) -> tuple[np.ndarray, str]:
     tags: list[str] = []
     x = clean.copy()
+    if room and rng.random() < 0.2:  # fresh only: room reverb / speakerphone at the far end
+        x = _room(rng, x)
+        tags.append("reverb")
     if rng.random() < 0.2:  # gain drift: slow ±3-8 dB wander
         t = np.arange(len(x)) / RATE
         db = rng.uniform(3, 8) * np.sin(2 * np.pi * rng.uniform(0.05, 0.3) * t + rng.uniform(0, 6.3))
@@ -480,17 +649,18 @@ def _impair(rng: np.random.Generator, clean: np.ndarray, level: float, pool: lis
 
 # ---------------------------------------------------------------------------------- corpus
 def voices(split: str) -> list[str]:
-    """The voices of a split (recorded ones only when their package is installed)."""
+    """The voices of a split (recorded and flite/festival ones only when installed)."""
     s = SPLITS[split]
-    return [v for v in s["recorded"] if _clips(v)] + list(s["espeak"])
+    return [v for v in s["recorded"] if _clips(v)] + list(s["espeak"]) + [
+        v for v in s.get("synth", []) if synth_available(v)]
 
 
 def make_item(seed: int, i: int, split: str) -> tuple[BroadItem, np.ndarray]:
     """Recording ``i`` of a split, deterministic from (seed, i)."""
-    rng = np.random.default_rng([seed, i, 0 if split == "train" else 1])
+    rng = np.random.default_rng([seed, i, {"train": 0, "test": 1, "fresh": 2}[split]])
     pool = voices(split)
-    rec = [v for v in pool if v in RECORDED]
-    # Half of the recordings from recorded voices (when installed), half from espeak-ng.
+    rec = [v for v in pool if v in RECORDED or ":" in v]
+    # Half of the recordings from recorded voices (fresh: flite/festival) when installed, half from espeak-ng.
     voice = str(rng.choice(rec)) if rec and rng.random() < 0.5 else str(rng.choice(SPLITS[split]["espeak"]))
     sp = _Speaker(rng, voice)
     level = float(rng.uniform(600, 4000))
@@ -515,7 +685,7 @@ def make_item(seed: int, i: int, split: str) -> tuple[BroadItem, np.ndarray]:
     clean = np.concatenate([a for a, _ in segs])
     speech = np.concatenate([a if s else np.zeros(len(a)) for a, s in segs])
     start, end = _first_utterance(speech)
-    noisy, impairment = _impair(rng, clean, level, pool, kind)
+    noisy, impairment = _impair(rng, clean, level, pool, kind, room=split == "fresh")
     audio = np.clip(np.round(noisy), -32768, 32767).astype(np.int16)
     item = BroadItem(name=f"{split}-{seed}-{i:05d}-{label}", label=label, first_utterance_end_ms=end,
                      speech_start_ms=start, beep_ms=None if beep_at is None else round(beep_at * 1000 / RATE),
@@ -528,7 +698,7 @@ def make_item(seed: int, i: int, split: str) -> tuple[BroadItem, np.ndarray]:
 def generate(seed: int, count: int, split: str = "train") -> list[tuple[BroadItem, np.ndarray]]:
     """``count`` recordings (half people) of a split."""
     if split not in SPLITS:
-        raise ValueError(f"split must be train or test, not {split!r}")
+        raise ValueError(f"split must be train, test or fresh, not {split!r}")
     return [make_item(seed, i, split) for i in range(count)]
 
 
@@ -580,6 +750,9 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if not recorded_available():
         print(f"amd_broad: recorded prompts missing under {SOUNDS} (make sysdeps); espeak-only", file=sys.stderr)
+    missing = [v for v in SPLITS[a.split].get("synth", []) if not synth_available(v)]
+    if missing:
+        print(f"amd_broad: not installed (make sysdeps): {', '.join(missing)}", file=sys.stderr)
     print(write(Path(a.outdir), generate_parallel(a.seed, a.count, a.split, a.jobs)))
     return 0
 

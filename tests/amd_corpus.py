@@ -124,18 +124,21 @@ def _trim(x: np.ndarray) -> np.ndarray:
     return x[on[0] * FRAME: (on[-1] + 1) * FRAME]
 
 
-def _espeak(text: str, voice: str, speed: int) -> np.ndarray:
-    """espeak-ng -> sox (8 kHz mono 16-bit, band-pass 300-3400 Hz), cached on disk."""
+def _espeak(text: str, voice: str, speed: int, dither: bool = True) -> np.ndarray:
+    """espeak-ng -> sox (8 kHz mono 16-bit, band-pass 300-3400 Hz), cached on disk. sox's dither
+    is random, so a clip made anew differs slightly from the cached one; ``dither=False`` (sox -D,
+    its own cache entries) makes the same clip on every machine."""
     key = hashlib.sha1(f"{voice}|{speed}|{text}".encode()).hexdigest()[:16]
     CACHE.mkdir(parents=True, exist_ok=True)
-    out = CACHE / f"es-{key}.wav"
+    pre = "es" if dither else "esd"
+    out = CACHE / f"{pre}-{key}.wav"
     if not out.exists():
-        raw = CACHE / f"es-{key}.{os.getpid()}.raw.wav"  # per process: parallel generators
+        raw = CACHE / f"{pre}-{key}.{os.getpid()}.raw.wav"  # per process: parallel generators
         subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text],
                        check=True, capture_output=True)
-        tmp = CACHE / f"es-{key}.{os.getpid()}.wav"
-        subprocess.run(["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(tmp),
-                        "sinc", "300-3400"], check=True, capture_output=True)
+        tmp = CACHE / f"{pre}-{key}.{os.getpid()}.wav"
+        subprocess.run(["sox", *([] if dither else ["-D"]), str(raw), "-r", str(RATE), "-c", "1", "-b", "16",
+                        str(tmp), "sinc", "300-3400"], check=True, capture_output=True)
         os.replace(tmp, out)
         raw.unlink(missing_ok=True)
     return _trim(_read_wav(out))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import os
 
 import numpy as np
 import pytest
@@ -51,6 +52,72 @@ def test_recorded_prompt_packages_are_used_when_installed() -> None:
         pytest.skip("asterisk-core-sounds-fr-wav is not installed (make sysdeps)")
     voices = {it.voice for it, _ in amd_broad.generate(9, 24, "test")}
     assert voices & set(amd_broad.SPLITS["test"]["recorded"])
+
+
+def _fresh_synthesizers_installed() -> None:
+    missing = [v for v in amd_broad.SPLITS["fresh"]["synth"] if not amd_broad.synth_available(v)]
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"fresh voices not installed: {missing}: `make sysdeps` installs flite, festival, festvox-*")
+        pytest.skip(f"fresh voices not installed (make sysdeps): {missing}")
+
+
+def _engine(voice: str) -> str:
+    return "recorded" if voice in amd_broad.RECORDED else voice.split(":")[0] if ":" in voice else "espeak"
+
+
+def test_fresh_split_holds_new_voices_synthesizers_and_languages() -> None:
+    """The fresh split shares no voice with train or test; its espeak-ng languages are new, its other
+    voices come from synthesizers (flite, festival) train and test never use, and every language it
+    speaks has texts the voice can read."""
+    _fresh_synthesizers_installed()
+    old = [v for sp in ("train", "test") for v in amd_broad.SPLITS[sp]["recorded"] + amd_broad.SPLITS[sp]["espeak"]]
+    fr = amd_broad.SPLITS["fresh"]
+    fresh = fr["recorded"] + fr["espeak"] + fr["synth"]
+    assert set(amd_broad.voices("fresh")) == set(fresh) and not set(fresh) & set(old)
+    assert {_engine(v) for v in old} == {"recorded", "espeak"}
+    assert {_engine(v) for v in fr["synth"]} == {"flite", "festival"} and not fr["recorded"]
+    old_langs = {amd_broad._lang_of(v) for v in old if v not in amd_broad.RECORDED} | {
+        lg for v in old if v in amd_broad.RECORDED for lg, _, _ in amd_broad.RECORDED[v]}
+    new_langs = {amd_broad._lang_of(v) for v in fr["espeak"]}
+    assert new_langs.isdisjoint(old_langs) and {"cs", "fi", "ca"} <= {amd_broad._lang_of(v) for v in fresh} - old_langs
+    for v in fresh:
+        texts = amd_broad.TEXTS[amd_broad._lang_of(v)]
+        assert set(texts) == {"word", "short", "business", "name", "prompt", "machine", "leave"}
+        if v.startswith("festival:"):
+            enc = amd_broad.FESTIVAL[v.split(":")[1]][1]
+            assert all(t.encode(enc) for ts in texts.values() for t in ts)
+
+
+def test_fresh_items_carry_their_groups_and_are_deterministic(tmp_path, monkeypatch) -> None:
+    """Fresh items name fresh voices (espeak-ng and flite/festival) and their languages; the same
+    item twice is the same audio, also when every clip is synthesized anew (no random dither);
+    room reverb occurs only there; the CLI writes the split."""
+    _fresh_synthesizers_installed()
+    items = amd_broad.generate(5, 16, "fresh")
+    fresh = set(amd_broad.voices("fresh"))
+    for it, audio in items:
+        assert it.name.startswith("fresh-5-") and it.voice in fresh
+        assert it.language == amd_broad._lang_of(it.voice) and it.impairment
+        assert it.kind in (amd_broad.HUMAN_KINDS if it.label == "human" else amd_broad.MACHINE_KINDS)
+        assert audio.dtype == np.int16 and len(audio) >= 9 * 8000 - 160 and np.abs(audio).max() > 500
+        assert 0 <= it.speech_start_ms < it.first_utterance_end_ms < it.duration_ms
+    assert {_engine(it.voice) for it, _ in items} == {"espeak", "flite", "festival"}
+    assert any("reverb" in it.impairment for it, _ in items)
+    assert not any("reverb" in it.impairment for it, _ in _corpus("test"))
+    again = amd_broad.make_item(5, 3, "fresh")
+    assert again[0] == items[3][0] and np.array_equal(again[1], items[3][1])
+    from tests import amd_corpus
+    monkeypatch.setattr(amd_corpus, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(amd_broad, "CACHE", tmp_path / "cache")
+    anew = amd_broad.make_item(5, 1, "fresh")
+    assert any(tmp_path.glob("cache/synd-*.wav")) or any(tmp_path.glob("cache/esd-*.wav"))
+    assert anew[0] == items[1][0] and np.array_equal(anew[1], items[1][1])
+    with pytest.raises(ValueError, match="train, test or fresh"):
+        amd_broad.generate(5, 1, "dev")
+    assert amd_broad.main([str(tmp_path), "--split", "fresh", "--count", "2", "--seed", "5"]) == 0
+    rows = list(csv.DictReader((tmp_path / "labels.csv").open()))
+    assert [r["voice"] for r in rows] == [it.voice for it, _ in items[:2]]
 
 
 def test_vectorised_equals_reference_on_the_broad_corpus() -> None:
